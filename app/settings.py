@@ -1,0 +1,85 @@
+"""The one settings object.
+
+Read once at start (from ``EXHAUST_*`` environment variables or a ``.env`` file), frozen, and
+passed explicitly to whatever needs it. Every field is documented in ``docs/configuration.md``;
+``tests/unit/test_settings.py`` keeps that table and this class in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from botocore.config import Config as BotoConfig
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything Exhaust can be told, with defaults that run a local stack out of the box."""
+
+    model_config = SettingsConfigDict(env_prefix="EXHAUST_", env_file=".env", frozen=True)
+
+    # --- Kafka (clients) -----------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers.")
+    topic_prefix: str = Field("exhaust", description="Prefix of every topic the service owns.")
+    topic_partitions: int = Field(
+        6, ge=1, description="Partitions of topics the service creates (requests, job-events, jobs)."
+    )
+    topic_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
+    consumer_group: str = Field("exhaust", description="Consumer group (Faust app id) of workers.")
+
+    # --- Object storage (clients) --------------------------------------------------------
+    s3_endpoint: str = Field("http://127.0.0.1:19000", description="S3-compatible endpoint URL.")
+    s3_region: str = Field("us-east-1", description="Region used to sign requests.")
+    s3_access_key: str = Field("exhaust", description="S3 access key id.")
+    s3_secret_key: SecretStr = Field(SecretStr("exhaust-local-secret"), description="S3 secret.")
+    s3_bucket: str = Field("exhaust", description="Bucket that holds generated datasets.")
+    s3_multipart_chunk_bytes: int = Field(
+        8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Part size of multipart uploads."
+    )
+    link_expiry_seconds: int = Field(
+        3600, ge=1, le=604800, description="Lifetime of presigned download links."
+    )
+
+    # --- HTTP ----------------------------------------------------------------------------
+    http_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
+    http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP API.")
+
+    # --- Local stack (deploy/local) ------------------------------------------------------
+    stack_dir: Path = Field(Path(".stack"), description="Data, logs and pid files of the stack.")
+    cache_dir: Path = Field(Path(".cache"), description="Fetched jars (Kafka, S3Proxy).")
+    stack_kafka_port: int = Field(19092, description="Broker port of the local Kafka.")
+    stack_controller_port: int = Field(19093, description="KRaft controller port.")
+    stack_s3_port: int = Field(19000, description="Port of the local S3 server.")
+    kafka_version: str = Field("4.1.1", description="Apache Kafka version fetched from Maven.")
+    s3proxy_version: str = Field("2.6.0", description="S3Proxy version fetched from Maven.")
+    stack_start_timeout: float = Field(90.0, gt=0, description="Seconds to wait for readiness.")
+
+    def topic(self, name: str) -> str:
+        """Full name of one of the service's topics (``requests`` -> ``exhaust.requests``)."""
+        return f"{self.topic_prefix}.{name}"
+
+    def boto_config(self) -> BotoConfig:
+        """botocore options that S3-compatible stores accept.
+
+        botocore >= 1.36 adds CRC checksums to every request by default, which many
+        S3-compatible servers reject; only send or check them when an operation needs them.
+        """
+        return BotoConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 5, "mode": "standard"},
+        )
+
+    def s3_client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``session.create_client("s3", ...)``."""
+        return {
+            "endpoint_url": self.s3_endpoint,
+            "region_name": self.s3_region,
+            "aws_access_key_id": self.s3_access_key,
+            "aws_secret_access_key": self.s3_secret_key.get_secret_value(),
+            "config": self.boto_config(),
+        }

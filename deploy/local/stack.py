@@ -1,0 +1,464 @@
+"""The local stack: a real Apache Kafka (KRaft) and a real S3 server, started by the project.
+
+Both come from Maven Central and run on the machine's Java 17; nothing depends on what happens
+to be installed or running. Jars are fetched once into ``settings.cache_dir`` (Maven's
+``dependency:copy-dependencies`` on the poms beside this file) so a second start is fast; data,
+logs and pid files live under ``settings.stack_dir``.
+
+* Kafka: ``kafka_2.13`` with a log4j2 binding, one combined broker+controller node on loopback,
+  storage formatted once (``StorageTool format --standalone``). Ready = a metadata call answers.
+* S3: S3Proxy with the jclouds filesystem backend. It verifies SigV4 signatures and presigned-URL
+  expiry and keeps objects on disk. Ready = ``ListBuckets`` answers with our credentials.
+
+Usage: ``python -m deploy.local.stack up|down|status|run -- CMD...``. Every failure is one clear
+line (missing Java or Maven, a port taken, a server that died, with its log's tail) and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.errors import StackError
+from app.settings import Settings
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """One server of the stack: what to fetch, how to start it, how to know it is ready."""
+
+    name: str
+    port: int
+    pom: Path
+    version_property: str
+    version: str
+    main_class: str
+    heap: str
+
+    def lib_dir(self, settings: Settings) -> Path:
+        return settings.cache_dir / f"{self.name}-{self.version}" / "lib"
+
+    def home(self, settings: Settings) -> Path:
+        return settings.stack_dir / self.name
+
+    def pid_file(self, settings: Settings) -> Path:
+        return self.home(settings) / "server.pid"
+
+    def log_file(self, settings: Settings) -> Path:
+        return self.home(settings) / "server.log"
+
+
+def servers(settings: Settings) -> tuple[Server, Server]:
+    kafka = Server(
+        name="kafka",
+        port=settings.stack_kafka_port,
+        pom=HERE / "kafka" / "pom.xml",
+        version_property="kafka.version",
+        version=settings.kafka_version,
+        main_class="kafka.Kafka",
+        heap="-Xmx768m",
+    )
+    s3 = Server(
+        name="s3proxy",
+        port=settings.stack_s3_port,
+        pom=HERE / "s3proxy" / "pom.xml",
+        version_property="s3proxy.version",
+        version=settings.s3proxy_version,
+        main_class="org.gaul.s3proxy.Main",
+        heap="-Xmx256m",
+    )
+    return kafka, s3
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def require_tools() -> None:
+    """Fail with one clear line when Java or Maven is missing."""
+    for tool, hint in (("java", "install a Java 17+ JDK"), ("mvn", "install Apache Maven")):
+        if shutil.which(tool) is None:
+            raise StackError(f"`{tool}` is not on PATH: {hint} to run the local stack")
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+# --- fetch ----------------------------------------------------------------------------------
+
+
+def fetch(server: Server, settings: Settings) -> float:
+    """Copy the server's jars into the cache unless they are there; return seconds spent."""
+    lib = server.lib_dir(settings)
+    marker = lib / ".complete"
+    if marker.exists():
+        return 0.0
+    started = time.monotonic()
+    lib.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "mvn", "-q", "-B", "-f", str(server.pom),
+        f"-D{server.version_property}={server.version}",
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={lib.resolve()}",
+    ]  # fmt: skip
+    print(f"fetching {server.name} {server.version} from Maven Central ...", flush=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = (result.stdout + result.stderr).strip().splitlines()[-5:]
+        raise StackError(f"could not fetch {server.name}: {' | '.join(detail)}")
+    marker.write_text(server.version)
+    return time.monotonic() - started
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def kafka_properties(settings: Settings, data_dir: Path) -> str:
+    port, ctl = settings.stack_kafka_port, settings.stack_controller_port
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{ctl}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctl}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={data_dir.resolve()}",
+            # Topics are created explicitly, with their layout checked; never by accident.
+            "auto.create.topics.enable=false",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.cleaner.backoff.ms=1000",
+            "",
+        ]
+    )
+
+
+def s3proxy_properties(settings: Settings, data_dir: Path) -> str:
+    return "\n".join(
+        [
+            f"s3proxy.endpoint=http://127.0.0.1:{settings.stack_s3_port}",
+            "s3proxy.authorization=aws-v2-or-v4",
+            f"s3proxy.identity={settings.s3_access_key}",
+            f"s3proxy.credential={settings.s3_secret_key.get_secret_value()}",
+            "s3proxy.cors-allow-all=true",
+            "jclouds.provider=filesystem",
+            f"jclouds.filesystem.basedir={data_dir.resolve()}",
+            "",
+        ]
+    )
+
+
+def prepare(server: Server, settings: Settings) -> list[str]:
+    """Write the server's config (formatting Kafka storage once); return its command line."""
+    home = server.home(settings)
+    data = home / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    classpath = f"{server.lib_dir(settings).resolve()}/*"
+    java = ["java", server.heap, "-XX:+UseSerialGC", "-Djava.awt.headless=true", "-cp", classpath]
+    if server.name == "kafka":
+        props = home / "server.properties"
+        props.write_text(kafka_properties(settings, data))
+        log4j = f"-Dlog4j2.configurationFile={(HERE / 'kafka' / 'log4j2.properties').resolve()}"
+        java.insert(1, log4j)
+        if not (data / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            fmt = [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id]
+            result = subprocess.run(
+                [*fmt, "-c", str(props), "--standalone"], capture_output=True, text=True, check=False
+            )
+            if result.returncode != 0:
+                raise StackError(f"could not format Kafka storage: {result.stdout}{result.stderr}")
+        return [*java, server.main_class, str(props)]
+    props = home / "s3proxy.conf"
+    props.write_text(s3proxy_properties(settings, data))
+    return [*java, server.main_class, "--properties", str(props)]
+
+
+# --- readiness ------------------------------------------------------------------------------
+
+
+def kafka_ready(settings: Settings) -> bool:
+    """True when the broker answers a metadata request on its port."""
+    import logging
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    if port_is_free(settings.stack_kafka_port):
+        return False  # nothing listens yet; skip the client and its connection-refused noise
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+    async def probe() -> bool:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=f"127.0.0.1:{settings.stack_kafka_port}", request_timeout_ms=3000
+        )
+        try:
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            return bool(cluster.get("brokers"))
+        finally:
+            await admin.close()
+
+    try:
+        return asyncio.run(asyncio.wait_for(probe(), timeout=5))
+    except Exception:
+        return False
+
+
+def s3_ready(settings: Settings) -> bool:
+    """True when the S3 server answers a signed ListBuckets with our credentials."""
+    import botocore.session
+
+    client = botocore.session.get_session().create_client(
+        "s3", **{**settings.s3_client_kwargs(), "endpoint_url": local_s3_url(settings)}
+    )
+    try:
+        client.list_buckets()
+        return True
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+def local_s3_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.stack_s3_port}"
+
+
+def is_ready(server: Server, settings: Settings) -> bool:
+    return kafka_ready(settings) if server.name == "kafka" else s3_ready(settings)
+
+
+def wait_ready(
+    server: Server, settings: Settings, proc: subprocess.Popen[bytes] | None, deadline: float
+) -> None:
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise StackError(
+                f"{server.name} exited with code {proc.returncode} while starting; "
+                f"log {server.log_file(settings)}:\n{log_tail(server.log_file(settings))}"
+            )
+        if is_ready(server, settings):
+            return
+        time.sleep(0.3)
+    raise StackError(
+        f"{server.name} not ready on port {server.port} after {settings.stack_start_timeout:.0f}s; "
+        f"log {server.log_file(settings)}:\n{log_tail(server.log_file(settings))}"
+    )
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+def start(server: Server, settings: Settings) -> bool:
+    """Start one server unless it already runs; return True when this call started it."""
+    if read_pid(server.pid_file(settings)) is not None and is_ready(server, settings):
+        print(f"{server.name}: already running on 127.0.0.1:{server.port}", flush=True)
+        return False
+    ports = [server.port] + ([settings.stack_controller_port] if server.name == "kafka" else [])
+    for port in ports:
+        if not port_is_free(port):
+            raise StackError(
+                f"port {port} for {server.name} is taken by another process; "
+                "stop it or choose another port (EXHAUST_STACK_*_PORT)"
+            )
+    fetched = fetch(server, settings)
+    started = time.monotonic()
+    cmd = prepare(server, settings)
+    log = server.log_file(settings).open("ab")
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    log.close()
+    server.pid_file(settings).write_text(str(proc.pid))
+    try:
+        wait_ready(server, settings, proc, started + settings.stack_start_timeout)
+    except StackError:
+        stop(server, settings)
+        raise
+    fetch_note = f", fetched in {fetched:.1f}s" if fetched else ", jars cached"
+    print(
+        f"{server.name}: ready on 127.0.0.1:{server.port} in {time.monotonic() - started:.1f}s"
+        f"{fetch_note}",
+        flush=True,
+    )
+    return True
+
+
+def stop(server: Server, settings: Settings, timeout: float = 20.0) -> bool:
+    """Stop one server (SIGTERM, then SIGKILL after ``timeout``); True if one was running."""
+    pid_file = server.pid_file(settings)
+    pid = read_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+    print(f"{server.name}: stopped", flush=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+
+class LocalStack:
+    """Starts and stops the whole stack; remembers which servers it started itself."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.servers = servers(settings)
+        self.started: list[Server] = []
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.settings.stack_kafka_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return local_s3_url(self.settings)
+
+    def up(self) -> None:
+        require_tools()
+        self.settings.stack_dir.mkdir(parents=True, exist_ok=True)
+        for server in self.servers:
+            if start(server, self.settings):
+                self.started.append(server)
+
+    def down(self, only_started: bool = False) -> None:
+        targets = self.started if only_started else list(self.servers)
+        for server in reversed(targets):
+            stop(server, self.settings)
+        self.started.clear()
+
+    def status(self) -> dict[str, str]:
+        report = {}
+        for server in self.servers:
+            pid = read_pid(server.pid_file(self.settings))
+            ready = is_ready(server, self.settings)
+            where = f"127.0.0.1:{server.port}"
+            if ready:
+                report[server.name] = f"ready on {where}" + (f" (pid {pid})" if pid else "")
+            elif pid:
+                report[server.name] = f"running (pid {pid}) but not ready on {where}"
+            else:
+                report[server.name] = "stopped"
+        return report
+
+
+def run_with_stack(stack: LocalStack, command: Sequence[str]) -> int:
+    """Start the stack, run ``command`` in the foreground, stop what was started on exit.
+
+    Ctrl-C reaches the command (same process group); the servers run in their own sessions
+    and are stopped here afterwards, so nothing is left behind.
+    """
+    stack.up()
+    proc = subprocess.Popen(list(command))
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                continue  # the child got the same SIGINT; wait for it to finish shutting down
+    finally:
+        stack.down(only_started=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stack", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["up", "down", "status", "run"])
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="for run: the command")
+    args = parser.parse_args(argv)
+    stack = LocalStack(Settings())
+    actions: dict[str, Callable[[], int]] = {
+        "up": lambda: (stack.up(), 0)[1],
+        "down": lambda: (stack.down(), 0)[1],
+        "status": lambda: _print_status(stack),
+        "run": lambda: run_with_stack(stack, [c for c in args.command if c != "--"]),
+    }
+    try:
+        return actions[args.action]()
+    except StackError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _print_status(stack: LocalStack) -> int:
+    report = stack.status()
+    for name, state in report.items():
+        print(f"{name:8} {state}")
+    return 0 if all(s.startswith("ready") for s in report.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
