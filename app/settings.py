@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers.")
     topic_prefix: str = Field("exhaust", description="Prefix of every topic the service owns.")
     topic_partitions: int = Field(
-        6, ge=1, description="Partitions of topics the service creates (requests, job-events, jobs)."
+        6,
+        ge=1,
+        description="Partitions of the topics the service creates.",
     )
     topic_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
     consumer_group: str = Field("exhaust", description="Consumer group (Faust app id) of workers.")
@@ -45,6 +47,9 @@ class Settings(BaseSettings):
     # --- HTTP ----------------------------------------------------------------------------
     http_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP API.")
+
+    # --- Worker ---------------------------------------------------------------------------
+    state_dir: Path = Field(Path(".state"), description="Local state of a worker (read model).")
 
     # --- Local stack (deploy/local) ------------------------------------------------------
     stack_dir: Path = Field(Path(".stack"), description="Data, logs and pid files of the stack.")

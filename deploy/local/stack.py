@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,7 +215,10 @@ def prepare(server: Server, settings: Settings) -> list[str]:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id]
             result = subprocess.run(
-                [*fmt, "-c", str(props), "--standalone"], capture_output=True, text=True, check=False
+                [*fmt, "-c", str(props), "--standalone"],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if result.returncode != 0:
                 raise StackError(f"could not format Kafka storage: {result.stdout}{result.stderr}")
@@ -300,11 +303,11 @@ def wait_ready(
 # --- lifecycle ------------------------------------------------------------------------------
 
 
-def start(server: Server, settings: Settings) -> bool:
-    """Start one server unless it already runs; return True when this call started it."""
+def start(server: Server, settings: Settings) -> subprocess.Popen[bytes] | None:
+    """Start one server unless it already runs; return its process when this call started it."""
     if read_pid(server.pid_file(settings)) is not None and is_ready(server, settings):
         print(f"{server.name}: already running on 127.0.0.1:{server.port}", flush=True)
-        return False
+        return None
     ports = [server.port] + ([settings.stack_controller_port] if server.name == "kafka" else [])
     for port in ports:
         if not port_is_free(port):
@@ -325,6 +328,7 @@ def start(server: Server, settings: Settings) -> bool:
         wait_ready(server, settings, proc, started + settings.stack_start_timeout)
     except StackError:
         stop(server, settings)
+        proc.wait(timeout=5)
         raise
     fetch_note = f", fetched in {fetched:.1f}s" if fetched else ", jars cached"
     print(
@@ -332,7 +336,7 @@ def start(server: Server, settings: Settings) -> bool:
         f"{fetch_note}",
         flush=True,
     )
-    return True
+    return proc
 
 
 def stop(server: Server, settings: Settings, timeout: float = 20.0) -> bool:
@@ -371,7 +375,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-
 class LocalStack:
     """Starts and stops the whole stack; remembers which servers it started itself."""
 
@@ -379,6 +382,7 @@ class LocalStack:
         self.settings = settings
         self.servers = servers(settings)
         self.started: list[Server] = []
+        self._procs: list[subprocess.Popen[bytes]] = []  # kept so they are reaped, not leaked
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -392,13 +396,18 @@ class LocalStack:
         require_tools()
         self.settings.stack_dir.mkdir(parents=True, exist_ok=True)
         for server in self.servers:
-            if start(server, self.settings):
+            proc = start(server, self.settings)
+            if proc is not None:
                 self.started.append(server)
+                self._procs.append(proc)
 
     def down(self, only_started: bool = False) -> None:
         targets = self.started if only_started else list(self.servers)
         for server in reversed(targets):
             stop(server, self.settings)
+        for proc in self._procs:
+            proc.wait(timeout=5)  # already stopped above; this only reaps it
+        self._procs.clear()
         self.started.clear()
 
     def status(self) -> dict[str, str]:
@@ -440,14 +449,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="for run: the command")
     args = parser.parse_args(argv)
     stack = LocalStack(Settings())
-    actions: dict[str, Callable[[], int]] = {
-        "up": lambda: (stack.up(), 0)[1],
-        "down": lambda: (stack.down(), 0)[1],
-        "status": lambda: _print_status(stack),
-        "run": lambda: run_with_stack(stack, [c for c in args.command if c != "--"]),
-    }
     try:
-        return actions[args.action]()
+        if args.action == "up":
+            stack.up()
+        elif args.action == "down":
+            stack.down()
+        elif args.action == "status":
+            return _print_status(stack)
+        else:
+            return run_with_stack(stack, [c for c in args.command if c != "--"])
+        return 0
     except StackError as exc:
         print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 2

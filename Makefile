@@ -1,0 +1,53 @@
+# Exhaust: every entry point. `make help` lists the targets; CI runs `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is required)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with test and dev extras
+
+up: $(STAMP) ## Start the local Kafka and S3 servers (fetched on first use)
+	$(PY) -m deploy.local.stack up
+
+down: $(STAMP) ## Stop the local Kafka and S3 servers
+	$(PY) -m deploy.local.stack down
+
+status: $(STAMP) ## Show whether the local servers are up and ready
+	$(PY) -m deploy.local.stack status
+
+run: $(STAMP) ## Start the stack and one worker in the foreground; Ctrl-C stops all it started
+	$(PY) -m deploy.local.stack run -- $(PY) -m app worker
+
+lint: $(STAMP) ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP) ## mypy --strict
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint typecheck ## Lint, type-check, and run all tests (starts and stops its own stack)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+unit: $(STAMP) ## Unit tests only (no broker)
+	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
+
+bench: $(STAMP) ## Run the pipeline benchmark against the local stack
+	$(PY) -m deploy.local.stack run -- $(PY) -m bench.pipeline
+
+clean: ## Remove the venv, caches and local stack data (keeps fetched jars in .cache)
+	rm -rf $(VENV) .stack .stack-test .state .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: help install up down status run lint typecheck test unit bench clean

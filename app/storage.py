@@ -1,0 +1,163 @@
+"""Object storage behind one small protocol, and its aiobotocore implementation.
+
+aiobotocore has no transfer manager, so :meth:`S3ObjectStore.upload_file` is our own streaming
+multipart loop: at most one part in memory at a time (``settings.s3_multipart_chunk_bytes``),
+and the upload is aborted on any failure so no orphaned parts are left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.errors import NotFound, TransientError
+from app.settings import Settings
+
+
+class ObjectStore(Protocol):
+    """What the service needs of object storage."""
+
+    async def ensure_bucket(self) -> None: ...
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> None: ...
+
+    async def upload_file(self, key: str, path: Path, content_type: str = ...) -> int: ...
+
+    async def get_bytes(self, key: str) -> bytes: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def presign_get(self, key: str, expires_in: int) -> str: ...
+
+    async def presign_put(self, key: str, expires_in: int) -> str: ...
+
+
+class S3ObjectStore:
+    """:class:`ObjectStore` over any S3-compatible server, through aiobotocore."""
+
+    def __init__(self, settings: Settings, bucket: str | None = None) -> None:
+        self.settings = settings
+        self.bucket = bucket or settings.s3_bucket
+        self._stack = contextlib.AsyncExitStack()
+        self._client: Any = None
+
+    async def __aenter__(self) -> S3ObjectStore:
+        session = get_session()
+        self._client = await self._stack.enter_async_context(
+            session.create_client("s3", **self.settings.s3_client_kwargs())
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+        self._client = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise RuntimeError("S3ObjectStore used outside 'async with'")
+        return self._client
+
+    async def ensure_bucket(self) -> None:
+        try:
+            await self.client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if _status(exc) not in (404, 403):
+                raise TransientError(f"cannot reach bucket {self.bucket}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"cannot reach object storage: {exc}") from exc
+        with contextlib.suppress(self.client.exceptions.BucketAlreadyOwnedByYou):
+            await self.client.create_bucket(Bucket=self.bucket)
+
+    async def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
+        await self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+        )
+
+    async def upload_file(
+        self, key: str, path: Path, content_type: str = "application/octet-stream"
+    ) -> int:
+        """Upload a local file, multipart when larger than one chunk; return bytes sent."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        chunk = self.settings.s3_multipart_chunk_bytes
+        if size <= chunk:
+            await self.put_bytes(key, await asyncio.to_thread(path.read_bytes), content_type)
+            return size
+        created = await self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type
+        )
+        upload_id = created["UploadId"]
+        parts: list[dict[str, Any]] = []
+        try:
+            number = 0
+            async for body in _chunks(path, chunk):
+                number += 1
+                sent = await self.client.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+                )
+                parts.append({"ETag": sent["ETag"], "PartNumber": number})
+            await self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id
+                )
+            raise
+        return size
+
+    async def get_bytes(self, key: str) -> bytes:
+        try:
+            response = await self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                raise NotFound(f"no object {key}") from exc
+            raise
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+        return data
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                return False
+            raise
+        return True
+
+    async def presign_get(self, key: str, expires_in: int) -> str:
+        url: str = await self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return url
+
+    async def presign_put(self, key: str, expires_in: int) -> str:
+        url: str = await self.client.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return url
+
+
+async def _chunks(path: Path, size: int) -> AsyncIterator[bytes]:
+    """Read a file a part at a time, off the event loop."""
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while block := await asyncio.to_thread(handle.read, size):
+            yield block
+    finally:
+        handle.close()
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
