@@ -1,21 +1,57 @@
 """The HTTP API (aiohttp), independent of Faust so it can be tested without a broker.
 
-Routes: ``GET /healthz`` (liveness), ``GET /readyz`` (readiness, 503 until ready). Errors are
-JSON ``{"error": {"code", "message"}}`` with the codes of :mod:`app.errors`.
+Routes (native API; the compatibility profiles come later):
+
+* ``GET  /healthz`` liveness; ``GET /readyz`` readiness (503 until ready); ``GET /metrics``.
+* ``POST /v1/requests`` submit a request (JSON); 202 with the job id.
+* ``GET  /v1/jobs/{request_id}`` one job, with fresh presigned links when SUCCESS.
+* ``GET  /v1/jobs?tag=&status=&limit=&cursor=`` the channel's jobs, newest first, paginated.
+* ``POST /v1/jobs/{request_id}/cancel`` ask the job's writer to cancel it.
+
+Every ``/v1`` call needs ``X-Channel-ID``; a job of another channel is answered as not found,
+so its existence does not leak. Errors are ``{"error": {"code", "message"}}`` with the codes of
+:mod:`app.errors`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
-from app.errors import ExhaustError
+from app import dedup
+from app.datasets import Catalog
+from app.errors import AccessDenied, ExhaustError, InvalidConfig, NotFound, RequestConflict
 from app.health import Health
-
-HEALTH_KEY = web.AppKey("health", Health)
+from app.metrics import Metrics
+from app.model import JOB_STATES, DatasetRequest, Job
+from app.read_model import ReadModel
+from app.settings import Settings
+from app.storage import ObjectStore
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_LIMIT = 500
+HIDDEN = ("fingerprint", "partition", "lease_expires_at", "client_id")
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    health: Health
+    metrics: Metrics
+    catalog: Catalog | None = None
+    read_model: ReadModel | None = None
+    store: ObjectStore | None = None
+    submit: Callable[[DatasetRequest], Awaitable[None]] | None = None
+    cancel: Callable[[Job], Awaitable[None]] | None = None
+
+
+CONTEXT = web.AppKey("context", ApiContext)
 
 
 @web.middleware
@@ -27,18 +63,178 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
 
 
+def channel_of(request: web.Request) -> str:
+    channel = request.headers.get("X-Channel-ID", "").strip()
+    if not channel:
+        raise AccessDenied("X-Channel-ID header is required")
+    return channel
+
+
+def ctx(request: web.Request) -> ApiContext:
+    return request.app[CONTEXT]
+
+
+def ready_parts(context: ApiContext) -> tuple[ReadModel, ObjectStore]:
+    if context.read_model is None or context.store is None:
+        from app.errors import TransientError
+
+        raise TransientError("worker is still starting")
+    return context.read_model, context.store
+
+
+async def job_view(job: Job, store: ObjectStore, settings: Settings) -> dict[str, Any]:
+    """The public JSON of a job; SUCCESS jobs get download links presigned now."""
+    view = {k: v for k, v in job.to_record().items() if k not in HIDDEN}
+    view["download_urls"] = []
+    if job.status == "SUCCESS":
+        expiry = settings.link_expiry_seconds
+        view["download_urls"] = [await store.presign_get(o.key, expiry) for o in job.outputs]
+        view["links_expire_at"] = int(time.time() * 1000) + expiry * 1000
+    return view
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    health = request.app[HEALTH_KEY]
+    health = ctx(request).health
     return web.json_response(health.report(), status=200 if health.ready else 503)
 
 
-def create_web_app(health: Health) -> web.Application:
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=ctx(request).metrics.render(), content_type="text/plain")
+
+
+async def get_job(request: web.Request) -> web.Response:
+    channel = channel_of(request)
+    context = ctx(request)
+    read_model, store = ready_parts(context)
+    job = await asyncio.to_thread(read_model.get, request.match_info["request_id"])
+    if job is None or job.channel != channel:
+        raise NotFound(f"no job {request.match_info['request_id']!r} in channel {channel!r}")
+    return web.json_response(await job_view(job, store, context.settings))
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    channel = channel_of(request)
+    context = ctx(request)
+    read_model, store = ready_parts(context)
+    query = request.query
+    status = query.get("status")
+    if status is not None and status not in JOB_STATES:
+        raise InvalidConfig(f"status must be one of {', '.join(JOB_STATES)}")
+    try:
+        limit = int(query.get("limit", "50"))
+    except ValueError as exc:
+        raise InvalidConfig("limit must be an integer") from exc
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidConfig(f"limit must be 1..{MAX_LIMIT}")
+    page = await asyncio.to_thread(
+        read_model.list,
+        channel,
+        tag=query.get("tag"),
+        status=status,
+        limit=limit,
+        cursor=query.get("cursor"),
+    )
+    jobs = [await job_view(j, store, context.settings) for j in page.jobs]
+    return web.json_response({"count": len(jobs), "jobs": jobs, "next_cursor": page.next_cursor})
+
+
+def parse_submission(body: Any, channel: str, user: str | None) -> DatasetRequest:
+    """A JSON submission as a :class:`DatasetRequest`; JSON objects become JSON text fields."""
+    if not isinstance(body, dict):
+        raise InvalidConfig("body must be a JSON object")
+    for name in ("tag", "dataset"):
+        if not isinstance(body.get(name), str) or not body[name].strip():
+            raise InvalidConfig(f"{name} is required (a non-empty string)")
+    config = body.get("config", {})
+    filters = body.get("filters")
+    if not isinstance(config, dict):
+        raise InvalidConfig("config must be a JSON object")
+    output = body.get("output")
+    if output is not None:
+        output = {
+            "format": str(output.get("format", "CSV")).upper(),
+            "compression": str(output.get("compression", "NONE")).upper(),
+            "rows_per_file": output.get("rows_per_file"),
+            "partition_by": output.get("partition_by"),
+        }
+    return DatasetRequest(
+        request_id=body.get("request_id"),
+        tag=body["tag"],
+        dataset=body["dataset"],
+        channel=channel,
+        requested_by=str(body.get("requested_by") or user or "anonymous"),
+        config=json.dumps(config, sort_keys=True),
+        columns=body.get("columns"),
+        filters=json.dumps(filters, sort_keys=True) if filters is not None else None,
+        output=output,
+        encryption_key=body.get("encryption_key"),
+        inputs=list(body.get("inputs") or []),
+        labels={str(k): str(v) for k, v in (body.get("labels") or {}).items()},
+        submitted_at=int(time.time() * 1000),
+    )
+
+
+async def submit(request: web.Request) -> web.Response:
+    channel = channel_of(request)
+    context = ctx(request)
+    read_model, _ = ready_parts(context)
+    if context.submit is None or context.catalog is None:
+        raise NotFound("this worker does not accept submissions")
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        raise InvalidConfig(f"body is not JSON: {exc.msg}") from exc
+    dataset_request = parse_submission(body, channel, request.headers.get("X-Authenticated-Userid"))
+    # Refuse early what the writer would refuse anyway: unknown dataset, bad config, conflicts.
+    dataset_type = context.catalog.get(dataset_request.dataset, channel)
+    dataset_type.validate(json.loads(dataset_request.config), dataset_request.columns)
+    request_id, client_id = dedup.request_id_for(
+        dataset_request, context.settings.dedup_window_seconds
+    )
+    existing = await asyncio.to_thread(read_model.get, request_id)
+    if (
+        existing is not None
+        and client_id
+        and (
+            existing.channel != channel
+            or existing.fingerprint != dedup.fingerprint(dataset_request)
+        )
+    ):
+        raise RequestConflict(f"request_id {request_id!r} is already used by another request")
+    await context.submit(dataset_request)
+    payload: dict[str, Any] = {"request_id": request_id, "status": "SUBMITTED"}
+    if existing is not None and existing.channel == channel:
+        payload = {"request_id": request_id, "status": existing.status, "duplicate": True}
+    return web.json_response(payload, status=202)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    channel = channel_of(request)
+    context = ctx(request)
+    read_model, _ = ready_parts(context)
+    job = await asyncio.to_thread(read_model.get, request.match_info["request_id"])
+    if job is None or job.channel != channel:
+        raise NotFound(f"no job {request.match_info['request_id']!r} in channel {channel!r}")
+    if context.cancel is None:
+        raise NotFound("this worker does not accept cancellations")
+    await context.cancel(job)
+    return web.json_response(
+        {"request_id": job.request_id, "status": "CANCEL_REQUESTED"}, status=202
+    )
+
+
+def create_web_app(context: ApiContext) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
-    app[HEALTH_KEY] = health
+    app[CONTEXT] = context
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/v1/requests", submit)
+    app.router.add_get("/v1/jobs", list_jobs)
+    app.router.add_get("/v1/jobs/{request_id}", get_job)
+    app.router.add_post("/v1/jobs/{request_id}/cancel", cancel)
     return app

@@ -1,9 +1,13 @@
 """The worker process: Faust at the edge, everything else plain.
 
 Start-up order: ensure topics (checking their layout) and the bucket, then start the Faust
-worker; the HTTP API runs inside it as a Mode service so it starts and stops with the worker.
-SIGINT/SIGTERM stop consuming, flush producers and close clients (Faust's worker shutdown),
-then the HTTP site is closed.
+worker. The :class:`Runtime` service starts with it: it opens the object store, the generator,
+the read-model feeder and the HTTP API, and closes them when the worker stops.
+
+Shutdown (SIGINT/SIGTERM): Faust stops the agents (a generation in flight is abandoned without
+committing its work item, so it is redelivered; its thread sees ``stopping`` and ends at its next
+progress report), flushes the producer and commits; then the runtime stops the feeder, closes
+the HTTP site and the S3 client.
 """
 
 from __future__ import annotations
@@ -16,9 +20,16 @@ import faust
 from aiohttp import web
 from mode import Service
 
+from app.agents import Pipeline, ReadModelFeeder, now_ms, worker_id
+from app.avro import registry
+from app.datasets import Catalog, default_catalog
 from app.errors import ExhaustError, TransientError
+from app.generator import Generator
 from app.health import Health
-from app.http_api import create_web_app
+from app.http_api import ApiContext, create_web_app
+from app.metrics import Metrics
+from app.model import DatasetRequest, Job, JobEvent
+from app.read_model import ReadModel
 from app.settings import Settings
 from app.storage import S3ObjectStore
 from app.topics import ensure_topics
@@ -42,45 +53,86 @@ async def bootstrap(settings: Settings, health: Health, deadline_seconds: float 
             if not exc.retryable or time.monotonic() > deadline:
                 raise
             log.warning("bootstrap: %s; retrying", exc.message)
-        except (TimeoutError, OSError, ConnectionError) as exc:
+        except Exception as exc:  # aiokafka / botocore connection errors while servers start
             if time.monotonic() > deadline:
-                raise TransientError(f"bootstrap gave up: {exc}") from exc
-            log.warning("bootstrap: %s; retrying", exc)
-        except Exception as exc:  # aiokafka raises its own KafkaError tree
-            if type(exc).__module__.startswith("aiokafka") and time.monotonic() < deadline:
-                log.warning("bootstrap: %r; retrying", exc)
-            else:
-                raise
+                raise TransientError(f"bootstrap gave up: {exc!r}") from exc
+            log.warning("bootstrap: %r; retrying", exc)
         await asyncio.sleep(1.0)
 
 
-class HttpService(Service):
-    """Runs the aiohttp API for the lifetime of the Faust worker."""
+class Runtime(Service):
+    """Object store, generator, read-model feeder and HTTP API of one worker."""
 
-    def __init__(self, settings: Settings, health: Health) -> None:
+    def __init__(self, settings: Settings, health: Health, pipeline: Pipeline) -> None:
         super().__init__()
         self.settings = settings
         self.health = health
+        self.pipeline = pipeline
+        self.store = S3ObjectStore(settings)
+        self.feeder = ReadModelFeeder(settings, pipeline.read_model, pipeline.metrics)
+        self.context = ApiContext(
+            settings=settings,
+            health=health,
+            metrics=pipeline.metrics,
+            catalog=pipeline.catalog,
+            read_model=pipeline.read_model,
+            submit=self.submit,
+            cancel=self.cancel,
+        )
         self._runner: web.AppRunner | None = None
 
     async def on_start(self) -> None:
-        self._runner = web.AppRunner(create_web_app(self.health), access_log=None)
+        await self.store.__aenter__()
+        self.context.store = self.store
+        self.pipeline.store = self.store
+        self.pipeline.generator = Generator(
+            self.pipeline.catalog,
+            self.store,
+            lambda item, event: self.pipeline.send_event(item.tag, event),
+            worker_id=worker_id(),
+            spool_dir=self.settings.spool_dir,
+            heartbeat_seconds=self.settings.heartbeat_seconds,
+            timeout_seconds=self.settings.generation_timeout_seconds,
+        )
+        self.pipeline.generator_ready.set()
+        await self.add_runtime_dependency(self.feeder)
+        self._runner = web.AppRunner(create_web_app(self.context), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
         log.info("HTTP API on http://%s:%d", self.settings.http_host, self.settings.http_port)
 
+    @Service.task
+    async def _readiness(self) -> None:
+        await self.feeder.caught_up.wait()
+        self.health.passed("worker", worker_id())
+        log.info("ready: read model caught up with %s", self.settings.topic("jobs"))
+
     async def on_stop(self) -> None:
+        if self.pipeline.generator is not None:
+            self.pipeline.generator.stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.store.__aexit__(None, None, None)
+
+    async def submit(self, request: DatasetRequest) -> None:
+        value = registry().encode("DatasetRequest", request.to_record())
+        fut = await self.pipeline.requests.send(key=request.tag.encode(), value=value)
+        await fut
+
+    async def cancel(self, job: Job) -> None:
+        event = JobEvent(kind="CANCEL", request_id=job.request_id, attempt=0, at=now_ms())
+        await self.pipeline.send_event(job.tag, event)
 
 
 def faust_broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(","))
 
 
-def create_app(settings: Settings, health: Health) -> faust.App:
-    """Build the Faust app for ``settings``: idempotent producer, no Faust web, memory store."""
+def create_app(
+    settings: Settings, health: Health, catalog: Catalog | None = None
+) -> tuple[faust.App, Pipeline]:
+    """Build the Faust app for ``settings``: idempotent producer, no Faust web."""
     app = faust.App(
         settings.consumer_group,
         broker=faust_broker_url(settings.kafka_bootstrap),
@@ -92,24 +144,25 @@ def create_app(settings: Settings, health: Health) -> faust.App:
         producer_acks=-1,
         producer_enable_idempotence=True,
         consumer_auto_offset_reset="earliest",
+        table_standby_replicas=1,
+        datadir=str(settings.state_dir / "faust"),
     )
-    http = HttpService(settings, health)
-
-    @app.task
-    async def mark_started() -> None:
-        health.passed("worker")
-
-    app.service(http)  # type: ignore[arg-type]
-    return app
+    read_model = ReadModel(settings.state_dir / "read-model.sqlite3", settings.topic("jobs"))
+    pipeline = Pipeline(app, settings, catalog or default_catalog(), Metrics(), read_model)
+    runtime = Runtime(settings, health, pipeline)
+    app.service(runtime)  # type: ignore[arg-type]  # Faust accepts instances too
+    return app, pipeline
 
 
-def run_worker(settings: Settings, loglevel: str = "info") -> None:
+def run_worker(settings: Settings, loglevel: str = "info") -> int:
     """Bootstrap, then run one worker in the foreground until SIGINT/SIGTERM."""
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
     health = Health()
     asyncio.run(bootstrap(settings, health))
-    app = create_app(settings, health)
+    app, _ = create_app(settings, health)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
+    return 0
+
+
+__all__ = ["Runtime", "bootstrap", "create_app", "run_worker"]

@@ -48,8 +48,26 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP API.")
 
+    # --- Jobs -----------------------------------------------------------------------------
+    max_attempts: int = Field(3, ge=1, le=100, description="Attempts per job before FAILED.")
+    lease_seconds: float = Field(
+        30.0, gt=0, description="A PROCESSING attempt without a heartbeat this long is retried."
+    )
+    heartbeat_seconds: float = Field(2.0, gt=0, description="Progress report interval.")
+    tick_seconds: float = Field(5.0, gt=0, description="How often leases and expiry are checked.")
+    retention_seconds: int = Field(
+        7 * 24 * 3600, ge=60, description="How long outputs of a SUCCESS job stay available."
+    )
+    dedup_window_seconds: int = Field(
+        86400, ge=1, description="Identical requests without a client id within it are one job."
+    )
+    generation_timeout_seconds: float = Field(
+        3600.0, gt=0, description="An attempt running longer fails (and is retried)."
+    )
+
     # --- Worker ---------------------------------------------------------------------------
     state_dir: Path = Field(Path(".state"), description="Local state of a worker (read model).")
+    spool_dir: Path | None = Field(None, description="Temp files of generators (default: TMPDIR).")
 
     # --- Local stack (deploy/local) ------------------------------------------------------
     stack_dir: Path = Field(Path(".stack"), description="Data, logs and pid files of the stack.")

@@ -1,0 +1,324 @@
+"""Faust at the edge: topics, the jobs table and the agents that feed the plain domain logic.
+
+Delivery contract (see docs/architecture.md):
+
+* **requests** (key = tag) and **job-events** (key = tag) are co-partitioned; their agents are the
+  single writer of the ``jobs`` table for the partition. Each event is decoded, handed to
+  :mod:`app.state_machine`, and its outcome applied: the table write goes to the compacted
+  changelog ``exhaust.jobs`` (Avro ``JobStatus``, key = request_id) and work items / dead letters
+  are sent and *awaited* before the event is acknowledged, so a source offset is committed only
+  after its effects are durable. A crash replays the event; replays are idempotent (the same
+  deterministic job id, attempt and object keys).
+* **work** (key = request_id) is consumed by the generator agent, one item at a time per worker
+  (agent concurrency stays 1: Faust can commit past unfinished messages with more). Its offset
+  is committed after the final event is durable; a worker killed mid-generation leaves the item
+  uncommitted, so it is redelivered, and the job's lease expires and retries with attempt + 1.
+* Undecodable input goes to ``exhaust.dlq`` with the error and its source coordinates in headers.
+* Leases and expiry: a timer sends a TICK event into every job-events partition this worker owns,
+  so those writes, too, happen inside an event of the owning partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import faust
+from faust.serializers import codecs
+from mode import Service
+
+from app.avro import SchemaRegistry, registry
+from app.datasets import Catalog
+from app.errors import ExhaustError, PoisonMessage, RequestConflict
+from app.generator import Generator
+from app.metrics import Metrics
+from app.model import DatasetRequest, Job, JobEvent, WorkItem
+from app.read_model import Change, ReadModel
+from app.settings import Settings
+from app.state_machine import Outcome, Policy, on_event, on_request, on_tick
+from app.storage import ObjectStore
+
+log = logging.getLogger("exhaust.agents")
+
+JOB_CODEC = "exhaust-jobstatus"
+TICK_KEY = b"__tick__"
+
+
+class JobStatusCodec(codecs.Codec):
+    """Faust codec: the table's values are :class:`Job`, on the wire Avro ``JobStatus``."""
+
+    def __init__(self, schemas: SchemaRegistry) -> None:
+        super().__init__()
+        self.schemas = schemas
+
+    def _dumps(self, obj: Any) -> bytes:
+        return self.schemas.encode("JobStatus", obj.to_record())
+
+    def _loads(self, data: bytes) -> Job:
+        return Job.from_record(self.schemas.decode("JobStatus", data))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def policy_from(settings: Settings) -> Policy:
+    return Policy(
+        max_attempts=settings.max_attempts,
+        lease_ms=int(settings.lease_seconds * 1000),
+        retention_ms=settings.retention_seconds * 1000,
+        dedup_window_seconds=settings.dedup_window_seconds,
+    )
+
+
+class Pipeline:
+    """Declares topics, the table and the agents on a Faust app; holds what they share."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        catalog: Catalog,
+        metrics: Metrics,
+        read_model: ReadModel,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.catalog = catalog
+        self.metrics = metrics
+        self.read_model = read_model
+        self.policy = policy_from(settings)
+        self.schemas = registry()
+        self.store: ObjectStore | None = None  # set by the runtime once the S3 client is open
+        self.generator: Generator | None = None
+        self.generator_ready = asyncio.Event()
+        codecs.register(JOB_CODEC, JobStatusCodec(self.schemas))
+
+        n = settings.topic_partitions
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "partitions": n}
+        self.requests = app.topic(settings.topic("requests"), **raw)
+        self.job_events = app.topic(settings.topic("job-events"), **raw)
+        self.work = app.topic(settings.topic("work"), **raw)
+        self.dlq = app.topic(settings.topic("dlq"), **raw)
+        changelog = app.topic(
+            settings.topic("jobs"),
+            key_serializer="raw",
+            value_serializer=JOB_CODEC,
+            partitions=n,
+            compacting=True,
+            internal=True,
+        )
+        table: Any = app.Table("jobs", partitions=n, changelog_topic=changelog)
+        # Tables take their codecs from key/value types; ours are raw ids and Avro JobStatus.
+        table.key_serializer = "raw"
+        table.value_serializer = JOB_CODEC
+        self.jobs: Any = table
+
+        app.agent(self.requests, name="exhaust.requests")(self._requests_agent)
+        app.agent(self.job_events, name="exhaust.job_events")(self._events_agent)
+        app.agent(self.work, name="exhaust.work")(self._work_agent)
+        app.timer(settings.tick_seconds)(self._send_ticks)
+
+    # --- shared -------------------------------------------------------------------------------
+
+    async def dead_letter(self, event: Any, error: ExhaustError) -> None:
+        """Send the original bytes to the DLQ with the error and source in headers; await it."""
+        message = event.message
+        headers = [
+            ("error-code", error.code.encode()),
+            ("error-message", error.message.encode()[:1000]),
+            ("source-topic", str(message.topic).encode()),
+            ("source-partition", str(message.partition).encode()),
+            ("source-offset", str(message.offset).encode()),
+        ]
+        fut = await self.dlq.send(key=message.key, value=message.value, headers=headers)
+        await fut
+        self.metrics.dead_letter(error.code)
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s %s",
+            message.topic, message.partition, message.offset, error.code, error.message,
+        )  # fmt: skip
+
+    async def apply(self, outcome: Outcome, event: Any) -> None:
+        """Apply a state-machine outcome inside the current event (the table's one writer)."""
+        self.metrics.transition(outcome.counter)
+        if outcome.rejection is not None:
+            await self.dead_letter(event, outcome.rejection)
+        if outcome.job is not None:
+            self.jobs[outcome.job.request_id.encode()] = outcome.job
+        if outcome.work is not None:
+            value = self.schemas.encode("WorkItem", outcome.work.to_record())
+            fut = await self.work.send(key=outcome.work.request_id.encode(), value=value)
+            await fut
+
+    async def send_event(self, tag: str, event: JobEvent, *, wait: bool = True) -> None:
+        value = self.schemas.encode("JobEvent", event.to_record())
+        fut = await self.job_events.send(key=tag.encode(), value=value)
+        if wait:
+            await fut
+
+    # --- agents -------------------------------------------------------------------------------
+
+    async def _requests_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            self.metrics.count("requests_received")
+            try:
+                record = self.schemas.decode("DatasetRequest", event.message.value or b"")
+            except PoisonMessage as exc:
+                await self.dead_letter(event, exc)
+                continue
+            request = DatasetRequest.from_record(record)
+            await self.apply(self._decide_request(request, event.message.partition), event)
+
+    def _decide_request(self, request: DatasetRequest, partition: int) -> Outcome:
+        from app.dedup import request_id_for
+
+        try:
+            request_id, client_id = request_id_for(request, self.policy.dedup_window_seconds)
+        except ExhaustError:
+            request_id, client_id = "", False
+        existing = self.jobs.get(request_id.encode()) if request_id else None
+        if existing is None and client_id:
+            # A client id is bound to its tag's partition; one reused with another tag lands
+            # elsewhere, so look in the (global, eventually consistent) read model too.
+            elsewhere = self.read_model.get(request_id)
+            if elsewhere is not None and elsewhere.tag != request.tag:
+                reason = (
+                    f"request_id {request_id!r} is already used by tag {elsewhere.tag!r}; "
+                    "the existing job is left untouched"
+                )
+                return Outcome("conflict", rejection=RequestConflict(reason))
+        return on_request(
+            existing,
+            request,
+            partition=partition,
+            now=now_ms(),
+            policy=self.policy,
+            catalog=self.catalog,
+        )
+
+    async def _events_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            self.metrics.count("job_events_received")
+            try:
+                record = self.schemas.decode("JobEvent", event.message.value or b"")
+            except PoisonMessage as exc:
+                await self.dead_letter(event, exc)
+                continue
+            job_event = JobEvent.from_record(record)
+            if job_event.kind == "TICK":
+                await self._on_tick(event)
+                continue
+            job = self.jobs.get(job_event.request_id.encode())
+            await self.apply(on_event(job, job_event, now=now_ms(), policy=self.policy), event)
+
+    async def _on_tick(self, event: Any) -> None:
+        partition = event.message.partition
+        now = now_ms()
+        for job in [j for j in self.jobs.values() if j.partition == partition]:
+            outcome = on_tick(job, now=now, policy=self.policy)
+            if outcome.counter != "unchanged":
+                await self.apply(outcome, event)
+
+    async def _send_ticks(self) -> None:
+        value = self.schemas.encode(
+            "JobEvent", JobEvent(kind="TICK", request_id="", attempt=0, at=now_ms()).to_record()
+        )
+        for tp in self.app.consumer.assignment():
+            if tp.topic == self.job_events.get_topic_name():
+                await self.job_events.send(key=TICK_KEY, value=value, partition=tp.partition)
+                self.metrics.count("ticks_sent")
+
+    async def _work_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            self.metrics.count("work_items_received")
+            try:
+                item = WorkItem.from_record(
+                    self.schemas.decode("WorkItem", event.message.value or b"")
+                )
+            except PoisonMessage as exc:
+                await self.dead_letter(event, exc)
+                continue
+            await self.generator_ready.wait()  # set by the runtime once the store is open
+            assert self.generator is not None
+            await self.generator.run(item)
+
+
+class ReadModelFeeder(Service):
+    """Keeps the read model up to date with every partition of ``exhaust.jobs``."""
+
+    def __init__(
+        self, settings: Settings, read_model: ReadModel, metrics: Metrics, **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self.settings = settings
+        self.read_model = read_model
+        self.metrics = metrics
+        self.schemas = registry()
+        self.caught_up = asyncio.Event()
+
+    @Service.task
+    async def _feed(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        topic = self.settings.topic("jobs")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])
+            ]
+            if not partitions:
+                await consumer._client.force_metadata_update()
+                found = consumer.partitions_for_topic(topic) or set()
+                partitions = [TopicPartition(topic, p) for p in found]
+            consumer.assign(partitions)
+            stored = await asyncio.to_thread(self.read_model.offsets)
+            for tp in partitions:
+                if tp.partition in stored:
+                    consumer.seek(tp, stored[tp.partition])
+                else:
+                    await consumer.seek_to_beginning(tp)
+            targets = await consumer.end_offsets(partitions)
+            while not self.should_stop:
+                batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+                changes = [self._change(m) for ms in batch.values() for m in ms]
+                if changes:
+                    await asyncio.to_thread(self.read_model.apply, changes)
+                    self.metrics.count("read_model_records", len(changes))
+                if not self.caught_up.is_set() and all(
+                    await asyncio.gather(
+                        *(self._reached(consumer, tp, targets) for tp in partitions)
+                    )
+                ):
+                    self.caught_up.set()
+        finally:
+            await consumer.stop()
+
+    @staticmethod
+    async def _reached(consumer: Any, tp: Any, targets: dict[Any, int]) -> bool:
+        return bool(await consumer.position(tp) >= targets[tp])
+
+    def _change(self, message: Any) -> Change:
+        request_id = message.key.decode()
+        if message.value is None:
+            return Change(message.partition, message.offset, request_id, None)
+        try:
+            job = Job.from_record(self.schemas.decode("JobStatus", message.value))
+        except PoisonMessage:
+            log.error("jobs record %s@%d is undecodable; skipped", request_id, message.offset)
+            return Change(message.partition, message.offset, request_id, None, skip=True)
+        return Change(message.partition, message.offset, request_id, job)

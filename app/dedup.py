@@ -1,0 +1,77 @@
+"""Job identity: which requests are the same job.
+
+* A client-chosen ``request_id`` is the job id (like Learnosity's ``dataset_id`` or an
+  idempotency key).
+* Otherwise the id is a deterministic hash of the canonical request (channel, tag, dataset,
+  requested_by, canonical config, columns, filters, output, inputs) and the dedup window the
+  request was submitted in (a day by default): the same request within a window is one job.
+* The *fingerprint* is the same canonical hash without the window. A client id arriving with
+  another fingerprint is a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from app.errors import InvalidConfig
+from app.model import DatasetRequest
+
+MAX_CLIENT_ID_LEN = 128
+
+
+def canonical_json(text: str | None, what: str) -> Any:
+    """Parse a JSON text field; the parsed value is compared canonically (sorted keys)."""
+    if text is None or text == "":
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidConfig(f"{what} is not valid JSON: {exc.msg} at {exc.pos}") from exc
+
+
+def canonical_parameters(request: DatasetRequest) -> dict[str, Any]:
+    return {
+        "channel": request.channel,
+        "tag": request.tag,
+        "dataset": request.dataset,
+        "requested_by": request.requested_by,
+        "config": canonical_json(request.config, "config"),
+        "columns": request.columns,
+        "filters": canonical_json(request.filters, "filters"),
+        "output": request.output,
+        "inputs": sorted(request.inputs),
+        # The encryption key changes the bytes of the outputs but must not appear in any hash
+        # input a client could read back; whether one was given is enough to tell jobs apart.
+        "encrypted": request.encryption_key is not None,
+    }
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(request: DatasetRequest) -> str:
+    return _digest(canonical_parameters(request))
+
+
+def dedup_window(submitted_at_ms: int, window_seconds: int) -> int:
+    return submitted_at_ms // (window_seconds * 1000)
+
+
+def derive_request_id(request: DatasetRequest, window_seconds: int) -> str:
+    """32 upper-case hex characters, like the Sunbird request ids."""
+    window = dedup_window(request.submitted_at, window_seconds)
+    return _digest({"params": canonical_parameters(request), "window": window})[:32].upper()
+
+
+def request_id_for(request: DatasetRequest, window_seconds: int) -> tuple[str, bool]:
+    """The job id of ``request`` and whether the client chose it."""
+    if request.request_id is not None:
+        client_id = request.request_id.strip()
+        if not client_id or len(client_id) > MAX_CLIENT_ID_LEN or "/" in client_id:
+            raise InvalidConfig(f"request_id must be 1..{MAX_CLIENT_ID_LEN} characters without '/'")
+        return client_id, True
+    return derive_request_id(request, window_seconds), False

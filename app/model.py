@@ -1,0 +1,196 @@
+"""The records of the event core as typed values, mirroring the ``.avsc`` files.
+
+Records travel as dicts (what fastavro reads and writes); inside the service they are these
+small dataclasses. ``from_record``/``to_record`` are the only conversions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+JobState = Literal[
+    "SUBMITTED", "AWAITING_INPUT", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED", "EXPIRED"
+]
+TERMINAL: frozenset[str] = frozenset({"SUCCESS", "FAILED", "CANCELLED", "EXPIRED"})
+JOB_STATES: tuple[str, ...] = get_args(JobState)
+
+EventKind = Literal["STARTED", "PROGRESS", "COMPLETED", "FAILED", "CANCEL", "TICK"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    key: str
+    rows: int
+    bytes: int
+    sha256: str
+    period: str | None = None
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRequest:
+    tag: str
+    dataset: str
+    channel: str
+    requested_by: str
+    submitted_at: int
+    config: str = "{}"
+    request_id: str | None = None
+    columns: list[str] | None = None
+    filters: str | None = None
+    output: dict[str, Any] | None = None
+    encryption_key: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> DatasetRequest:
+        return cls(**record)
+
+    def to_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def __repr__(self) -> str:  # never show the encryption key
+        key = "***" if self.encryption_key else None
+        return (
+            f"DatasetRequest(request_id={self.request_id!r}, tag={self.tag!r}, "
+            f"dataset={self.dataset!r}, channel={self.channel!r}, encryption_key={key})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job's latest state: a ``JobStatus`` record."""
+
+    request_id: str
+    tag: str
+    dataset: str
+    channel: str
+    requested_by: str
+    status: JobState
+    last_updated: int
+    config: str
+    fingerprint: str
+    attempt: int
+    max_attempts: int
+    submitted_at: int
+    columns: list[str] | None = None
+    filters: str | None = None
+    output: dict[str, Any] | None = None
+    inputs: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    has_encryption_key: bool = False
+    client_id: bool = False
+    partition: int = -1
+    attempts: int = 0
+    duplicates: int = 0
+    progress: float = 0.0
+    outputs: list[OutputFile] = field(default_factory=list)
+    manifest_key: str | None = None
+    expires_at: int | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
+    execution_ms: int | None = None
+    total_rows: int | None = None
+    total_bytes: int | None = None
+    total_columns: int | None = None
+    lease_expires_at: int | None = None
+    error: JobError | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def replace(self, **changes: Any) -> Job:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Job:
+        values = dict(record)
+        values["outputs"] = [OutputFile(**o) for o in record.get("outputs") or []]
+        values["error"] = JobError(**record["error"]) if record.get("error") else None
+        return cls(**values)
+
+    def to_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    kind: EventKind
+    request_id: str
+    attempt: int
+    at: int
+    worker: str = ""
+    progress: float | None = None
+    outputs: list[OutputFile] = field(default_factory=list)
+    manifest_key: str | None = None
+    total_rows: int | None = None
+    total_bytes: int | None = None
+    total_columns: int | None = None
+    execution_ms: int | None = None
+    error: JobError | None = None
+    retryable: bool = False
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> JobEvent:
+        values = dict(record)
+        values["outputs"] = [OutputFile(**o) for o in record.get("outputs") or []]
+        values["error"] = JobError(**record["error"]) if record.get("error") else None
+        return cls(**values)
+
+    def to_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    request_id: str
+    attempt: int
+    tag: str
+    dataset: str
+    channel: str
+    requested_by: str
+    config: str
+    submitted_at: int
+    columns: list[str] | None = None
+    filters: str | None = None
+    output: dict[str, Any] | None = None
+    inputs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> WorkItem:
+        return cls(**record)
+
+    def to_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def for_job(cls, job: Job) -> WorkItem:
+        return cls(
+            request_id=job.request_id,
+            attempt=job.attempt,
+            tag=job.tag,
+            dataset=job.dataset,
+            channel=job.channel,
+            requested_by=job.requested_by,
+            config=job.config,
+            submitted_at=job.submitted_at,
+            columns=job.columns,
+            filters=job.filters,
+            output=job.output,
+            inputs=list(job.inputs),
+        )
+
+    @property
+    def prefix(self) -> str:
+        """Deterministic object-key prefix of this attempt's outputs."""
+        return f"{self.channel}/{self.dataset}/{self.request_id}/{self.attempt}/"

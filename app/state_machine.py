@@ -1,0 +1,272 @@
+"""The job state machine: every transition of every job, as plain functions.
+
+The single writer of a tag partition calls these with the job's current state and applies the
+returned :class:`Outcome` (write the job, dispatch the work). They never do I/O, never read the
+clock and never import Faust, so every rule is unit-tested without a broker.
+
+Fencing: a generator event names the attempt it is about. An event for another attempt, or for
+a job that is already terminal, is *ignored and counted*, never applied; a late COMPLETED of a
+presumed-dead attempt therefore cannot attach its outputs to the job.
+
+::
+
+    request ─▶ SUBMITTED ─STARTED─▶ PROCESSING ─COMPLETED─▶ SUCCESS ─expiry─▶ EXPIRED
+                  ▲                     │  │                                   │
+                  │ retry (attempt+1)   │  └─FAILED (final) / lease out ▶ FAILED │
+                  └─────────────────────┘      CANCEL ▶ CANCELLED              │
+                  └──── duplicate request of a FAILED / EXPIRED job ◀─────────┘
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from app import dedup
+from app.datasets import Catalog
+from app.errors import ExhaustError, InvalidConfig, RequestConflict
+from app.model import DatasetRequest, Job, JobError, JobEvent, WorkItem
+
+Counter = Literal[
+    "job_created",
+    "job_rejected",
+    "duplicate",
+    "conflict",
+    "resubmitted",
+    "regenerated",
+    "started",
+    "progress",
+    "succeeded",
+    "retried",
+    "failed",
+    "cancelled",
+    "expired",
+    "lease_expired",
+    "ignored_stale_attempt",
+    "ignored_terminal",
+    "ignored_unknown_job",
+    "ignored_out_of_order",
+    "unchanged",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    max_attempts: int = 3
+    lease_ms: int = 30_000
+    retention_ms: int = 7 * 24 * 3600 * 1000
+    dedup_window_seconds: int = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the writer must do: write ``job`` (if any), dispatch ``work`` (if any)."""
+
+    counter: Counter
+    job: Job | None = None
+    work: WorkItem | None = None
+    rejection: ExhaustError | None = None
+
+
+def _new_job(
+    request: DatasetRequest,
+    request_id: str,
+    client_id: bool,
+    partition: int,
+    now: int,
+    policy: Policy,
+) -> Job:
+    return Job(
+        request_id=request_id,
+        tag=request.tag,
+        dataset=request.dataset,
+        channel=request.channel,
+        requested_by=request.requested_by,
+        status="SUBMITTED",
+        last_updated=now,
+        config=request.config,
+        fingerprint="",
+        attempt=1,
+        max_attempts=policy.max_attempts,
+        submitted_at=request.submitted_at,
+        columns=request.columns,
+        filters=request.filters,
+        output=request.output,
+        inputs=list(request.inputs),
+        labels=dict(request.labels),
+        has_encryption_key=request.encryption_key is not None,
+        client_id=client_id,
+        partition=partition,
+    )
+
+
+def _failed(job: Job, error: ExhaustError | JobError, now: int) -> Job:
+    err = error if isinstance(error, JobError) else JobError(error.code, error.message)
+    return job.replace(
+        status="FAILED", error=err, last_updated=now, completed_at=now, lease_expires_at=None
+    )
+
+
+def _redispatch(job: Job, now: int) -> Job:
+    """A fresh attempt: new attempt number, outputs and error of the old one cleared."""
+    return job.replace(
+        status="SUBMITTED",
+        attempt=job.attempt + 1,
+        last_updated=now,
+        progress=0.0,
+        outputs=[],
+        manifest_key=None,
+        expires_at=None,
+        started_at=None,
+        completed_at=None,
+        execution_ms=None,
+        total_rows=None,
+        total_bytes=None,
+        total_columns=None,
+        lease_expires_at=None,
+        error=None,
+    )
+
+
+def on_request(
+    existing: Job | None,
+    request: DatasetRequest,
+    *,
+    partition: int,
+    now: int,
+    policy: Policy,
+    catalog: Catalog,
+) -> Outcome:
+    """A request arrived on the job's tag partition; ``existing`` is the job of its id."""
+    try:
+        request_id, client_id = dedup.request_id_for(request, policy.dedup_window_seconds)
+    except InvalidConfig as exc:
+        # The client's id is unusable: the job is keyed by the derived id and fails there.
+        request_id = dedup.derive_request_id(request, policy.dedup_window_seconds)
+        job = _new_job(request, request_id, False, partition, now, policy)
+        return Outcome("job_rejected", job=_failed(job, exc, now))
+    try:
+        fingerprint = dedup.fingerprint(request)
+    except InvalidConfig as exc:
+        fingerprint = ""
+        invalid: ExhaustError | None = exc
+    else:
+        invalid = None
+
+    if existing is not None and existing.request_id == request_id:
+        if existing.fingerprint != fingerprint or existing.tag != request.tag:
+            reason = (
+                f"request_id {request_id!r} is already used by another request "
+                f"(tag {existing.tag!r}, dataset {existing.dataset!r}); the existing job is "
+                "left untouched"
+            )
+            return Outcome("conflict", rejection=RequestConflict(reason))
+        return _on_repeat(existing, now, policy)
+
+    job = _new_job(request, request_id, client_id, partition, now, policy)
+    job = job.replace(fingerprint=fingerprint)
+    if invalid is not None:
+        return Outcome("job_rejected", job=_failed(job, invalid, now))
+    try:
+        dataset_type = catalog.get(request.dataset, request.channel)
+        if not request.tag.strip():
+            raise InvalidConfig("tag must not be empty")
+        dataset_type.validate(dedup.canonical_json(request.config, "config") or {}, request.columns)
+    except ExhaustError as exc:
+        return Outcome("job_rejected", job=_failed(job, exc, now))
+    return Outcome("job_created", job=job, work=WorkItem.for_job(job))
+
+
+def _on_repeat(job: Job, now: int, policy: Policy) -> Outcome:
+    """The same job was requested again."""
+    counted = job.replace(duplicates=job.duplicates + 1, last_updated=now)
+    expired = job.status == "EXPIRED" or (
+        job.status == "SUCCESS" and job.expires_at is not None and job.expires_at <= now
+    )
+    if expired:
+        fresh = _redispatch(counted, now)
+        return Outcome("regenerated", job=fresh, work=WorkItem.for_job(fresh))
+    if job.status in ("FAILED", "CANCELLED") and job.attempt < job.max_attempts:
+        fresh = _redispatch(counted, now)
+        return Outcome("resubmitted", job=fresh, work=WorkItem.for_job(fresh))
+    return Outcome("duplicate", job=counted)
+
+
+def on_event(job: Job | None, event: JobEvent, *, now: int, policy: Policy) -> Outcome:
+    """A generator (or the API) reported on a job. Fenced by attempt and terminal state."""
+    if job is None:
+        return Outcome("ignored_unknown_job")
+    if event.kind == "CANCEL":
+        if job.terminal:
+            return Outcome("ignored_terminal")
+        cancelled = job.replace(
+            status="CANCELLED", last_updated=now, completed_at=now, lease_expires_at=None
+        )
+        return Outcome("cancelled", job=cancelled)
+    if job.terminal:
+        return Outcome("ignored_terminal")
+    if event.attempt != job.attempt:
+        return Outcome("ignored_stale_attempt")
+
+    lease = now + policy.lease_ms
+    if event.kind == "STARTED":
+        if job.status != "SUBMITTED":
+            return Outcome("ignored_out_of_order")  # a redelivered STARTED of this attempt
+        started = job.replace(
+            status="PROCESSING",
+            started_at=event.at,
+            attempts=job.attempts + 1,
+            last_updated=now,
+            lease_expires_at=lease,
+        )
+        return Outcome("started", job=started)
+    if event.kind == "PROGRESS":
+        if job.status != "PROCESSING":
+            return Outcome("ignored_out_of_order")
+        progressed = job.replace(
+            progress=max(job.progress, event.progress or 0.0),
+            last_updated=now,
+            lease_expires_at=lease,
+        )
+        return Outcome("progress", job=progressed)
+    if event.kind == "COMPLETED":
+        done = job.replace(
+            status="SUCCESS",
+            progress=1.0,
+            outputs=list(event.outputs),
+            manifest_key=event.manifest_key,
+            total_rows=event.total_rows,
+            total_bytes=event.total_bytes,
+            total_columns=event.total_columns,
+            execution_ms=event.execution_ms,
+            completed_at=now,
+            last_updated=now,
+            expires_at=now + policy.retention_ms,
+            lease_expires_at=None,
+            error=None,
+        )
+        return Outcome("succeeded", job=done)
+    if event.kind == "FAILED":
+        error = event.error or JobError("GENERATION_FAILED", "generation failed")
+        if event.retryable and job.attempt < job.max_attempts:
+            retry = _redispatch(job, now).replace(error=error)
+            return Outcome("retried", job=retry, work=WorkItem.for_job(retry))
+        return Outcome("failed", job=_failed(job, error, now))
+    return Outcome("unchanged")
+
+
+def on_tick(job: Job, *, now: int, policy: Policy) -> Outcome:
+    """Periodic check of one job by its writer: dead attempts and expired outputs."""
+    if job.status == "PROCESSING" and job.lease_expires_at is not None:
+        if job.lease_expires_at > now:
+            return Outcome("unchanged")
+        if job.attempt < job.max_attempts:
+            retry = _redispatch(job, now).replace(
+                error=JobError("LEASE_EXPIRED", f"attempt {job.attempt} stopped reporting")
+            )
+            return Outcome("lease_expired", job=retry, work=WorkItem.for_job(retry))
+        error = JobError("LEASE_EXPIRED", f"timed out after {job.attempt} attempts")
+        return Outcome("failed", job=_failed(job, error, now))
+    if job.status == "SUCCESS" and job.expires_at is not None and job.expires_at <= now:
+        return Outcome("expired", job=job.replace(status="EXPIRED", last_updated=now))
+    return Outcome("unchanged")
