@@ -33,7 +33,7 @@ from mode import Service
 
 from app.avro import SchemaRegistry, registry
 from app.datasets import Catalog
-from app.errors import ExhaustError, PoisonMessage, RequestConflict
+from app.errors import ExhaustError, PoisonMessage, RequestConflict, TopicLayoutError
 from app.generator import Generator
 from app.metrics import Metrics
 from app.model import DatasetRequest, Job, JobEvent, WorkItem
@@ -278,13 +278,11 @@ class ReadModelFeeder(Service):
         )
         await consumer.start()
         try:
-            partitions = [
-                TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])
-            ]
-            if not partitions:
-                await consumer._client.force_metadata_update()
-                found = consumer.partitions_for_topic(topic) or set()
-                partitions = [TopicPartition(topic, p) for p in found]
+            cluster = await consumer._client.fetch_all_metadata()
+            found = cluster.partitions_for_topic(topic) or set()
+            if not found:
+                raise TopicLayoutError(f"topic {topic} does not exist")
+            partitions = [TopicPartition(topic, p) for p in sorted(found)]
             consumer.assign(partitions)
             stored = await asyncio.to_thread(self.read_model.offsets)
             for tp in partitions:

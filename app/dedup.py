@@ -31,15 +31,23 @@ def canonical_json(text: str | None, what: str) -> Any:
         raise InvalidConfig(f"{what} is not valid JSON: {exc.msg} at {exc.pos}") from exc
 
 
+def _parsed_or_raw(text: str | None) -> Any:
+    """For hashing only: invalid JSON still gets a stable identity (and fails validation)."""
+    try:
+        return canonical_json(text, "value")
+    except InvalidConfig:
+        return {"unparsable": text}
+
+
 def canonical_parameters(request: DatasetRequest) -> dict[str, Any]:
     return {
         "channel": request.channel,
         "tag": request.tag,
         "dataset": request.dataset,
         "requested_by": request.requested_by,
-        "config": canonical_json(request.config, "config"),
+        "config": _parsed_or_raw(request.config),
         "columns": request.columns,
-        "filters": canonical_json(request.filters, "filters"),
+        "filters": _parsed_or_raw(request.filters),
         "output": request.output,
         "inputs": sorted(request.inputs),
         # The encryption key changes the bytes of the outputs but must not appear in any hash

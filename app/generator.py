@@ -25,8 +25,8 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
 
 from app.datasets import Cancelled, Catalog, GeneratedFile, GenerationContext
 from app.dedup import canonical_json
@@ -37,8 +37,8 @@ from app.storage import ObjectStore
 log = logging.getLogger("exhaust.generator")
 
 
-class EventSink(Protocol):
-    async def __call__(self, item: WorkItem, event: JobEvent) -> None: ...
+EventSink = Callable[[WorkItem, JobEvent], Awaitable[None]]
+"""Where a generator's events go (Kafka in the worker, a list in unit tests)."""
 
 
 def now_ms() -> int:

@@ -145,6 +145,8 @@ def create_app(
         producer_enable_idempotence=True,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=1,
+        broker_session_timeout=settings.consumer_session_timeout_seconds,
+        broker_heartbeat_interval=settings.consumer_session_timeout_seconds / 10,
         datadir=str(settings.state_dir / "faust"),
     )
     read_model = ReadModel(settings.state_dir / "read-model.sqlite3", settings.topic("jobs"))

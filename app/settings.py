@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     )
     topic_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
     consumer_group: str = Field("exhaust", description="Consumer group (Faust app id) of workers.")
+    consumer_session_timeout_seconds: float = Field(
+        30.0, ge=6, description="A worker silent this long loses its partitions to the others."
+    )
 
     # --- Object storage (clients) --------------------------------------------------------
     s3_endpoint: str = Field("http://127.0.0.1:19000", description="S3-compatible endpoint URL.")

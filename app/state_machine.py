@@ -145,14 +145,7 @@ def on_request(
         request_id = dedup.derive_request_id(request, policy.dedup_window_seconds)
         job = _new_job(request, request_id, False, partition, now, policy)
         return Outcome("job_rejected", job=_failed(job, exc, now))
-    try:
-        fingerprint = dedup.fingerprint(request)
-    except InvalidConfig as exc:
-        fingerprint = ""
-        invalid: ExhaustError | None = exc
-    else:
-        invalid = None
-
+    fingerprint = dedup.fingerprint(request)
     if existing is not None and existing.request_id == request_id:
         if existing.fingerprint != fingerprint or existing.tag != request.tag:
             reason = (
@@ -165,12 +158,11 @@ def on_request(
 
     job = _new_job(request, request_id, client_id, partition, now, policy)
     job = job.replace(fingerprint=fingerprint)
-    if invalid is not None:
-        return Outcome("job_rejected", job=_failed(job, invalid, now))
     try:
         dataset_type = catalog.get(request.dataset, request.channel)
         if not request.tag.strip():
             raise InvalidConfig("tag must not be empty")
+        dedup.canonical_json(request.filters, "filters")
         dataset_type.validate(dedup.canonical_json(request.config, "config") or {}, request.columns)
     except ExhaustError as exc:
         return Outcome("job_rejected", job=_failed(job, exc, now))

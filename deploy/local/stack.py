@@ -213,7 +213,8 @@ def prepare(server: Server, settings: Settings) -> list[str]:
         java.insert(1, log4j)
         if not (data / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id]
+            # "=" form: a base64url id may start with "-" and must not parse as an option.
+            fmt = [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}"]
             result = subprocess.run(
                 [*fmt, "-c", str(props), "--standalone"],
                 capture_output=True,

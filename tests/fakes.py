@@ -1,0 +1,41 @@
+"""In-memory doubles for narrow unit tests only; behaviour is proven on the real stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.errors import NotFound
+
+
+class MemoryStore:
+    """An :class:`app.storage.ObjectStore` in a dict; presigned URLs are fake but distinct."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.writes: list[str] = []
+
+    async def ensure_bucket(self) -> None:
+        return None
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str = "") -> None:
+        self.objects[key] = data
+        self.writes.append(key)
+
+    async def upload_file(self, key: str, path: Path, content_type: str = "") -> int:
+        data = path.read_bytes()
+        await self.put_bytes(key, data, content_type)
+        return len(data)
+
+    async def get_bytes(self, key: str) -> bytes:
+        if key not in self.objects:
+            raise NotFound(key)
+        return self.objects[key]
+
+    async def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    async def presign_get(self, key: str, expires_in: int) -> str:
+        return f"memory://{key}?expires={expires_in}"
+
+    async def presign_put(self, key: str, expires_in: int) -> str:
+        return f"memory://{key}?put&expires={expires_in}"

@@ -1,0 +1,211 @@
+"""The event core end to end on the real broker and S3 server, with real worker processes."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from app.avro import MAGIC, registry
+from app.settings import Settings
+from tests.integration.harness import (
+    Publisher,
+    Worker,
+    eventually,
+    latest_jobs,
+    read_topic,
+    request,
+)
+
+pytestmark = pytest.mark.integration
+
+FAST = {"tick_seconds": 1.0, "heartbeat_seconds": 0.5, "consumer_session_timeout_seconds": 6.0}
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        if worker.proc is not None and worker.proc.poll() is None:
+            worker.kill()
+
+
+async def start_worker(workers: list[Worker], settings: Settings, name: str) -> Worker:
+    worker = Worker(settings, name).start()
+    workers.append(worker)
+    await worker.wait_ready()
+    return worker
+
+
+async def test_thousand_requests_over_200_tags_with_30_percent_duplicates(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    settings = settings_factory(**FAST)
+    worker = await start_worker(workers, settings, "w1")
+    rng = random.Random(42)
+    unique = []
+    for i in range(700):
+        tag = f"tag-{i % 200}"
+        client_id = f"client-{i}" if i % 2 else None  # half client ids, half derived ids
+        unique.append(request(tag, request_id=client_id, config=f'{{"rows": 10, "seed": {i}}}'))
+    repeats = [rng.choice(unique) for _ in range(300)]
+    stream = unique + repeats
+    rng.shuffle(stream)
+    # Repeats are the very same requests, so whichever copy arrives first creates the job and
+    # every later copy is counted as a duplicate of it.
+    async with Publisher(settings) as publisher:
+        for req in stream:
+            await publisher.request(req)
+        await publisher.flush()
+
+    expected_dups = Counter(id(r) for r in repeats)
+
+    async def all_done() -> dict[str, dict[str, Any]] | None:
+        jobs = await latest_jobs(settings)
+        done = [j for j in jobs.values() if j["status"] == "SUCCESS"]
+        total_dups = sum(j["duplicates"] for j in jobs.values())
+        return jobs if len(jobs) == 700 and len(done) == 700 and total_dups == 300 else None
+
+    jobs = await eventually(all_done, 240, "700 SUCCESS jobs with 300 duplicates", interval=2)
+    client_jobs = {k: v for k, v in jobs.items() if k.startswith("client-")}
+    assert len(client_jobs) == 350
+    for req in unique:
+        if req.request_id is not None:
+            assert jobs[req.request_id]["duplicates"] == expected_dups[id(req)]
+    for job in jobs.values():
+        assert job["attempt"] == 1 and job["error"] is None
+        assert all(
+            o["key"].startswith(f"acme/demo-export/{job['request_id']}/1/") for o in job["outputs"]
+        )
+    status, page = await worker.get("/v1/jobs?tag=tag-7&limit=500", channel="acme")
+    assert status == 200 and page["count"] == sum(1 for j in jobs.values() if j["tag"] == "tag-7")
+    assert worker.stop() == 0
+
+
+async def test_bad_input_goes_to_the_dlq_or_fails_and_the_partition_keeps_flowing(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    settings = settings_factory(**FAST)
+    worker = await start_worker(workers, settings, "w1")
+    good = registry().encode("DatasetRequest", request("same-tag").to_record())
+    wrong_fingerprint = MAGIC + b"\x01" * 8 + good[10:]
+    async with Publisher(settings) as publisher:
+        await publisher.raw(b"same-tag", b"\x00garbage bytes")
+        await publisher.raw(b"same-tag", wrong_fingerprint)
+        await publisher.raw(b"same-tag", good[:-7])  # truncated
+        await publisher.request(request("same-tag", request_id="bad-ds", dataset="no-such-dataset"))
+        await publisher.request(request("same-tag", request_id="bad-cfg", config='{"rows": -5}'))
+        await publisher.request(request("same-tag", request_id="ok-1"))
+        await publisher.request(request("same-tag", request_id="ok-1", config='{"rows": 99}'))
+        await publisher.flush()
+
+    async def settled() -> dict[str, dict[str, Any]] | None:
+        jobs = await latest_jobs(settings)
+        wanted = {"bad-ds": "FAILED", "bad-cfg": "FAILED", "ok-1": "SUCCESS"}
+        return jobs if all(jobs.get(k, {}).get("status") == v for k, v in wanted.items()) else None
+
+    jobs = await eventually(settled, 60, "bad requests FAILED and the good one SUCCESS")
+    assert jobs["bad-ds"]["error"]["code"] == "UNKNOWN_DATASET"
+    assert jobs["bad-cfg"]["error"]["code"] == "INVALID_CONFIG"
+    assert jobs["ok-1"]["config"] == '{"rows": 20}'  # the conflicting reuse changed nothing
+
+    async def dead_letters() -> list[Any]:
+        records = await read_topic(settings, "dlq")
+        return records if len(records) >= 4 else []
+
+    dlq = await eventually(dead_letters, 30, "4 dead letters")
+    codes = [dict(m.headers)["error-code"].decode() for m in dlq]
+    assert codes == [
+        "UNDECODABLE_MESSAGE",
+        "UNKNOWN_SCHEMA",
+        "UNDECODABLE_MESSAGE",
+        "REQUEST_CONFLICT",
+    ]
+    first = dict(dlq[0].headers)
+    assert first["source-topic"].decode() == settings.topic("requests")
+    assert first["source-offset"] == b"0" and dlq[0].value == b"\x00garbage bytes"
+    status, body = await worker.get("/metrics")
+    assert status == 200 and 'exhaust_dead_letters_total{code="UNKNOWN_SCHEMA"} 1' in body
+    assert worker.stop() == 0
+
+
+async def test_a_worker_with_empty_state_rebuilds_everything_from_the_jobs_topic(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    settings = settings_factory(**FAST)
+    first = await start_worker(workers, settings, "first")
+    async with Publisher(settings) as publisher:
+        for i in range(30):
+            await publisher.request(request(f"t{i % 5}", request_id=f"job-{i}"))
+        await publisher.flush()
+
+    async def listed(worker: Worker) -> list[dict[str, Any]] | None:
+        status, page = await worker.get("/v1/jobs?limit=100", channel="acme")
+        jobs = page["jobs"] if status == 200 else []
+        return jobs if len(jobs) == 30 and all(j["status"] == "SUCCESS" for j in jobs) else None
+
+    before = await eventually(lambda: listed(first), 90, "30 SUCCESS jobs")
+    assert first.stop() == 0
+
+    second = await start_worker(workers, settings, "second")  # fresh state directory
+    after = await eventually(lambda: listed(second), 60, "the rebuilt read model")
+    strip = ("download_urls", "links_expire_at")
+    assert [{k: v for k, v in j.items() if k not in strip} for j in after] == [
+        {k: v for k, v in j.items() if k not in strip} for j in before
+    ]
+    # The table was rebuilt too: a repeat is a duplicate of the known job, not a new job.
+    async with Publisher(settings) as publisher:
+        await publisher.request(request("t3", request_id="job-3"))
+        await publisher.flush()
+
+    async def counted() -> bool:
+        status, job = await second.get("/v1/jobs/job-3", channel="acme")
+        return status == 200 and job["duplicates"] == 1 and job["attempt"] == 1
+
+    await eventually(counted, 30, "job-3 counted as a duplicate")
+    status, _ = await second.get("/v1/jobs/job-3", channel="other-channel")
+    assert status == 404
+    assert second.stop() == 0
+
+
+async def test_kill_9_during_generation_every_job_still_succeeds_once(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    settings = settings_factory(**FAST, lease_seconds=5.0)
+    a = await start_worker(workers, settings, "a")
+    b = await start_worker(workers, settings, "b")
+    async with Publisher(settings) as publisher:
+        for i in range(8):
+            await publisher.request(
+                request(f"k{i}", request_id=f"big-{i}", config='{"rows": 400000}')
+            )
+        await publisher.flush()
+
+    async def a_is_generating() -> bool:
+        status, metrics = await a.get("/metrics")
+        taken = status == 200 and 'exhaust_pipeline_total{event="work_items_received"}' in metrics
+        jobs = await latest_jobs(settings)
+        running = any(j["status"] == "PROCESSING" for j in jobs.values())
+        unfinished = sum(j["status"] != "SUCCESS" for j in jobs.values())
+        return taken and running and unfinished >= 2
+
+    await eventually(a_is_generating, 60, "worker a to be generating")
+    a.kill()
+    killed_at = time.monotonic()
+
+    async def all_success() -> dict[str, dict[str, Any]] | None:
+        jobs = await latest_jobs(settings)
+        ok = len(jobs) == 8 and all(j["status"] == "SUCCESS" for j in jobs.values())
+        return jobs if ok else None
+
+    jobs = await eventually(all_success, 180, "all 8 jobs SUCCESS after kill -9")
+    for job in jobs.values():
+        prefixes = {o["key"].rsplit("/", 1)[0] for o in job["outputs"]}
+        assert prefixes == {f"acme/demo-export/{job['request_id']}/{job['attempt']}"}, job
+    assert time.monotonic() - killed_at < 180
+    assert b.stop() == 0

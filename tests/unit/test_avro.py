@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import fastavro
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.avro import MAGIC, SCHEMA_DIR, crc64_avro, fingerprint, load_schema, registry
+from app.errors import PoisonMessage, UnknownSchema
+
+REQUEST: dict[str, Any] = {
+    "request_id": None,
+    "tag": "batch-1",
+    "dataset": "demo-export",
+    "channel": "acme",
+    "requested_by": "u1",
+    "config": '{"rows": 5}',
+    "columns": ["id", "value"],
+    "filters": None,
+    "output": {"format": "CSV", "compression": "GZIP", "rows_per_file": 10, "partition_by": None},
+    "encryption_key": None,
+    "inputs": [],
+    "submitted_at": 1_700_000_000_000,
+    "labels": {"team": "data"},
+}
+
+
+def test_crc64_matches_the_avro_specification_vector() -> None:
+    # From the Avro spec test vectors: fingerprint64 of the schema "int".
+    assert crc64_avro(b'"int"') == 0x7275D51A3F395C8F
+
+
+def test_round_trip_of_every_current_schema_is_single_object_encoded() -> None:
+    data = registry().encode("DatasetRequest", REQUEST)
+    assert data[:2] == MAGIC
+    assert data[2:10] == registry().schema("DatasetRequest").fingerprint
+    assert registry().decode("DatasetRequest", data) == REQUEST
+
+
+def test_a_record_written_with_the_older_schema_version_is_read_with_defaults() -> None:
+    v1 = load_schema(SCHEMA_DIR / "history" / "DatasetRequest.v1.avsc")
+    old = {k: v for k, v in REQUEST.items() if k != "labels"}
+    data = registry().encode("DatasetRequest", old, writer=v1)
+    assert data[2:10] == v1.fingerprint != registry().schema("DatasetRequest").fingerprint
+    decoded = registry().decode("DatasetRequest", data)
+    assert decoded == {**old, "labels": {}}
+
+
+def test_plain_fastavro_with_the_avsc_file_alone_reads_our_bytes() -> None:
+    raw = json.loads((SCHEMA_DIR / "DatasetRequest.avsc").read_text())
+    data = registry().encode("DatasetRequest", REQUEST)
+    assert data[2:10] == fingerprint(raw)
+    record = cast(
+        dict[str, Any],
+        fastavro.schemaless_reader(io.BytesIO(data[10:]), fastavro.parse_schema(raw)),
+    )
+    assert record["tag"] == "batch-1"
+    assert record["labels"] == {"team": "data"}
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "fragment"),
+    [
+        (b"hello world", PoisonMessage, "marker"),
+        (b"", PoisonMessage, "marker"),
+        (MAGIC + b"\x00" * 8 + b"body", UnknownSchema, "fingerprint"),
+    ],
+)
+def test_garbage_is_refused(data: bytes, error: type[Exception], fragment: str) -> None:
+    with pytest.raises(error, match=fragment):
+        registry().decode("DatasetRequest", data)
+
+
+def test_truncated_and_overlong_bodies_are_refused() -> None:
+    data = registry().encode("DatasetRequest", REQUEST)
+    with pytest.raises(PoisonMessage, match="undecodable"):
+        registry().decode("DatasetRequest", data[:-5])
+    with pytest.raises(PoisonMessage, match="trailing"):
+        registry().decode("DatasetRequest", data + b"\x00\x01")
+
+
+def test_a_record_of_another_type_is_refused() -> None:
+    event = {"kind": "TICK", "request_id": "", "attempt": 0, "at": 1}
+    data = registry().encode("JobEvent", event)
+    with pytest.raises(PoisonMessage, match=r"expected a dev\.exhaust\.v1\.DatasetRequest"):
+        registry().decode("DatasetRequest", data)
+
+
+@given(st.binary(max_size=200))
+def test_decoding_arbitrary_bytes_never_raises_anything_but_poison(data: bytes) -> None:
+    header = MAGIC + registry().schema("DatasetRequest").fingerprint
+    with contextlib.suppress(PoisonMessage):
+        registry().decode("DatasetRequest", header + data)
+
+
+def test_job_status_never_has_a_field_for_the_encryption_key() -> None:
+    for name in ("JobStatus.avsc", "JobEvent.avsc", "WorkItem.avsc"):
+        text = (Path(SCHEMA_DIR) / name).read_text()
+        assert '"encryption_key"' not in text

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import hashlib
+import json
+
+from app.datasets import default_catalog
+from app.generator import Generator
+from app.model import JobEvent, WorkItem
+from tests.fakes import MemoryStore
+
+ITEM = WorkItem(
+    request_id="R1", attempt=2, tag="t1", dataset="demo-export", channel="acme",
+    requested_by="u", config='{"rows": 2000, "seed": 7}', submitted_at=1,
+)  # fmt: skip
+
+
+async def run(item: WorkItem, store: MemoryStore, heartbeat: float = 2.0) -> list[JobEvent]:
+    events: list[JobEvent] = []
+
+    async def emit(_: WorkItem, event: JobEvent) -> None:
+        events.append(event)
+
+    await Generator(default_catalog(), store, emit, worker_id="w", heartbeat_seconds=heartbeat).run(
+        item
+    )
+    return events
+
+
+async def test_outputs_under_the_attempt_prefix_with_the_manifest_written_last() -> None:
+    store = MemoryStore()
+    events = await run(ITEM, store)
+    assert [e.kind for e in events] == ["STARTED", "COMPLETED"]
+    done = events[-1]
+    assert all(e.attempt == 2 and e.request_id == "R1" for e in events)
+    assert store.writes[-1] == "acme/demo-export/R1/2/manifest.json" == done.manifest_key
+    assert all(k.startswith("acme/demo-export/R1/2/") for k in store.writes)
+    for output in done.outputs:
+        assert hashlib.sha256(store.objects[output.key]).hexdigest() == output.sha256
+        assert len(store.objects[output.key]) == output.bytes
+    manifest = json.loads(store.objects[done.manifest_key or ""])
+    assert [f["key"] for f in manifest["files"]] == [o.key for o in done.outputs]
+    assert done.total_rows == 2000 and done.total_columns == 4
+
+
+async def test_same_attempt_twice_writes_the_same_bytes_to_the_same_keys() -> None:
+    first, second = MemoryStore(), MemoryStore()
+    await run(ITEM, first)
+    await run(ITEM, second)
+    assert first.objects == second.objects
+
+
+async def test_heartbeats_are_sent_while_generating() -> None:
+    store = MemoryStore()
+    big = WorkItem(**{**ITEM.to_record(), "config": '{"rows": 300000}'})
+    events = await run(big, store, heartbeat=0.05)
+    assert events[0].kind == "STARTED" and events[-1].kind == "COMPLETED"
+    assert any(e.kind == "PROGRESS" for e in events[1:-1])
+
+
+async def test_invalid_config_fails_without_retry_and_writes_nothing() -> None:
+    store = MemoryStore()
+    bad = WorkItem(**{**ITEM.to_record(), "config": '{"rows": "many"}'})
+    events = await run(bad, store)
+    assert events[-1].kind == "FAILED" and not events[-1].retryable
+    assert events[-1].error is not None and events[-1].error.code == "INVALID_CONFIG"
+    assert store.objects == {}

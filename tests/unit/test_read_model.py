@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.errors import InvalidConfig
+from app.model import Job
+from app.read_model import Change, ReadModel
+
+
+def job(
+    request_id: str, channel: str = "acme", tag: str = "t1", at: int = 1, status: str = "SUBMITTED"
+) -> Job:
+    return Job(
+        request_id=request_id, tag=tag, dataset="demo-export", channel=channel,
+        requested_by="u", status=status, last_updated=at, config="{}", fingerprint="f",  # type: ignore[arg-type]
+        attempt=1, max_attempts=3, submitted_at=at,
+    )  # fmt: skip
+
+
+def test_latest_state_wins_and_offsets_are_remembered(tmp_path: Path) -> None:
+    path = tmp_path / "rm.sqlite3"
+    model = ReadModel(path, "jobs")
+    model.apply(
+        [
+            Change(0, 0, "a", job("a")),
+            Change(0, 1, "a", job("a", status="SUCCESS")),
+            Change(2, 7, "b", job("b")),
+        ]
+    )
+    model.close()
+    reopened = ReadModel(path, "jobs")
+    assert reopened.offsets() == {0: 2, 2: 8}
+    found = reopened.get("a")
+    assert found is not None and found.status == "SUCCESS"
+    reopened.apply([Change(0, 2, "a", None)])  # tombstone
+    assert reopened.get("a") is None and reopened.count() == 1
+
+
+def test_listing_is_per_channel_newest_first_and_paginates(tmp_path: Path) -> None:
+    model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    model.apply(
+        [Change(0, i, f"j{i}", job(f"j{i}", at=i, tag="t1" if i % 2 else "t2")) for i in range(10)]
+    )
+    model.apply([Change(1, 0, "other", job("other", channel="evil", at=99))])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = model.list("acme", limit=3, cursor=cursor)
+        seen += [j.request_id for j in page.jobs]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == [f"j{i}" for i in range(9, -1, -1)]
+    assert [j.request_id for j in model.list("acme", tag="t1", limit=50).jobs] == [
+        "j9",
+        "j7",
+        "j5",
+        "j3",
+        "j1",
+    ]
+    assert [j.request_id for j in model.list("evil", limit=50).jobs] == ["other"]
+    assert model.list("acme", status="SUCCESS", limit=50).jobs == []
+
+
+def test_a_forged_cursor_is_a_clear_error(tmp_path: Path) -> None:
+    model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    with pytest.raises(InvalidConfig, match="cursor"):
+        model.list("acme", cursor="not-a-cursor!")

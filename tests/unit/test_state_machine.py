@@ -1,0 +1,215 @@
+"""Every rule of the job state machine, and every fence."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from app.datasets import default_catalog
+from app.model import DatasetRequest, EventKind, Job, JobError, JobEvent, OutputFile
+from app.state_machine import Outcome, Policy, on_event, on_request, on_tick
+
+POLICY = Policy(max_attempts=3, lease_ms=10_000, retention_ms=100_000, dedup_window_seconds=86400)
+CATALOG = default_catalog()
+REQ = DatasetRequest(
+    tag="t1", dataset="demo-export", channel="acme", requested_by="u1",
+    submitted_at=1_000, config='{"rows": 5}',
+)  # fmt: skip
+OUT = [OutputFile(key="acme/demo-export/x/1/data.csv", rows=5, bytes=50, sha256="ab")]
+
+
+def submit(existing: Job | None, request: DatasetRequest = REQ, now: int = 2_000) -> Outcome:
+    return on_request(existing, request, partition=2, now=now, policy=POLICY, catalog=CATALOG)
+
+
+def event(
+    job: Job, kind: EventKind, now: int = 3_000, attempt: int | None = None, **kw: Any
+) -> Outcome:
+    ev = JobEvent(
+        kind=kind, request_id=job.request_id, attempt=attempt or job.attempt, at=now, **kw
+    )
+    return on_event(job, ev, now=now, policy=POLICY)
+
+
+def new_job() -> Job:
+    outcome = submit(None)
+    assert outcome.job is not None
+    return outcome.job
+
+
+def succeeded(now: int = 4_000) -> Job:
+    job = event(new_job(), "STARTED").job
+    assert job is not None
+    done = event(job, "COMPLETED", now=now, outputs=OUT, total_rows=5).job
+    assert done is not None
+    return done
+
+
+def test_a_new_request_creates_a_submitted_job_and_its_work() -> None:
+    outcome = submit(None)
+    assert outcome.counter == "job_created"
+    assert outcome.job is not None and outcome.work is not None
+    assert outcome.job.status == "SUBMITTED" and outcome.job.attempt == 1
+    assert outcome.job.partition == 2 and outcome.job.fingerprint
+    assert outcome.work.request_id == outcome.job.request_id and outcome.work.attempt == 1
+    assert outcome.work.prefix == f"acme/demo-export/{outcome.job.request_id}/1/"
+
+
+@pytest.mark.parametrize("status", ["SUBMITTED", "PROCESSING"])
+def test_duplicates_of_a_running_job_are_counted_and_start_nothing(status: str) -> None:
+    job = new_job().replace(status=status)
+    outcome = submit(job)
+    assert outcome.counter == "duplicate" and outcome.work is None
+    assert outcome.job is not None and outcome.job.duplicates == 1
+    assert outcome.job.status == status and outcome.job.attempt == 1
+
+
+def test_duplicate_of_an_unexpired_success_is_answered_from_it() -> None:
+    done = succeeded()
+    outcome = submit(done, now=5_000)
+    assert outcome.counter == "duplicate" and outcome.work is None
+    assert outcome.job is not None and outcome.job.outputs == OUT
+
+
+def test_duplicate_of_an_expired_success_regenerates_with_a_new_attempt() -> None:
+    done = succeeded(now=4_000)
+    assert done.expires_at == 104_000
+    outcome = submit(done, now=104_000)
+    assert outcome.counter == "regenerated"
+    assert outcome.job is not None and outcome.work is not None
+    assert outcome.job.attempt == 2 and outcome.job.status == "SUBMITTED"
+    assert outcome.job.outputs == [] and outcome.work.attempt == 2
+
+
+def test_failed_job_is_resubmitted_keeping_its_attempt_count_up_to_the_limit() -> None:
+    job = new_job().replace(status="FAILED", error=JobError("X", "boom"))
+    outcome = submit(job)
+    assert outcome.counter == "resubmitted" and outcome.job is not None
+    assert outcome.job.attempt == 2 and outcome.job.error is None
+    exhausted = job.replace(attempt=3)
+    outcome = submit(exhausted)
+    assert outcome.counter == "duplicate" and outcome.work is None
+    assert outcome.job is not None and outcome.job.status == "FAILED"
+
+
+def test_client_id_reused_with_other_parameters_is_a_conflict_and_touches_nothing() -> None:
+    first = submit(None, dataclasses.replace(REQ, request_id="job-1")).job
+    assert first is not None
+    for other in (
+        dataclasses.replace(REQ, request_id="job-1", config='{"rows": 6}'),
+        dataclasses.replace(REQ, request_id="job-1", tag="t2"),
+    ):
+        outcome = submit(first, other)
+        assert outcome.counter == "conflict"
+        assert outcome.job is None and outcome.work is None
+        assert outcome.rejection is not None and outcome.rejection.code == "REQUEST_CONFLICT"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"dataset": "no-such-type"}, "UNKNOWN_DATASET"),
+        ({"config": '{"rows": -1}'}, "INVALID_CONFIG"),
+        ({"config": '{"nope": 1}'}, "INVALID_CONFIG"),
+        ({"config": "{not json"}, "INVALID_CONFIG"),
+        ({"tag": "  "}, "INVALID_CONFIG"),
+        ({"request_id": "a/b"}, "INVALID_CONFIG"),
+    ],
+)
+def test_a_request_that_cannot_run_becomes_a_failed_job_with_a_code(
+    change: dict[str, Any], code: str
+) -> None:
+    outcome = submit(None, dataclasses.replace(REQ, **change))
+    assert outcome.counter == "job_rejected" and outcome.work is None
+    assert outcome.job is not None and outcome.job.status == "FAILED"
+    assert outcome.job.error is not None and outcome.job.error.code == code
+
+
+def test_happy_path_started_progress_completed() -> None:
+    job = new_job()
+    started = event(job, "STARTED", now=3_000).job
+    assert started is not None and started.status == "PROCESSING"
+    assert started.attempts == 1 and started.lease_expires_at == 13_000
+    progressed = event(started, "PROGRESS", now=5_000, progress=0.5).job
+    assert progressed is not None and progressed.progress == 0.5
+    assert progressed.lease_expires_at == 15_000
+    done = event(progressed, "COMPLETED", now=6_000, outputs=OUT, total_rows=5).job
+    assert done is not None and done.status == "SUCCESS" and done.outputs == OUT
+    assert done.lease_expires_at is None and done.expires_at == 106_000
+
+
+def test_events_of_another_attempt_are_ignored() -> None:
+    job = event(new_job(), "STARTED").job
+    assert job is not None
+    retried = job.replace(attempt=2, status="SUBMITTED")
+    outcome = event(retried, "COMPLETED", attempt=1, outputs=OUT)
+    assert outcome.counter == "ignored_stale_attempt" and outcome.job is None
+
+
+def test_events_for_terminal_or_unknown_jobs_are_ignored() -> None:
+    done = succeeded()
+    assert event(done, "FAILED", error=JobError("X", "late")).counter == "ignored_terminal"
+    assert event(done, "CANCEL").counter == "ignored_terminal"
+    ghost = JobEvent(kind="STARTED", request_id="nobody", attempt=1, at=1)
+    assert on_event(None, ghost, now=1, policy=POLICY).counter == "ignored_unknown_job"
+
+
+def test_redelivered_started_does_not_count_a_second_attempt() -> None:
+    started = event(new_job(), "STARTED").job
+    assert started is not None
+    assert event(started, "STARTED").counter == "ignored_out_of_order"
+
+
+def test_retryable_failure_retries_then_fails_at_the_limit() -> None:
+    job = event(new_job(), "STARTED").job
+    assert job is not None
+    error = JobError("GENERATION_ERROR", "disk full")
+    outcome = event(job, "FAILED", error=error, retryable=True)
+    assert outcome.counter == "retried" and outcome.work is not None
+    assert outcome.job is not None and outcome.job.attempt == 2
+    last = job.replace(attempt=3)
+    outcome = event(last, "FAILED", error=error, retryable=True)
+    assert outcome.counter == "failed" and outcome.work is None
+    assert outcome.job is not None and outcome.job.status == "FAILED" and outcome.job.error == error
+
+
+def test_non_retryable_failure_fails_at_once() -> None:
+    job = event(new_job(), "STARTED").job
+    assert job is not None
+    outcome = event(job, "FAILED", error=JobError("INVALID_CONFIG", "bad"), retryable=False)
+    assert outcome.counter == "failed" and outcome.job is not None and outcome.job.attempt == 1
+
+
+def test_lease_expiry_retries_with_next_attempt_then_times_out() -> None:
+    job = event(new_job(), "STARTED", now=3_000).job
+    assert job is not None
+    assert on_tick(job, now=12_999, policy=POLICY).counter == "unchanged"
+    outcome = on_tick(job, now=13_000, policy=POLICY)
+    assert outcome.counter == "lease_expired" and outcome.work is not None
+    assert outcome.job is not None and outcome.job.attempt == 2
+    final = on_tick(job.replace(attempt=3), now=13_000, policy=POLICY)
+    assert final.counter == "failed" and final.job is not None
+    assert final.job.error == JobError("LEASE_EXPIRED", "timed out after 3 attempts")
+
+
+def test_tick_expires_old_successes() -> None:
+    done = succeeded(now=4_000)
+    assert on_tick(done, now=103_999, policy=POLICY).counter == "unchanged"
+    expired = on_tick(done, now=104_000, policy=POLICY)
+    assert expired.job is not None and expired.job.status == "EXPIRED"
+
+
+def test_cancel_stops_a_running_job() -> None:
+    job = event(new_job(), "STARTED").job
+    assert job is not None
+    cancelled = event(job, "CANCEL", attempt=0).job
+    assert cancelled is not None and cancelled.status == "CANCELLED"
+    assert event(cancelled, "COMPLETED", outputs=OUT).counter == "ignored_terminal"
+
+
+def test_the_job_record_never_holds_the_encryption_key() -> None:
+    outcome = submit(None, dataclasses.replace(REQ, encryption_key="top-secret"))
+    assert outcome.job is not None and outcome.job.has_encryption_key
+    assert "top-secret" not in repr(outcome.job.to_record())
