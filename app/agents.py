@@ -116,7 +116,12 @@ class Pipeline:
             compacting=True,
             internal=True,
         )
-        table: Any = app.Table("jobs", partitions=n, changelog_topic=changelog)
+        table: Any = app.Table(
+            "jobs",
+            partitions=n,
+            changelog_topic=changelog,
+            options={"driver": "rocksdict", "block_cache_size": settings.table_cache_bytes},
+        )
         # Tables take their codecs from key/value types; ours are raw ids and Avro JobStatus.
         table.key_serializer = "raw"
         table.value_serializer = JOB_CODEC

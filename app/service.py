@@ -136,7 +136,7 @@ def create_app(
     app = faust.App(
         settings.consumer_group,
         broker=faust_broker_url(settings.kafka_bootstrap),
-        store="memory://",
+        store=settings.table_store,
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,

@@ -69,7 +69,17 @@ class Settings(BaseSettings):
     )
 
     # --- Worker ---------------------------------------------------------------------------
-    state_dir: Path = Field(Path(".state"), description="Local state of a worker (read model).")
+    state_dir: Path = Field(
+        Path(".state"), description="Local state of a worker (job table store, read model)."
+    )
+    table_store: str = Field(
+        "rocksdb://",
+        description="Faust store of the job table: rocksdb:// (on disk, bounded memory) or "
+        "memory:// (everything in RAM; small deployments and experiments).",
+    )
+    table_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024 * 1024, description="RocksDB block cache of the job table."
+    )
     spool_dir: Path | None = Field(None, description="Temp files of generators (default: TMPDIR).")
 
     # --- Local stack (deploy/local) ------------------------------------------------------

@@ -1,0 +1,116 @@
+"""The worker and `make run` as a user drives them: start, ready, Ctrl-C, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.settings import Settings
+from app.topics import TopicSpec, ensure_topics
+from deploy.local.stack import port_is_free
+from tests.integration.harness import ROOT, Worker, eventually, free_port, settings_env
+
+pytestmark = pytest.mark.integration
+
+
+async def test_worker_answers_health_and_stops_cleanly_on_sigint(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    worker = Worker(settings_factory(), "w").start()
+    try:
+        await worker.wait_ready()
+        assert await worker.get("/healthz") == (200, {"status": "alive"})
+        status, ready = await worker.get("/readyz")
+        assert status == 200 and ready["status"] == "ready"
+        assert set(ready["checks"]) == {"topics", "bucket", "worker"}
+        status, body = await worker.get("/v1/jobs")
+        assert status == 403 and body["error"]["code"] == "ACCESS_DENIED"
+    finally:
+        code = worker.stop()
+    assert code == 0
+    assert port_is_free(worker.settings.http_port)
+
+
+async def test_worker_refuses_to_start_on_a_broken_topic_layout(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory()
+    await ensure_topics(settings, [TopicSpec(settings.topic("job-events"), 1)])
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "worker"],
+        cwd=ROOT, env={**os.environ, **settings_env(settings)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error [TOPIC_LAYOUT_ERROR]: refusing to start")
+    assert settings.topic("job-events") in last_line
+
+
+def stack_processes(marker: str) -> list[int]:
+    """Pids of processes whose command line mentions ``marker`` (our stack directory)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if marker in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+async def test_make_run_starts_everything_and_ctrl_c_leaves_nothing_behind(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    stack_dir = tmp_path / "run-stack"
+    kafka, controller, s3 = free_port(), free_port(), free_port()
+    settings = settings_factory(
+        stack_dir=stack_dir, cache_dir=ROOT / ".cache",
+        stack_kafka_port=kafka, stack_controller_port=controller, stack_s3_port=s3,
+        kafka_bootstrap=f"127.0.0.1:{kafka}", s3_endpoint=f"http://127.0.0.1:{s3}",
+    )  # fmt: skip
+    worker = Worker(settings, "run")  # only for its port, URL and HTTP helpers
+    env = {**os.environ, **settings_env(worker.settings)}
+    command = [
+        sys.executable,
+        "-m",
+        "deploy.local.stack",
+        "run",
+        "--",
+        sys.executable,
+        "-m",
+        "app",
+        "worker",
+    ]
+    # A terminal's Ctrl-C signals the whole foreground process group: start one of our own.
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+
+        async def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stdout.read().decode() if proc.stdout else "exited")
+            status, _ = await worker.get("/readyz")
+            return status == 200
+
+        await eventually(ready, 120, "make run to be ready")
+        assert stack_processes(str(stack_dir)), "the stack's servers should be running"
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = output.decode()
+    assert proc.returncode == 0, text
+    assert "kafka: stopped" in text and "s3proxy: stopped" in text
+    assert stack_processes(str(stack_dir)) == []
+    for port in (kafka, controller, s3, worker.settings.http_port):
+        assert port_is_free(port), f"port {port} still taken"
