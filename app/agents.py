@@ -35,6 +35,7 @@ from app.avro import SchemaRegistry, registry
 from app.datasets import Catalog
 from app.errors import ExhaustError, PoisonMessage, RequestConflict, TopicLayoutError
 from app.generator import Generator
+from app.leases import LeaseIndex
 from app.metrics import Metrics
 from app.model import DatasetRequest, Job, JobEvent, WorkItem
 from app.read_model import Change, ReadModel
@@ -100,6 +101,10 @@ class Pipeline:
         self.store: ObjectStore | None = None  # set by the runtime once the S3 client is open
         self.generator: Generator | None = None
         self.generator_ready = asyncio.Event()
+        self.leases = LeaseIndex(
+            sweep_ms=int(settings.expiry_sweep_seconds * 1000),
+            stale_after_ms=int(settings.tick_seconds * 3000),
+        )
         codecs.register(JOB_CODEC, JobStatusCodec(self.schemas))
 
         n = settings.topic_partitions
@@ -159,6 +164,7 @@ class Pipeline:
             await self.dead_letter(event, outcome.rejection)
         if outcome.job is not None:
             self.jobs[outcome.job.request_id.encode()] = outcome.job
+            self.leases.track(outcome.job)
         if outcome.work is not None:
             value = self.schemas.encode("WorkItem", outcome.work.to_record())
             fut = await self.work.send(key=outcome.work.request_id.encode(), value=value)
@@ -228,8 +234,24 @@ class Pipeline:
     async def _on_tick(self, event: Any) -> None:
         partition = event.message.partition
         now = now_ms()
-        for job in [j for j in self.jobs.values() if j.partition == partition]:
-            outcome = on_tick(job, now=now, policy=self.policy)
+        if self.leases.needs_sweep(partition, now):
+            outcomes, mine = [], []
+            for job in self.jobs.values():  # streams from the store; only changes are kept
+                if job.partition != partition:
+                    continue
+                outcome = on_tick(job, now=now, policy=self.policy)
+                if outcome.counter != "unchanged":
+                    outcomes.append(outcome)
+                elif job.status == "PROCESSING":
+                    mine.append(job)
+            self.leases.swept(partition, now, mine)
+        else:
+            outcomes = []
+            for request_id in self.leases.due(partition, now):
+                job = self.jobs.get(request_id.encode())
+                if job is not None:
+                    outcomes.append(on_tick(job, now=now, policy=self.policy))
+        for outcome in outcomes:
             if outcome.counter != "unchanged":
                 await self.apply(outcome, event)
 

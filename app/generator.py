@@ -86,6 +86,7 @@ class Generator:
 
     async def run(self, item: WorkItem) -> JobEvent:
         """Run ``item`` to its end and return the final event it reported."""
+        log.info("generating %s attempt %d (%s)", item.request_id, item.attempt, item.dataset)
         await self.emit(item, self._event(item, "STARTED"))
         started = time.monotonic()
         try:
@@ -105,6 +106,11 @@ class Generator:
             error = JobError("GENERATION_ERROR", f"{type(exc).__name__}: {exc}")
             final = self._event(item, "FAILED", error=error, retryable=True)
         await self.emit(item, final)
+        log.info(
+            "%s attempt %d: %s in %.1fs%s",
+            item.request_id, item.attempt, final.kind, time.monotonic() - started,
+            f" ({final.error.code}: {final.error.message})" if final.error else "",
+        )  # fmt: skip
         return final
 
     async def _generate(self, item: WorkItem, started: float) -> JobEvent:

@@ -57,7 +57,10 @@ class Settings(BaseSettings):
         30.0, gt=0, description="A PROCESSING attempt without a heartbeat this long is retried."
     )
     heartbeat_seconds: float = Field(2.0, gt=0, description="Progress report interval.")
-    tick_seconds: float = Field(5.0, gt=0, description="How often leases and expiry are checked.")
+    tick_seconds: float = Field(5.0, gt=0, description="How often leases are checked.")
+    expiry_sweep_seconds: float = Field(
+        300.0, gt=0, description="How often a full pass over the table expires old outputs."
+    )
     retention_seconds: int = Field(
         7 * 24 * 3600, ge=60, description="How long outputs of a SUCCESS job stay available."
     )

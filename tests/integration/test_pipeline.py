@@ -203,7 +203,16 @@ async def test_kill_9_during_generation_every_job_still_succeeds_once(
         ok = len(jobs) == 8 and all(j["status"] == "SUCCESS" for j in jobs.values())
         return jobs if ok else None
 
-    jobs = await eventually(all_success, 180, "all 8 jobs SUCCESS after kill -9")
+    try:
+        jobs = await eventually(all_success, 180, "all 8 jobs SUCCESS after kill -9")
+    except AssertionError as exc:
+        statuses = {
+            k: (v["status"], v["attempt"]) for k, v in (await latest_jobs(settings)).items()
+        }
+        _, metrics = await b.get("/metrics")
+        raise AssertionError(
+            f"{exc}\njobs: {statuses}\nb metrics:\n{metrics}\nb log:\n{b.log_tail(60)}"
+        ) from None
     for job in jobs.values():
         prefixes = {o["key"].rsplit("/", 1)[0] for o in job["outputs"]}
         assert prefixes == {f"acme/demo-export/{job['request_id']}/{job['attempt']}"}, job

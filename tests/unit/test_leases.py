@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from app.leases import LeaseIndex
+from app.model import Job
+
+
+def job(rid: str, status: str, lease: int | None = None, partition: int = 0) -> Job:
+    return Job(
+        request_id=rid, tag="t", dataset="d", channel="c", requested_by="u",
+        status=status, last_updated=0, config="{}", fingerprint="f", attempt=1,  # type: ignore[arg-type]
+        max_attempts=3, submitted_at=0, partition=partition, lease_expires_at=lease,
+    )  # fmt: skip
+
+
+def test_only_processing_leases_are_held_and_due_when_past() -> None:
+    index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
+    index.track(job("a", "PROCESSING", lease=100))
+    index.track(job("b", "PROCESSING", lease=200))
+    index.track(job("c", "SUCCESS"))
+    assert len(index) == 2
+    assert index.due(0, 150) == ["a"]
+    index.track(job("a", "SUCCESS"))  # finished: forgotten
+    assert index.due(0, 1_000) == ["b"] and len(index) == 1
+
+
+def test_sweeps_on_first_tick_after_an_absence_and_on_schedule() -> None:
+    index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
+    assert index.needs_sweep(0, now=1_000)  # first tick on this worker
+    index.swept(0, 1_000, [job("a", "PROCESSING", lease=5_000), job("x", "FAILED")])
+    assert index.due(0, 5_000) == ["a"]
+    assert not index.needs_sweep(0, now=6_000)  # regular tick
+    assert index.needs_sweep(0, now=30_000)  # no tick for 24 s: it was owned elsewhere
+    index.swept(0, 30_000, [])
+    assert index.due(0, 99_000) == []
+    assert not index.needs_sweep(0, now=35_000)
+    for now in range(40_000, 90_000, 5_000):
+        index.needs_sweep(0, now)
+    assert index.needs_sweep(0, now=90_000)  # the periodic sweep (expiry of old successes)
