@@ -9,10 +9,10 @@ Delivery contract (see docs/architecture.md):
   are sent and *awaited* before the event is acknowledged, so a source offset is committed only
   after its effects are durable. A crash replays the event; replays are idempotent (the same
   deterministic job id, attempt and object keys).
-* **work** (key = request_id) is consumed by the generator agent, one item at a time per worker
-  (agent concurrency stays 1: Faust can commit past unfinished messages with more). Its offset
-  is committed after the final event is durable; a worker killed mid-generation leaves the item
-  uncommitted, so it is redelivered, and the job's lease expires and retries with attempt + 1.
+* **work** (key = request_id) is *not* consumed here but by :mod:`app.work_consumer`, a plain
+  aiokafka consumer with in-order commits: long generations inside Faust stall its rebalances,
+  and after a rebalance Faust was seen never delivering the work items of partitions inherited
+  from a killed worker (docs/architecture.md, "Decisions").
 * Undecodable input goes to ``exhaust.dlq`` with the error and its source coordinates in headers.
 * Leases and expiry: a timer sends a TICK event into every job-events partition this worker owns,
   so those writes, too, happen inside an event of the owning partition.
@@ -34,14 +34,12 @@ from mode import Service
 from app.avro import SchemaRegistry, registry
 from app.datasets import Catalog
 from app.errors import ExhaustError, PoisonMessage, RequestConflict, TopicLayoutError
-from app.generator import Generator
 from app.leases import LeaseIndex
 from app.metrics import Metrics
-from app.model import DatasetRequest, Job, JobEvent, WorkItem
+from app.model import DatasetRequest, Job, JobEvent
 from app.read_model import Change, ReadModel
 from app.settings import Settings
 from app.state_machine import Outcome, Policy, on_event, on_request, on_tick
-from app.storage import ObjectStore
 
 log = logging.getLogger("exhaust.agents")
 
@@ -98,9 +96,6 @@ class Pipeline:
         self.read_model = read_model
         self.policy = policy_from(settings)
         self.schemas = registry()
-        self.store: ObjectStore | None = None  # set by the runtime once the S3 client is open
-        self.generator: Generator | None = None
-        self.generator_ready = asyncio.Event()
         self.leases = LeaseIndex(
             sweep_ms=int(settings.expiry_sweep_seconds * 1000),
             stale_after_ms=int(settings.tick_seconds * 3000),
@@ -134,14 +129,16 @@ class Pipeline:
 
         app.agent(self.requests, name="exhaust.requests")(self._requests_agent)
         app.agent(self.job_events, name="exhaust.job_events")(self._events_agent)
-        app.agent(self.work, name="exhaust.work")(self._work_agent)
         app.timer(settings.tick_seconds)(self._send_ticks)
 
     # --- shared -------------------------------------------------------------------------------
 
-    async def dead_letter(self, event: Any, error: ExhaustError) -> None:
-        """Send the original bytes to the DLQ with the error and source in headers; await it."""
-        message = event.message
+    async def dead_letter(self, message: Any, error: ExhaustError) -> None:
+        """Send the original bytes to the DLQ with the error and source in headers; await it.
+
+        ``message`` is a Faust ``Message`` or an aiokafka ``ConsumerRecord``: both carry the
+        topic, partition, offset, key and value read.
+        """
         headers = [
             ("error-code", error.code.encode()),
             ("error-message", error.message.encode()[:1000]),
@@ -161,7 +158,7 @@ class Pipeline:
         """Apply a state-machine outcome inside the current event (the table's one writer)."""
         self.metrics.transition(outcome.counter)
         if outcome.rejection is not None:
-            await self.dead_letter(event, outcome.rejection)
+            await self.dead_letter(event.message, outcome.rejection)
         if outcome.job is not None:
             self.jobs[outcome.job.request_id.encode()] = outcome.job
             self.leases.track(outcome.job)
@@ -184,7 +181,7 @@ class Pipeline:
             try:
                 record = self.schemas.decode("DatasetRequest", event.message.value or b"")
             except PoisonMessage as exc:
-                await self.dead_letter(event, exc)
+                await self.dead_letter(event.message, exc)
                 continue
             request = DatasetRequest.from_record(record)
             await self.apply(self._decide_request(request, event.message.partition), event)
@@ -222,7 +219,7 @@ class Pipeline:
             try:
                 record = self.schemas.decode("JobEvent", event.message.value or b"")
             except PoisonMessage as exc:
-                await self.dead_letter(event, exc)
+                await self.dead_letter(event.message, exc)
                 continue
             job_event = JobEvent.from_record(record)
             if job_event.kind == "TICK":
@@ -263,20 +260,6 @@ class Pipeline:
             if tp.topic == self.job_events.get_topic_name():
                 await self.job_events.send(key=TICK_KEY, value=value, partition=tp.partition)
                 self.metrics.count("ticks_sent")
-
-    async def _work_agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            self.metrics.count("work_items_received")
-            try:
-                item = WorkItem.from_record(
-                    self.schemas.decode("WorkItem", event.message.value or b"")
-                )
-            except PoisonMessage as exc:
-                await self.dead_letter(event, exc)
-                continue
-            await self.generator_ready.wait()  # set by the runtime once the store is open
-            assert self.generator is not None
-            await self.generator.run(item)
 
 
 class ReadModelFeeder(Service):

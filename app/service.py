@@ -4,10 +4,10 @@ Start-up order: ensure topics (checking their layout) and the bucket, then start
 worker. The :class:`Runtime` service starts with it: it opens the object store, the generator,
 the read-model feeder and the HTTP API, and closes them when the worker stops.
 
-Shutdown (SIGINT/SIGTERM): Faust stops the agents (a generation in flight is abandoned without
-committing its work item, so it is redelivered; its thread sees ``stopping`` and ends at its next
-progress report), flushes the producer and commits; then the runtime stops the feeder, closes
-the HTTP site and the S3 client.
+Shutdown (SIGINT/SIGTERM): Faust stops the agents, flushes the producer and commits; the runtime
+stops its children: the work consumer tells running generations to stop (they report a
+retryable failure at their next progress report, so the writer retries them elsewhere) and
+commits what finished, the read-model feeder stops; then the HTTP site and the S3 client close.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from app.read_model import ReadModel
 from app.settings import Settings
 from app.storage import S3ObjectStore
 from app.topics import ensure_topics
+from app.work_consumer import WorkConsumer
 
 log = logging.getLogger("exhaust")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -80,12 +81,12 @@ class Runtime(Service):
             cancel=self.cancel,
         )
         self._runner: web.AppRunner | None = None
+        self.work: WorkConsumer | None = None
 
     async def on_start(self) -> None:
         await self.store.__aenter__()
         self.context.store = self.store
-        self.pipeline.store = self.store
-        self.pipeline.generator = Generator(
+        generator = Generator(
             self.pipeline.catalog,
             self.store,
             lambda item, event: self.pipeline.send_event(item.tag, event),
@@ -94,8 +95,11 @@ class Runtime(Service):
             heartbeat_seconds=self.settings.heartbeat_seconds,
             timeout_seconds=self.settings.generation_timeout_seconds,
         )
-        self.pipeline.generator_ready.set()
+        self.work = WorkConsumer(
+            self.settings, generator, self.pipeline.dead_letter, self.pipeline.metrics
+        )
         await self.add_runtime_dependency(self.feeder)
+        await self.add_runtime_dependency(self.work)
         self._runner = web.AppRunner(create_web_app(self.context), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -109,10 +113,12 @@ class Runtime(Service):
         log.info("ready: read model caught up with %s", self.settings.topic("jobs"))
 
     async def on_stop(self) -> None:
-        if self.pipeline.generator is not None:
-            self.pipeline.generator.stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def on_shutdown(self) -> None:
+        # After the children (work consumer, feeder) have stopped: uploads may still be running
+        # until then.
         await self.store.__aexit__(None, None, None)
 
     async def submit(self, request: DatasetRequest) -> None:

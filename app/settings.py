@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     dedup_window_seconds: int = Field(
         86400, ge=1, description="Identical requests without a client id within it are one job."
     )
+    generator_concurrency: int = Field(
+        2, ge=1, le=64, description="Work items one worker generates at the same time."
+    )
     generation_timeout_seconds: float = Field(
         3600.0, gt=0, description="An attempt running longer fails (and is retried)."
     )
