@@ -1,0 +1,106 @@
+"""HTTP behaviour without a broker: channel isolation, validation, error envelopes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from app.datasets import default_catalog
+from app.health import Health
+from app.http_api import ApiContext, create_web_app
+from app.metrics import Metrics
+from app.model import DatasetRequest, Job, OutputFile
+from app.read_model import Change, ReadModel
+from app.settings import Settings
+from tests.fakes import MemoryStore
+
+
+def job(request_id: str, channel: str, status: str = "SUCCESS") -> Job:
+    return Job(
+        request_id=request_id, tag="t1", dataset="demo-export", channel=channel,
+        requested_by="u", status=status, last_updated=1, config="{}", fingerprint="f",  # type: ignore[arg-type]
+        attempt=1, max_attempts=3, submitted_at=1,
+        outputs=[OutputFile(key=f"{channel}/demo-export/{request_id}/1/data.csv", rows=1, bytes=1, sha256="x")],
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient, list[DatasetRequest]]]:
+    read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    read_model.apply(
+        [Change(0, 0, "mine", job("mine", "acme")), Change(0, 1, "theirs", job("theirs", "evil"))]
+    )
+    submitted: list[DatasetRequest] = []
+
+    async def submit(request: DatasetRequest) -> None:
+        submitted.append(request)
+
+    context = ApiContext(
+        settings=Settings(), health=Health(), metrics=Metrics(), catalog=default_catalog(),
+        read_model=read_model, store=MemoryStore(), submit=submit,
+    )  # fmt: skip
+    async with TestClient(TestServer(create_web_app(context))) as test_client:
+        yield test_client, submitted
+    read_model.close()
+
+
+async def test_a_channel_never_sees_another_channels_jobs_or_links(
+    client: tuple[TestClient, list[DatasetRequest]],
+) -> None:
+    http, _ = client
+    response = await http.get("/v1/jobs/theirs", headers={"X-Channel-ID": "acme"})
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "NOT_FOUND"
+    listing = await (await http.get("/v1/jobs", headers={"X-Channel-ID": "acme"})).json()
+    assert [j["request_id"] for j in listing["jobs"]] == ["mine"]
+    links = [u for j in listing["jobs"] for u in j["download_urls"]]
+    assert links and all("acme/" in u and "evil" not in u for u in links)
+
+
+async def test_the_channel_header_is_required(
+    client: tuple[TestClient, list[DatasetRequest]],
+) -> None:
+    http, _ = client
+    for path in ("/v1/jobs", "/v1/jobs/mine"):
+        response = await http.get(path)
+        assert response.status == 403
+        assert (await response.json())["error"]["code"] == "ACCESS_DENIED"
+
+
+async def test_submission_is_validated_before_anything_is_published(
+    client: tuple[TestClient, list[DatasetRequest]],
+) -> None:
+    http, submitted = client
+    headers = {"X-Channel-ID": "acme"}
+    cases = [
+        ({"tag": "t", "dataset": "nope"}, 400, "UNKNOWN_DATASET"),
+        ({"tag": "t", "dataset": "demo-export", "config": {"rows": -1}}, 400, "INVALID_CONFIG"),
+        ({"dataset": "demo-export"}, 400, "INVALID_CONFIG"),
+        ({"tag": "t", "dataset": "demo-export", "request_id": "theirs"}, 409, "REQUEST_CONFLICT"),
+    ]
+    for body, status, code in cases:
+        response = await http.post("/v1/requests", json=body, headers=headers)
+        assert response.status == status, body
+        assert (await response.json())["error"]["code"] == code
+    assert submitted == []
+    ok = await http.post(
+        "/v1/requests",
+        json={"tag": "t", "dataset": "demo-export", "encryption_key": "k"},
+        headers=headers,
+    )
+    assert ok.status == 202
+    body = await ok.json()
+    assert body["status"] == "SUBMITTED" and len(body["request_id"]) == 32
+    assert [r.channel for r in submitted] == ["acme"] and "k" not in str(body)
+
+
+async def test_listing_rejects_bad_parameters(
+    client: tuple[TestClient, list[DatasetRequest]],
+) -> None:
+    http, _ = client
+    for query in ("status=DONE", "limit=0", "limit=abc", "cursor=zzz"):
+        response = await http.get(f"/v1/jobs?{query}", headers={"X-Channel-ID": "acme"})
+        assert response.status == 400, query
