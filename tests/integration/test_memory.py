@@ -43,7 +43,7 @@ async def test_generating_a_dataset_many_times_larger_does_not_grow_memory(
                     return job if job and job["status"] == "SUCCESS" else None
 
                 job = await eventually(done, 180, f"{rows} rows generated", interval=1)
-                sizes[rows] = int(job["total_bytes"])  # type: ignore[call-overload]
+                sizes[rows] = int(str(job["total_bytes"]))
                 peaks[rows] = peak_rss_mib(worker.proc.pid)
         print(f"peak RSS MiB by rows: {peaks}; bytes: {sizes}")
         assert sizes[3_000_000] > 25 * sizes[100_000]

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.datasets import default_catalog
@@ -16,6 +17,8 @@ from app.model import DatasetRequest, Job, OutputFile
 from app.read_model import Change, ReadModel
 from app.settings import Settings
 from tests.fakes import MemoryStore
+
+Client = TestClient[web.Request, web.Application]
 
 
 def job(request_id: str, channel: str, status: str = "SUCCESS") -> Job:
@@ -28,7 +31,7 @@ def job(request_id: str, channel: str, status: str = "SUCCESS") -> Job:
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient, list[DatasetRequest]]]:
+async def client(tmp_path: Path) -> AsyncIterator[tuple[Client, list[DatasetRequest]]]:
     read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
     read_model.apply(
         [Change(0, 0, "mine", job("mine", "acme")), Change(0, 1, "theirs", job("theirs", "evil"))]
@@ -48,7 +51,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient, list[Dataset
 
 
 async def test_a_channel_never_sees_another_channels_jobs_or_links(
-    client: tuple[TestClient, list[DatasetRequest]],
+    client: tuple[Client, list[DatasetRequest]],
 ) -> None:
     http, _ = client
     response = await http.get("/v1/jobs/theirs", headers={"X-Channel-ID": "acme"})
@@ -61,7 +64,7 @@ async def test_a_channel_never_sees_another_channels_jobs_or_links(
 
 
 async def test_the_channel_header_is_required(
-    client: tuple[TestClient, list[DatasetRequest]],
+    client: tuple[Client, list[DatasetRequest]],
 ) -> None:
     http, _ = client
     for path in ("/v1/jobs", "/v1/jobs/mine"):
@@ -71,7 +74,7 @@ async def test_the_channel_header_is_required(
 
 
 async def test_submission_is_validated_before_anything_is_published(
-    client: tuple[TestClient, list[DatasetRequest]],
+    client: tuple[Client, list[DatasetRequest]],
 ) -> None:
     http, submitted = client
     headers = {"X-Channel-ID": "acme"}
@@ -98,7 +101,7 @@ async def test_submission_is_validated_before_anything_is_published(
 
 
 async def test_listing_rejects_bad_parameters(
-    client: tuple[TestClient, list[DatasetRequest]],
+    client: tuple[Client, list[DatasetRequest]],
 ) -> None:
     http, _ = client
     for query in ("status=DONE", "limit=0", "limit=abc", "cursor=zzz"):
