@@ -154,6 +154,14 @@ class Pipeline:
             message.topic, message.partition, message.offset, error.code, error.message,
         )  # fmt: skip
 
+    async def decode_or_dead_letter(self, name: str, message: Any) -> dict[str, Any] | None:
+        """The decoded record, or None after sending the undecodable message to the DLQ."""
+        try:
+            return self.schemas.decode(name, message.value or b"")
+        except PoisonMessage as exc:
+            await self.dead_letter(message, exc)
+            return None
+
     async def apply(self, outcome: Outcome, event: Any) -> None:
         """Apply a state-machine outcome inside the current event (the table's one writer)."""
         self.metrics.transition(outcome.counter)
@@ -178,10 +186,8 @@ class Pipeline:
     async def _requests_agent(self, stream: Any) -> None:
         async for event in stream.events():
             self.metrics.count("requests_received")
-            try:
-                record = self.schemas.decode("DatasetRequest", event.message.value or b"")
-            except PoisonMessage as exc:
-                await self.dead_letter(event.message, exc)
+            record = await self.decode_or_dead_letter("DatasetRequest", event.message)
+            if record is None:
                 continue
             request = DatasetRequest.from_record(record)
             await self.apply(self._decide_request(request, event.message.partition), event)
@@ -216,10 +222,8 @@ class Pipeline:
     async def _events_agent(self, stream: Any) -> None:
         async for event in stream.events():
             self.metrics.count("job_events_received")
-            try:
-                record = self.schemas.decode("JobEvent", event.message.value or b"")
-            except PoisonMessage as exc:
-                await self.dead_letter(event.message, exc)
+            record = await self.decode_or_dead_letter("JobEvent", event.message)
+            if record is None:
                 continue
             job_event = JobEvent.from_record(record)
             if job_event.kind == "TICK":

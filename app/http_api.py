@@ -106,13 +106,20 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=ctx(request).metrics.render(), content_type="text/plain")
 
 
-async def get_job(request: web.Request) -> web.Response:
+async def channel_job(request: web.Request) -> Job:
+    """The job named in the path, if it belongs to the caller's channel; else not found."""
     channel = channel_of(request)
-    context = ctx(request)
-    read_model, store = ready_parts(context)
+    read_model, _ = ready_parts(ctx(request))
     job = await asyncio.to_thread(read_model.get, request.match_info["request_id"])
     if job is None or job.channel != channel:
         raise NotFound(f"no job {request.match_info['request_id']!r} in channel {channel!r}")
+    return job
+
+
+async def get_job(request: web.Request) -> web.Response:
+    job = await channel_job(request)
+    context = ctx(request)
+    _, store = ready_parts(context)
     return web.json_response(await job_view(job, store, context.settings))
 
 
@@ -213,12 +220,8 @@ async def submit(request: web.Request) -> web.Response:
 
 
 async def cancel(request: web.Request) -> web.Response:
-    channel = channel_of(request)
+    job = await channel_job(request)
     context = ctx(request)
-    read_model, _ = ready_parts(context)
-    job = await asyncio.to_thread(read_model.get, request.match_info["request_id"])
-    if job is None or job.channel != channel:
-        raise NotFound(f"no job {request.match_info['request_id']!r} in channel {channel!r}")
     if context.cancel is None:
         raise NotFound("this worker does not accept cancellations")
     await context.cancel(job)

@@ -35,6 +35,14 @@ class OutputFile:
     content_type: str = "application/octet-stream"
 
 
+def _with_nested(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's fields with its nested ``outputs`` and ``error`` records as values."""
+    values = dict(record)
+    values["outputs"] = [OutputFile(**o) for o in record.get("outputs") or []]
+    values["error"] = JobError(**record["error"]) if record.get("error") else None
+    return values
+
+
 @dataclass(frozen=True, slots=True)
 class DatasetRequest:
     tag: str
@@ -114,10 +122,7 @@ class Job:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Job:
-        values = dict(record)
-        values["outputs"] = [OutputFile(**o) for o in record.get("outputs") or []]
-        values["error"] = JobError(**record["error"]) if record.get("error") else None
-        return cls(**values)
+        return cls(**_with_nested(record))
 
     def to_record(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,10 +147,7 @@ class JobEvent:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> JobEvent:
-        values = dict(record)
-        values["outputs"] = [OutputFile(**o) for o in record.get("outputs") or []]
-        values["error"] = JobError(**record["error"]) if record.get("error") else None
-        return cls(**values)
+        return cls(**_with_nested(record))
 
     def to_record(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
