@@ -1,32 +1,152 @@
-"""The ``exhaust`` command line. Errors print ``error [CODE]: message`` and exit 2."""
+"""The ``exhaust`` command line. Errors print ``error [CODE]: message`` and exit 2.
+
+* ``exhaust worker`` runs a worker (stream processors, generators, HTTP API).
+* ``exhaust submit`` publishes a ``DatasetRequest`` straight to Kafka (no HTTP needed) and prints
+  its job id; ``--wait`` follows ``exhaust.jobs`` until the job is terminal.
+* ``exhaust status`` asks a worker's HTTP API for a job and prints it as JSON.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
-from app.errors import ExhaustError
+from app.errors import ExhaustError, InvalidConfig, NotFound, TransientError
 from app.settings import Settings
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="exhaust", description="Exhaust dataset service")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidConfig(f"{what} is not JSON: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise InvalidConfig(f"{what} must be a JSON object")
+    return value
+
+
+async def submit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Publish one request keyed by its tag; optionally wait for a terminal status."""
+    from aiokafka import AIOKafkaProducer
+
+    from app.avro import registry
+    from app.dedup import request_id_for
+    from app.model import DatasetRequest
+
+    request = DatasetRequest(
+        request_id=args.request_id,
+        tag=args.tag,
+        dataset=args.dataset,
+        channel=args.channel,
+        requested_by=args.requested_by,
+        config=json.dumps(_json_object(args.config, "--config"), sort_keys=True),
+        submitted_at=int(time.time() * 1000),
+    )
+    request_id, _ = request_id_for(request, settings.dedup_window_seconds)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        value = registry().encode("DatasetRequest", request.to_record())
+        await producer.send_and_wait(settings.topic("requests"), value, key=request.tag.encode())
+    finally:
+        await producer.stop()
+    if not args.wait:
+        return {"request_id": request_id, "status": "SUBMITTED"}
+    return await wait_for(settings, request_id, args.wait)
+
+
+async def wait_for(settings: Settings, request_id: str, seconds: float) -> dict[str, Any]:
+    """Follow ``exhaust.jobs`` until ``request_id`` is terminal; return its last status."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from app.avro import registry
+    from app.model import TERMINAL
+
+    topic = settings.topic("jobs")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        key = request_id.encode()
+        async with asyncio.timeout(seconds):
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                for message in (m for ms in batch.values() for m in ms if m.key == key):
+                    record: dict[str, Any] = registry().decode("JobStatus", message.value)
+                    if record["status"] in TERMINAL:
+                        return record
+    except TimeoutError as exc:
+        raise TransientError(f"job {request_id} not finished after {seconds:.0f}s") from exc
+    finally:
+        await consumer.stop()
+
+
+def status(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    url = f"{args.url or f'http://{settings.http_host}:{settings.http_port}'}/v1/jobs/{args.request_id}"
+    request = urllib.request.Request(url, headers={"X-Channel-ID": args.channel})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise NotFound(f"no job {args.request_id!r} in channel {args.channel!r}") from exc
+        raise TransientError(f"{url} answered {exc.code}") from exc
+    except urllib.error.URLError as exc:
+        raise TransientError(f"no worker at {url}: {exc.reason}") from exc
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="exhaust", description="Exhaust dataset service")
+    sub = root.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="run a worker (stream processors + HTTP API)")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
-    args = parser.parse_args(argv)
+
+    send = sub.add_parser("submit", help="publish a dataset request to Kafka")
+    send.add_argument("--channel", required=True)
+    send.add_argument("--tag", required=True)
+    send.add_argument("--dataset", required=True)
+    send.add_argument("--config", default="{}", help="the dataset type's parameters (JSON object)")
+    send.add_argument("--requested-by", default="cli")
+    send.add_argument("--request-id", default=None, help="your own job id (idempotency key)")
+    send.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                      help="follow exhaust.jobs until the job is terminal")  # fmt: skip
+
+    show = sub.add_parser("status", help="print a job as JSON (asks a worker's HTTP API)")
+    show.add_argument("request_id")
+    show.add_argument("--channel", required=True)
+    show.add_argument("--url", default=None, help="worker URL (default from EXHAUST_HTTP_*)")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         settings = Settings()
         if args.command == "worker":
             from app.service import run_worker
 
-            run_worker(settings, loglevel=args.loglevel)
+            return run_worker(settings, loglevel=args.loglevel)
+        result = (
+            asyncio.run(submit(settings, args))
+            if args.command == "submit"
+            else status(settings, args)
+        )
+        print(json.dumps(result, indent=2))
+        failed = args.command == "submit" and result.get("status") not in ("SUBMITTED", "SUCCESS")
+        return 1 if failed else 0
     except ExhaustError as exc:
         print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -114,3 +115,44 @@ async def test_make_run_starts_everything_and_ctrl_c_leaves_nothing_behind(
     assert stack_processes(str(stack_dir)) == []
     for port in (kafka, controller, s3, worker.settings.http_port):
         assert port_is_free(port), f"port {port} still taken"
+
+
+async def test_cli_submits_waits_and_reads_status(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    worker = Worker(settings_factory(), "w").start()
+    env = {**os.environ, **settings_env(worker.settings)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app", *args], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    try:
+        await worker.wait_ready()
+        done = cli("submit", "--channel", "acme", "--tag", "cli", "--dataset", "demo-export",
+                   "--config", '{"rows": 7}', "--request-id", "cli-1", "--wait", "60")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        record = json.loads(done.stdout)
+        assert record["request_id"] == "cli-1" and record["status"] == "SUCCESS"
+        assert record["total_rows"] == 7
+
+        shown = cli("status", "cli-1", "--channel", "acme", "--url", worker.url)
+        assert shown.returncode == 0 and json.loads(shown.stdout)["download_urls"]
+        hidden = cli("status", "cli-1", "--channel", "evil", "--url", worker.url)
+        assert hidden.returncode == 2 and hidden.stderr.startswith("error [NOT_FOUND]")
+        bad = cli(
+            "submit",
+            "--channel",
+            "acme",
+            "--tag",
+            "t",
+            "--dataset",
+            "demo-export",
+            "--config",
+            "[1]",
+        )
+        assert bad.returncode == 2 and bad.stderr.startswith("error [INVALID_CONFIG]")
+    finally:
+        assert worker.stop() == 0
