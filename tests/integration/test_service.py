@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -156,3 +156,43 @@ async def test_cli_submits_waits_and_reads_status(
         assert bad.returncode == 2 and bad.stderr.startswith("error [INVALID_CONFIG]")
     finally:
         assert worker.stop() == 0
+
+
+async def test_cancel_over_http_wins_over_the_running_generation(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory(heartbeat_seconds=0.5)
+    worker = Worker(settings, "w").start()
+    try:
+        await worker.wait_ready()
+        body = {
+            "tag": "c",
+            "dataset": "demo-export",
+            "config": {"rows": 1_500_000},
+            "request_id": "to-cancel",
+        }
+        status, _ = await worker.post("/v1/requests", body, channel="acme")
+        assert status == 202
+
+        async def job_status() -> str:
+            code, job = await worker.get("/v1/jobs/to-cancel", channel="acme")
+            return str(job["status"]) if code == 200 else ""
+
+        await eventually(lambda: _is(job_status, "PROCESSING"), 60, "the job to be PROCESSING")
+        assert (await worker.post("/v1/jobs/to-cancel/cancel", {}, channel="evil"))[0] == 404
+        code, answer = await worker.post("/v1/jobs/to-cancel/cancel", {}, channel="acme")
+        assert code == 202 and answer["status"] == "CANCEL_REQUESTED"
+        await eventually(lambda: _is(job_status, "CANCELLED"), 30, "the job to be CANCELLED")
+
+        async def generation_reported() -> bool:  # the generator finishes anyway; it is fenced off
+            _, metrics = await worker.get("/metrics")
+            return 'exhaust_transitions_total{outcome="ignored_terminal"}' in metrics
+
+        await eventually(generation_reported, 60, "the late COMPLETED to be ignored")
+        assert await job_status() == "CANCELLED"
+    finally:
+        assert worker.stop() == 0
+
+
+async def _is(check: Callable[[], Awaitable[str]], wanted: str) -> bool:
+    return await check() == wanted
