@@ -33,13 +33,14 @@ from mode import Service
 
 from app.avro import SchemaRegistry, registry
 from app.datasets import Catalog
-from app.errors import ExhaustError, PoisonMessage, RequestConflict, TopicLayoutError
+from app.errors import ExhaustError, PoisonMessage, RequestConflict
 from app.leases import LeaseIndex
 from app.metrics import Metrics
 from app.model import DatasetRequest, Job, JobEvent
 from app.read_model import Change, ReadModel
 from app.settings import Settings
 from app.state_machine import Outcome, Policy, on_event, on_request, on_tick
+from app.topics import assign_all
 
 log = logging.getLogger("exhaust.agents")
 
@@ -281,7 +282,7 @@ class ReadModelFeeder(Service):
 
     @Service.task
     async def _feed(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import AIOKafkaConsumer
 
         topic = self.settings.topic("jobs")
         consumer = AIOKafkaConsumer(
@@ -292,12 +293,7 @@ class ReadModelFeeder(Service):
         )
         await consumer.start()
         try:
-            cluster = await consumer._client.fetch_all_metadata()
-            found = cluster.partitions_for_topic(topic) or set()
-            if not found:
-                raise TopicLayoutError(f"topic {topic} does not exist")
-            partitions = [TopicPartition(topic, p) for p in sorted(found)]
-            consumer.assign(partitions)
+            partitions = await assign_all(consumer, topic)
             stored = await asyncio.to_thread(self.read_model.offsets)
             for tp in partitions:
                 if tp.partition in stored:

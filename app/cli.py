@@ -64,10 +64,11 @@ async def submit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
 
 async def wait_for(settings: Settings, request_id: str, seconds: float) -> dict[str, Any]:
     """Follow ``exhaust.jobs`` until ``request_id`` is terminal; return its last status."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     from app.avro import registry
     from app.model import TERMINAL
+    from app.topics import assign_all
 
     topic = settings.topic("jobs")
     consumer = AIOKafkaConsumer(
@@ -75,10 +76,7 @@ async def wait_for(settings: Settings, request_id: str, seconds: float) -> dict[
     )
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await consumer.seek_to_beginning(*await assign_all(consumer, topic))
         key = request_id.encode()
         async with asyncio.timeout(seconds):
             while True:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
@@ -77,6 +79,21 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+async def assign_all(consumer: Any, topic: str) -> list[TopicPartition]:
+    """Assign every partition of ``topic`` to a group-less aiokafka consumer; return them.
+
+    ``consumer.partitions_for_topic`` only knows topics the consumer already fetched metadata
+    for, so fetch it explicitly. Raises :class:`TopicLayoutError` when the topic is missing.
+    """
+    cluster = await consumer._client.fetch_all_metadata()
+    found = cluster.partitions_for_topic(topic) or set()
+    if not found:
+        raise TopicLayoutError(f"topic {topic} does not exist")
+    partitions = [TopicPartition(topic, p) for p in sorted(found)]
+    consumer.assign(partitions)
+    return partitions
 
 
 async def _check_layout(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:

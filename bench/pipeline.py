@@ -26,12 +26,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from app.avro import registry
 from app.model import DatasetRequest, Job
 from app.settings import Settings
-from app.topics import TopicSpec, ensure_topics
+from app.topics import TopicSpec, assign_all, ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,10 +47,7 @@ async def tail(settings: Settings, topic: str, until: Any, on_message: Any, time
     )
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
+        await consumer.seek_to_beginning(*await assign_all(consumer, topic))
         deadline = time.monotonic() + timeout
         while not until():
             if time.monotonic() > deadline:

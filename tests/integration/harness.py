@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import fastavro
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
 from app.avro import SCHEMA_DIR, registry
 from app.model import DatasetRequest
 from app.settings import Settings
+from app.topics import assign_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,11 +181,7 @@ async def read_topic(settings: Settings, name: str) -> list[Any]:
     )
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
+        partitions = await assign_all(consumer, topic)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         records: list[Any] = []
