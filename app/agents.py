@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from faust.serializers import codecs
 from mode import Service
 
@@ -39,7 +40,7 @@ from app.metrics import Metrics
 from app.model import DatasetRequest, Job, JobEvent
 from app.read_model import Change, ReadModel
 from app.settings import Settings
-from app.state_machine import Outcome, Policy, on_event, on_request, on_tick
+from app.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
 from app.topics import assign_all
 
 log = logging.getLogger("exhaust.agents")
@@ -194,14 +195,10 @@ class Pipeline:
             await self.apply(self._decide_request(request, event.message.partition), event)
 
     def _decide_request(self, request: DatasetRequest, partition: int) -> Outcome:
-        from app.dedup import request_id_for
-
-        try:
-            request_id, client_id = request_id_for(request, self.policy.dedup_window_seconds)
-        except ExhaustError:
-            request_id, client_id = "", False
-        existing = self.jobs.get(request_id.encode()) if request_id else None
-        if existing is None and client_id:
+        identity = identify(request, self.policy)
+        request_id = identity.request_id
+        existing = None if identity.error else self.jobs.get(request_id.encode())
+        if existing is None and identity.client_id:
             # A client id is bound to its tag's partition; one reused with another tag lands
             # elsewhere, so look in the (global, eventually consistent) read model too.
             elsewhere = self.read_model.get(request_id)
@@ -218,6 +215,7 @@ class Pipeline:
             now=now_ms(),
             policy=self.policy,
             catalog=self.catalog,
+            identity=identity,
         )
 
     async def _events_agent(self, stream: Any) -> None:
@@ -282,8 +280,6 @@ class ReadModelFeeder(Service):
 
     @Service.task
     async def _feed(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
         topic = self.settings.topic("jobs")
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,

@@ -26,7 +26,14 @@ from aiohttp import web
 
 from app import dedup
 from app.datasets import Catalog
-from app.errors import AccessDenied, ExhaustError, InvalidConfig, NotFound, RequestConflict
+from app.errors import (
+    AccessDenied,
+    ExhaustError,
+    InvalidConfig,
+    NotFound,
+    RequestConflict,
+    TransientError,
+)
 from app.health import Health
 from app.metrics import Metrics
 from app.model import JOB_STATES, DatasetRequest, Job
@@ -76,8 +83,6 @@ def ctx(request: web.Request) -> ApiContext:
 
 def ready_parts(context: ApiContext) -> tuple[ReadModel, ObjectStore]:
     if context.read_model is None or context.store is None:
-        from app.errors import TransientError
-
         raise TransientError("worker is still starting")
     return context.read_model, context.store
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.errors import InvalidConfig
 from app.model import Job
 
 SCHEMA = """
@@ -170,8 +171,6 @@ def encode_cursor(submitted_at: int, request_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    from app.errors import InvalidConfig
-
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value: Any = json.loads(raw)

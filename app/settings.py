@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     s3proxy_version: str = Field("2.6.0", description="S3Proxy version fetched from Maven.")
     stack_start_timeout: float = Field(90.0, gt=0, description="Seconds to wait for readiness.")
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``EXHAUST_*`` environment variables, for a worker subprocess."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is not None:
+                plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+                env[f"EXHAUST_{name.upper()}"] = str(plain)
+        return env
+
     def topic(self, name: str) -> str:
         """Full name of one of the service's topics (``requests`` -> ``exhaust.requests``)."""
         return f"{self.topic_prefix}.{name}"

@@ -128,6 +128,27 @@ def _redispatch(job: Job, now: int) -> Job:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Which job a request is: its id, whether the client chose it, its fingerprint."""
+
+    request_id: str
+    client_id: bool
+    fingerprint: str
+    error: InvalidConfig | None = None  # the client's id was unusable; request_id is derived
+
+
+def identify(request: DatasetRequest, policy: Policy) -> Identity:
+    """Compute a request's identity once; the writer looks the job up by it."""
+    fingerprint = dedup.fingerprint(request)
+    try:
+        request_id, client_id = dedup.request_id_for(request, policy.dedup_window_seconds)
+    except InvalidConfig as exc:
+        derived = dedup.derive_request_id(request, policy.dedup_window_seconds)
+        return Identity(derived, False, fingerprint, exc)
+    return Identity(request_id, client_id, fingerprint)
+
+
 def on_request(
     existing: Job | None,
     request: DatasetRequest,
@@ -136,16 +157,22 @@ def on_request(
     now: int,
     policy: Policy,
     catalog: Catalog,
+    identity: Identity | None = None,
 ) -> Outcome:
-    """A request arrived on the job's tag partition; ``existing`` is the job of its id."""
-    try:
-        request_id, client_id = dedup.request_id_for(request, policy.dedup_window_seconds)
-    except InvalidConfig as exc:
+    """A request arrived on the job's tag partition; ``existing`` is the job of its id.
+
+    ``identity`` is :func:`identify` of ``request``; pass it when already computed.
+    """
+    identity = identity or identify(request, policy)
+    request_id, client_id, fingerprint = (
+        identity.request_id,
+        identity.client_id,
+        identity.fingerprint,
+    )
+    if identity.error is not None:
         # The client's id is unusable: the job is keyed by the derived id and fails there.
-        request_id = dedup.derive_request_id(request, policy.dedup_window_seconds)
         job = _new_job(request, request_id, False, partition, now, policy)
-        return Outcome("job_rejected", job=_failed(job, exc, now))
-    fingerprint = dedup.fingerprint(request)
+        return Outcome("job_rejected", job=_failed(job, identity.error, now))
     if existing is not None and existing.request_id == request_id:
         if existing.fingerprint != fingerprint or existing.tag != request.tag:
             reason = (

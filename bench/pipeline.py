@@ -129,14 +129,7 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 1
 
 
 async def exhaust(settings: Settings, n: int, state_dir: Path) -> dict[str, float]:
-    env = {**os.environ}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is not None:
-            env[f"EXHAUST_{name.upper()}"] = str(
-                value.get_secret_value() if hasattr(value, "get_secret_value") else value
-            )
-    env["EXHAUST_STATE_DIR"] = str(state_dir)
+    env = {**os.environ, **settings.as_env(), "EXHAUST_STATE_DIR": str(state_dir)}
     log = (state_dir.parent / "bench-worker.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "worker", "--loglevel", "warn"],

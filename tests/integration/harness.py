@@ -19,7 +19,6 @@ from typing import Any, cast
 
 import fastavro
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pydantic import SecretStr
 
 from app.avro import SCHEMA_DIR, registry
 from app.model import DatasetRequest
@@ -33,18 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    env = {}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"EXHAUST_{name.upper()}"] = str(value)
-    return env
 
 
 async def eventually(
@@ -78,7 +65,7 @@ class Worker:
 
     def start(self) -> Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **settings_env(self.settings)}
+        env = {**os.environ, **self.settings.as_env()}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app", "worker", "--loglevel", "info"],

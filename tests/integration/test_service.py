@@ -15,7 +15,7 @@ import pytest
 from app.settings import Settings
 from app.topics import TopicSpec, ensure_topics
 from deploy.local.stack import port_is_free
-from tests.integration.harness import ROOT, Worker, eventually, free_port, settings_env
+from tests.integration.harness import ROOT, Worker, eventually, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ async def test_worker_refuses_to_start_on_a_broken_topic_layout(
     await ensure_topics(settings, [TopicSpec(settings.topic("job-events"), 1)])
     result = subprocess.run(
         [sys.executable, "-m", "app", "worker"],
-        cwd=ROOT, env={**os.environ, **settings_env(settings)},
+        cwd=ROOT, env={**os.environ, **settings.as_env()},
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 2
@@ -79,7 +79,7 @@ async def test_make_run_starts_everything_and_ctrl_c_leaves_nothing_behind(
         kafka_bootstrap=f"127.0.0.1:{kafka}", s3_endpoint=f"http://127.0.0.1:{s3}",
     )  # fmt: skip
     worker = Worker(settings, "run")  # only for its port, URL and HTTP helpers
-    env = {**os.environ, **settings_env(worker.settings)}
+    env = {**os.environ, **worker.settings.as_env()}
     command = [
         sys.executable,
         "-m",
@@ -121,7 +121,7 @@ async def test_cli_submits_waits_and_reads_status(
     settings_factory: Callable[..., Settings],
 ) -> None:
     worker = Worker(settings_factory(), "w").start()
-    env = {**os.environ, **settings_env(worker.settings)}
+    env = {**os.environ, **worker.settings.as_env()}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -33,3 +33,12 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXHAUST_TOPIC_PARTITIONS", "0")
     with pytest.raises(ValueError, match="topic_partitions"):
         Settings()
+
+
+def test_as_env_round_trips_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Settings(topic_prefix="x", s3_secret_key="s3cr3t", spool_dir=Path("/tmp/spool"))
+    env = original.as_env()
+    assert env["EXHAUST_S3_SECRET_KEY"] == "s3cr3t"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == original

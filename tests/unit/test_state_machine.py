@@ -9,7 +9,7 @@ import pytest
 
 from app.datasets import default_catalog
 from app.model import DatasetRequest, EventKind, Job, JobError, JobEvent, OutputFile
-from app.state_machine import Outcome, Policy, on_event, on_request, on_tick
+from app.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
 
 POLICY = Policy(max_attempts=3, lease_ms=10_000, retention_ms=100_000, dedup_window_seconds=86400)
 CATALOG = default_catalog()
@@ -213,3 +213,18 @@ def test_the_job_record_never_holds_the_encryption_key() -> None:
     outcome = submit(None, dataclasses.replace(REQ, encryption_key="top-secret"))
     assert outcome.job is not None and outcome.job.has_encryption_key
     assert "top-secret" not in repr(outcome.job.to_record())
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [REQ, dataclasses.replace(REQ, request_id="job-9"), dataclasses.replace(REQ, request_id="a/b")],
+)
+def test_a_precomputed_identity_decides_exactly_as_computing_it_inside(
+    request_: DatasetRequest,
+) -> None:
+    identity = identify(request_, POLICY)
+    given = on_request(
+        None, request_, partition=2, now=2_000, policy=POLICY, catalog=CATALOG, identity=identity
+    )
+    assert given == submit(None, request_)
+    assert given.job is not None and given.job.request_id == identity.request_id
