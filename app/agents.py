@@ -5,17 +5,21 @@ Delivery contract (see docs/architecture.md):
 * **requests** (key = tag) and **job-events** (key = tag) are co-partitioned; their agents are the
   single writer of the ``jobs`` table for the partition. Each event is decoded, handed to
   :mod:`app.state_machine`, and its outcome applied: the table write goes to the compacted
-  changelog ``exhaust.jobs`` (Avro ``JobStatus``, key = request_id) and work items / dead letters
-  are sent and *awaited* before the event is acknowledged, so a source offset is committed only
-  after its effects are durable. A crash replays the event; replays are idempotent (the same
-  deterministic job id, attempt and object keys).
+  changelog ``exhaust.jobs`` (Avro ``JobStatus``, key = request_id), work items and dead letters
+  are handed to the producer, and the agent moves on without awaiting each delivery. A source
+  offset is still committed only after its effects are durable: Faust flushes the producer
+  before every commit, and :mod:`app.effects` makes that flush wait for the table writes and
+  refuse (stop the worker) if any delivery failed. A crash replays the events after the last
+  commit; replays are idempotent (the same job id, attempt and object keys).
 * **work** (key = request_id) is *not* consumed here but by :mod:`app.work_consumer`, a plain
   aiokafka consumer with in-order commits: long generations inside Faust stall its rebalances,
   and after a rebalance Faust was seen never delivering the work items of partitions inherited
   from a killed worker (docs/architecture.md, "Decisions").
 * Undecodable input goes to ``exhaust.dlq`` with the error and its source coordinates in headers.
-* Leases and expiry: a timer sends a TICK event into every job-events partition this worker owns,
-  so those writes, too, happen inside an event of the owning partition.
+* Deadlines and expiry: a timer sends a TICK event into every job-events partition this worker
+  owns, so those writes, too, happen inside an event of the owning partition. Before it does, it
+  refreshes the snapshot of the generators' queue (:mod:`app.work_queue`) that tells a queued
+  work item from a lost one.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import logging
 import os
 import socket
 import time
+from functools import partial
 from typing import Any
 
 import faust
@@ -34,14 +39,23 @@ from mode import Service
 
 from app.avro import SchemaRegistry, registry
 from app.datasets import Catalog
+from app.effects import EffectLedger, guard_producer
 from app.errors import ExhaustError, PoisonMessage, RequestConflict
 from app.leases import LeaseIndex
 from app.metrics import Metrics
 from app.model import DatasetRequest, Job, JobEvent
+from app.publisher import dead_letter_headers, log_dead_letter
 from app.read_model import Change, ReadModel
 from app.settings import Settings
 from app.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
 from app.topics import assign_all
+from app.work_queue import (
+    Dispatches,
+    QueueSnapshot,
+    WorkQueueProbe,
+    work_partition,
+    work_waiting,
+)
 
 log = logging.getLogger("exhaust.agents")
 
@@ -75,6 +89,7 @@ def policy_from(settings: Settings) -> Policy:
     return Policy(
         max_attempts=settings.max_attempts,
         lease_ms=int(settings.lease_seconds * 1000),
+        dispatch_timeout_ms=int(settings.dispatch_timeout_seconds * 1000),
         retention_ms=settings.retention_seconds * 1000,
         dedup_window_seconds=settings.dedup_window_seconds,
     )
@@ -101,7 +116,14 @@ class Pipeline:
         self.leases = LeaseIndex(
             sweep_ms=int(settings.expiry_sweep_seconds * 1000),
             stale_after_ms=int(settings.tick_seconds * 3000),
+            max_tracked=settings.deadline_index_size,
         )
+        self.dispatches = Dispatches(limit=settings.deadline_index_size)
+        self.probe = WorkQueueProbe(settings)
+        self.queue: QueueSnapshot | None = None
+        self.ledger = EffectLedger(settings.topic("jobs"))
+        self.drop_work_items = settings.fault_drop_work_items
+        self._guarded = False
         codecs.register(JOB_CODEC, JobStatusCodec(self.schemas))
 
         n = settings.topic_partitions
@@ -135,26 +157,24 @@ class Pipeline:
 
     # --- shared -------------------------------------------------------------------------------
 
-    async def dead_letter(self, message: Any, error: ExhaustError) -> None:
-        """Send the original bytes to the DLQ with the error and source in headers; await it.
+    def guard(self) -> None:
+        """Install the commit guard on Faust's producer once (see :mod:`app.effects`).
 
-        ``message`` is a Faust ``Message`` or an aiokafka ``ConsumerRecord``: both carry the
-        topic, partition, offset, key and value read.
+        Each agent calls it before its first event, so no event is processed unguarded.
         """
-        headers = [
-            ("error-code", error.code.encode()),
-            ("error-message", error.message.encode()[:1000]),
-            ("source-topic", str(message.topic).encode()),
-            ("source-partition", str(message.partition).encode()),
-            ("source-offset", str(message.offset).encode()),
-        ]
-        fut = await self.dlq.send(key=message.key, value=message.value, headers=headers)
-        await fut
+        if not self._guarded:
+            guard_producer(self.app.producer, self.ledger)
+            self._guarded = True
+
+    async def dead_letter(self, message: Any, error: ExhaustError) -> None:
+        """Send the original bytes to the DLQ with the error and source in headers.
+
+        Not awaited: the commit guard holds the source offset until it is delivered.
+        """
+        headers = dead_letter_headers(message, error)
+        await self.dlq.send(key=message.key, value=message.value, headers=headers)
         self.metrics.dead_letter(error.code)
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s %s",
-            message.topic, message.partition, message.offset, error.code, error.message,
-        )  # fmt: skip
+        log_dead_letter(message, error)
 
     async def decode_or_dead_letter(self, name: str, message: Any) -> dict[str, Any] | None:
         """The decoded record, or None after sending the undecodable message to the DLQ."""
@@ -165,27 +185,45 @@ class Pipeline:
             return None
 
     async def apply(self, outcome: Outcome, event: Any) -> None:
-        """Apply a state-machine outcome inside the current event (the table's one writer)."""
+        """Apply a state-machine outcome inside the current event (the table's one writer).
+
+        Order of effects: dead letter, table write, work item. None is awaited here; the commit
+        guard holds the event's offset until all are delivered. A crash after the table write
+        but before the work item is durable leaves a SUBMITTED job whose dispatch deadline
+        sends the work again (docs/architecture.md, "Crash points").
+        """
         self.metrics.transition(outcome.counter)
         if outcome.rejection is not None:
             await self.dead_letter(event.message, outcome.rejection)
         if outcome.job is not None:
-            self.jobs[outcome.job.request_id.encode()] = outcome.job
-            self.leases.track(outcome.job)
+            job = outcome.job
+            self.jobs[job.request_id.encode()] = job
+            self.ledger.table_write()
+            self.leases.track(job)
+            if job.status == "SUBMITTED":
+                if outcome.counter == "job_created":
+                    self.metrics.observe_submit(now_ms() - job.submitted_at)
+            else:
+                self.dispatches.forget(job.request_id)
         if outcome.work is not None:
-            value = self.schemas.encode("WorkItem", outcome.work.to_record())
-            fut = await self.work.send(key=outcome.work.request_id.encode(), value=value)
-            await fut
+            if self.drop_work_items > 0:  # fault injection (tests): a work item lost in transit
+                self.drop_work_items -= 1
+                log.warning("FAULT: dropping the work item of %s", outcome.work.request_id)
+                return
+            work = outcome.work
+            value = self.schemas.encode("WorkItem", work.to_record())
+            fut: Any = await self.work.send(key=work.request_id.encode(), value=value)
+            fut.add_done_callback(partial(self._dispatched, work.request_id, work.attempt))
 
-    async def send_event(self, tag: str, event: JobEvent, *, wait: bool = True) -> None:
-        value = self.schemas.encode("JobEvent", event.to_record())
-        fut = await self.job_events.send(key=tag.encode(), value=value)
-        if wait:
-            await fut
+    def _dispatched(self, request_id: str, attempt: int, fut: Any) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            sent = fut.result()
+            self.dispatches.sent(request_id, attempt, sent.partition, sent.offset)
 
     # --- agents -------------------------------------------------------------------------------
 
     async def _requests_agent(self, stream: Any) -> None:
+        self.guard()
         async for event in stream.events():
             self.metrics.count("requests_received")
             record = await self.decode_or_dead_letter("DatasetRequest", event.message)
@@ -219,6 +257,7 @@ class Pipeline:
         )
 
     async def _events_agent(self, stream: Any) -> None:
+        self.guard()
         async for event in stream.events():
             self.metrics.count("job_events_received")
             record = await self.decode_or_dead_letter("JobEvent", event.message)
@@ -234,28 +273,47 @@ class Pipeline:
     async def _on_tick(self, event: Any) -> None:
         partition = event.message.partition
         now = now_ms()
+        outcomes: list[Outcome] = []
         if self.leases.needs_sweep(partition, now):
-            outcomes, mine = [], []
+            watched = []
             for job in self.jobs.values():  # streams from the store; only changes are kept
                 if job.partition != partition:
                     continue
-                outcome = on_tick(job, now=now, policy=self.policy)
-                if outcome.counter != "unchanged":
+                outcome = self._check(job, now)
+                if outcome.job is not None:
                     outcomes.append(outcome)
-                elif job.status == "PROCESSING":
-                    mine.append(job)
-            self.leases.swept(partition, now, mine)
+                elif not job.terminal:
+                    watched.append(job)
+            self.leases.swept(partition, now, watched)
         else:
-            outcomes = []
             for request_id in self.leases.due(partition, now):
                 job = self.jobs.get(request_id.encode())
                 if job is not None:
-                    outcomes.append(on_tick(job, now=now, policy=self.policy))
+                    outcomes.append(self._check(job, now))
         for outcome in outcomes:
-            if outcome.counter != "unchanged":
+            if outcome.job is not None:
                 await self.apply(outcome, event)
 
+    def _check(self, job: Job, now: int) -> Outcome:
+        """:func:`on_tick` for one job, with what this writer knows of its work item."""
+        waiting = False
+        if job.status == "SUBMITTED":
+            part = work_partition(job.request_id, self.settings.topic_partitions)
+            waiting = work_waiting(
+                self.queue,
+                part,
+                self.dispatches.offset(job.request_id, job.attempt, part),
+                now=now,
+                max_age_ms=int(self.settings.tick_seconds * 3000),
+            )
+        outcome = on_tick(job, now=now, policy=self.policy, work_waiting=waiting)
+        if outcome.counter == "dispatch_deferred":
+            self.metrics.transition("dispatch_deferred")
+            self.leases.defer(job.partition, job.request_id, now + self.policy.dispatch_timeout_ms)
+        return outcome
+
     async def _send_ticks(self) -> None:
+        await self._refresh_queue()
         value = self.schemas.encode(
             "JobEvent", JobEvent(kind="TICK", request_id="", attempt=0, at=now_ms()).to_record()
         )
@@ -263,6 +321,15 @@ class Pipeline:
             if tp.topic == self.job_events.get_topic_name():
                 await self.job_events.send(key=TICK_KEY, value=value, partition=tp.partition)
                 self.metrics.count("ticks_sent")
+
+    async def _refresh_queue(self) -> None:
+        try:
+            if not self.probe.started:
+                await self.probe.start()
+            self.queue = await self.probe.snapshot(now_ms())
+            self.metrics.set_work_lag(self.queue.lag())
+        except Exception as exc:  # the broker is restarting, say: re-dispatch decides without it
+            log.warning("cannot read the generators' queue: %r", exc)
 
 
 class ReadModelFeeder(Service):

@@ -1,6 +1,7 @@
 """The ``exhaust`` command line. Errors print ``error [CODE]: message`` and exit 2.
 
-* ``exhaust worker`` runs a worker (stream processors, generators, HTTP API).
+* ``exhaust worker [--role processor|generator|api|all]`` runs a worker: the stream processors
+  (the job-table writer), generators, the HTTP API, or all of them (default).
 * ``exhaust submit`` publishes a ``DatasetRequest`` straight to Kafka (no HTTP needed) and prints
   its job id; ``--wait`` follows ``exhaust.jobs`` until the job is terminal.
 * ``exhaust status`` asks a worker's HTTP API for a job and prints it as JSON.
@@ -36,10 +37,15 @@ async def submit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
     """Publish one request keyed by its tag; optionally wait for a terminal status."""
     from aiokafka import AIOKafkaProducer
 
+    from app import identifiers
     from app.avro import registry
     from app.dedup import request_id_for
     from app.model import DatasetRequest
 
+    for what in ("channel", "tag", "dataset"):
+        identifiers.check(what, getattr(args, what))
+    if args.request_id is not None:
+        identifiers.check("request_id", args.request_id)
     request = DatasetRequest(
         request_id=args.request_id,
         tag=args.tag,
@@ -111,6 +117,13 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="run a worker (stream processors + HTTP API)")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
+    worker.add_argument(
+        "--role",
+        default="all",
+        choices=["processor", "generator", "api", "all"],
+        help="processor: the job-table writer; generator: generates work items; api: HTTP and "
+        "the read model; all (default): everything in one process",
+    )
 
     send = sub.add_parser("submit", help="publish a dataset request to Kafka")
     send.add_argument("--channel", required=True)
@@ -136,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "worker":
             from app.service import run_worker
 
-            return run_worker(settings, loglevel=args.loglevel)
+            return run_worker(settings, loglevel=args.loglevel, role=args.role)
         result = (
             asyncio.run(submit(settings, args))
             if args.command == "submit"

@@ -15,10 +15,9 @@ import hashlib
 import json
 from typing import Any
 
+from app import identifiers
 from app.errors import InvalidConfig
 from app.model import DatasetRequest
-
-MAX_CLIENT_ID_LEN = 128
 
 
 def canonical_json(text: str | None, what: str) -> Any:
@@ -76,10 +75,10 @@ def derive_request_id(request: DatasetRequest, window_seconds: int) -> str:
 
 
 def request_id_for(request: DatasetRequest, window_seconds: int) -> tuple[str, bool]:
-    """The job id of ``request`` and whether the client chose it."""
+    """The job id of ``request`` and whether the client chose it.
+
+    Raises :class:`~app.errors.InvalidIdentifier` for a client id outside the one pattern.
+    """
     if request.request_id is not None:
-        client_id = request.request_id.strip()
-        if not client_id or len(client_id) > MAX_CLIENT_ID_LEN or "/" in client_id:
-            raise InvalidConfig(f"request_id must be 1..{MAX_CLIENT_ID_LEN} characters without '/'")
-        return client_id, True
+        return identifiers.check("request_id", request.request_id), True
     return derive_request_id(request, window_seconds), False

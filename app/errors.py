@@ -10,12 +10,15 @@ whether retrying can help::
     ├── StackError                  the local Kafka/S3 stack could not be fetched or started
     ├── PoisonMessage               undecodable input: goes to the dead-letter topic
     │   └── UnknownSchema           single-object encoding with a fingerprint we do not know
+    ├── MalformedRequest            an HTTP body that is not the expected JSON shape
     ├── RequestRejected             a decodable request that cannot run (-> FAILED job)
     │   ├── UnknownDataset
     │   ├── InvalidConfig
+    │   ├── InvalidIdentifier       a channel, tag, dataset or id outside the one pattern
     │   └── RequestConflict         a client id reused with different parameters
     ├── NotFound                    no such job / dataset / file (HTTP 404)
     ├── AccessDenied                missing or wrong channel (HTTP 403/400)
+    ├── StorageError                object storage refused an operation; retrying cannot help
     └── TransientError              retryable I/O failure (broker, object store)
 """
 
@@ -60,6 +63,11 @@ class UnknownSchema(PoisonMessage):
     code = "UNKNOWN_SCHEMA"
 
 
+class MalformedRequest(ExhaustError):
+    code = "MALFORMED_REQUEST"
+    http_status = 400
+
+
 class RequestRejected(ExhaustError):
     code = "REQUEST_REJECTED"
     http_status = 400
@@ -71,6 +79,10 @@ class UnknownDataset(RequestRejected):
 
 class InvalidConfig(RequestRejected):
     code = "INVALID_CONFIG"
+
+
+class InvalidIdentifier(RequestRejected):
+    code = "INVALID_IDENTIFIER"
 
 
 class RequestConflict(RequestRejected):
@@ -86,6 +98,11 @@ class NotFound(ExhaustError):
 class AccessDenied(ExhaustError):
     code = "ACCESS_DENIED"
     http_status = 403
+
+
+class StorageError(ExhaustError):
+    code = "STORAGE_ERROR"
+    http_status = 502
 
 
 class TransientError(ExhaustError):

@@ -25,12 +25,14 @@ import logging
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from app.datasets import Cancelled, Catalog, GeneratedFile, GenerationContext
 from app.dedup import canonical_json
 from app.errors import ExhaustError
+from app.metrics import Metrics
 from app.model import JobError, JobEvent, OutputFile, WorkItem
 from app.storage import ObjectStore
 
@@ -64,6 +66,7 @@ class Generator:
         spool_dir: Path | None = None,
         heartbeat_seconds: float = 2.0,
         timeout_seconds: float = 3600.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -72,6 +75,7 @@ class Generator:
         self.spool_dir = spool_dir
         self.heartbeat_seconds = heartbeat_seconds
         self.timeout_seconds = timeout_seconds
+        self.metrics = metrics
         self.stopping = threading.Event()
 
     def _event(self, item: WorkItem, kind: str, **fields: object) -> JobEvent:
@@ -101,11 +105,26 @@ class Generator:
             final = self._event(
                 item, "FAILED", error=JobError(exc.code, exc.message), retryable=exc.retryable
             )
-        except Exception as exc:
-            log.exception("generation of %s attempt %d crashed", item.request_id, item.attempt)
-            error = JobError("GENERATION_ERROR", f"{type(exc).__name__}: {exc}")
+        except Exception:
+            # A bug or an unexpected library error: the user gets a code and a reference, the
+            # details (library text, traceback) stay in the worker's log.
+            reference = uuid.uuid4().hex[:12]
+            log.exception(
+                "generation of %s attempt %d crashed (reference %s)",
+                item.request_id, item.attempt, reference,
+            )  # fmt: skip
+            error = JobError(
+                "GENERATION_ERROR", f"generation failed unexpectedly (reference {reference})"
+            )
             final = self._event(item, "FAILED", error=error, retryable=True)
         await self.emit(item, final)
+        if self.metrics is not None:
+            self.metrics.observe_generation(
+                final.kind,
+                time.monotonic() - started,
+                final.total_rows or 0,
+                final.total_bytes or 0,
+            )
         log.info(
             "%s attempt %d: %s in %.1fs%s",
             item.request_id, item.attempt, final.kind, time.monotonic() - started,

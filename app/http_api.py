@@ -24,18 +24,19 @@ from typing import Any
 
 from aiohttp import web
 
-from app import dedup
+from app import dedup, identifiers
 from app.datasets import Catalog
 from app.errors import (
     AccessDenied,
     ExhaustError,
     InvalidConfig,
+    MalformedRequest,
     NotFound,
     RequestConflict,
     TransientError,
 )
 from app.health import Health
-from app.metrics import Metrics
+from app.metrics import CONTENT_TYPE, Metrics
 from app.model import JOB_STATES, DatasetRequest, Job
 from app.read_model import ReadModel
 from app.settings import Settings
@@ -71,10 +72,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def channel_of(request: web.Request) -> str:
-    channel = request.headers.get("X-Channel-ID", "").strip()
+    channel = request.headers.get("X-Channel-ID", "")
     if not channel:
         raise AccessDenied("X-Channel-ID header is required")
-    return channel
+    return identifiers.check("X-Channel-ID", channel)
 
 
 def ctx(request: web.Request) -> ApiContext:
@@ -108,7 +109,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=ctx(request).metrics.render(), content_type="text/plain")
+    body = ctx(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def channel_job(request: web.Request) -> Job:
@@ -155,18 +157,45 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 def parse_submission(body: Any, channel: str, user: str | None) -> DatasetRequest:
-    """A JSON submission as a :class:`DatasetRequest`; JSON objects become JSON text fields."""
+    """A JSON submission as a :class:`DatasetRequest`; JSON objects become JSON text fields.
+
+    Shape errors (wrong JSON types) are :class:`MalformedRequest`; identifiers outside the one
+    pattern are :class:`~app.errors.InvalidIdentifier`.
+    """
     if not isinstance(body, dict):
-        raise InvalidConfig("body must be a JSON object")
+        raise MalformedRequest("body must be a JSON object")
     for name in ("tag", "dataset"):
-        if not isinstance(body.get(name), str) or not body[name].strip():
-            raise InvalidConfig(f"{name} is required (a non-empty string)")
+        if not isinstance(body.get(name), str):
+            raise MalformedRequest(f"{name} is required (a string)")
+        identifiers.check(name, body[name])
+    request_id = body.get("request_id")
+    if request_id is not None:
+        identifiers.check("request_id", request_id)
     config = body.get("config", {})
     filters = body.get("filters")
     if not isinstance(config, dict):
-        raise InvalidConfig("config must be a JSON object")
+        raise MalformedRequest("config must be a JSON object")
+    columns = body.get("columns")
+    if columns is not None and (
+        not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)
+    ):
+        raise MalformedRequest("columns must be a list of strings")
+    for name in ("inputs",):
+        value = body.get(name)
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+        ):
+            raise MalformedRequest(f"{name} must be a list of strings")
+    labels = body.get("labels")
+    if labels is not None and not isinstance(labels, dict):
+        raise MalformedRequest("labels must be a JSON object")
+    encryption_key = body.get("encryption_key")
+    if encryption_key is not None and not isinstance(encryption_key, str):
+        raise MalformedRequest("encryption_key must be a string")
     output = body.get("output")
     if output is not None:
+        if not isinstance(output, dict):
+            raise MalformedRequest("output must be a JSON object")
         output = {
             "format": str(output.get("format", "CSV")).upper(),
             "compression": str(output.get("compression", "NONE")).upper(),
@@ -174,18 +203,18 @@ def parse_submission(body: Any, channel: str, user: str | None) -> DatasetReques
             "partition_by": output.get("partition_by"),
         }
     return DatasetRequest(
-        request_id=body.get("request_id"),
+        request_id=request_id,
         tag=body["tag"],
         dataset=body["dataset"],
         channel=channel,
         requested_by=str(body.get("requested_by") or user or "anonymous"),
         config=json.dumps(config, sort_keys=True),
-        columns=body.get("columns"),
+        columns=columns,
         filters=json.dumps(filters, sort_keys=True) if filters is not None else None,
         output=output,
-        encryption_key=body.get("encryption_key"),
+        encryption_key=encryption_key,
         inputs=list(body.get("inputs") or []),
-        labels={str(k): str(v) for k, v in (body.get("labels") or {}).items()},
+        labels={str(k): str(v) for k, v in (labels or {}).items()},
         submitted_at=int(time.time() * 1000),
     )
 
@@ -198,8 +227,8 @@ async def submit(request: web.Request) -> web.Response:
         raise NotFound("this worker does not accept submissions")
     try:
         body = await request.json()
-    except json.JSONDecodeError as exc:
-        raise InvalidConfig(f"body is not JSON: {exc.msg}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedRequest("body is not valid JSON") from exc
     dataset_request = parse_submission(body, channel, request.headers.get("X-Authenticated-Userid"))
     # Refuse early what the writer would refuse anyway: unknown dataset, bad config, conflicts.
     dataset_type = context.catalog.get(dataset_request.dataset, channel)
@@ -235,12 +264,15 @@ async def cancel(request: web.Request) -> web.Response:
     )
 
 
-def create_web_app(context: ApiContext) -> web.Application:
+def create_web_app(context: ApiContext, *, api: bool = True) -> web.Application:
+    """The HTTP app; ``api=False`` serves only health and metrics (processor, generator)."""
     app = web.Application(middlewares=[error_middleware])
     app[CONTEXT] = context
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    if not api:
+        return app
     app.router.add_post("/v1/requests", submit)
     app.router.add_get("/v1/jobs", list_jobs)
     app.router.add_get("/v1/jobs/{request_id}", get_job)

@@ -1,10 +1,15 @@
 """Which jobs a TICK must look at, without scanning the whole table every few seconds.
 
-The index holds the lease deadline of every PROCESSING job per partition: that is bounded by
-the work in flight, not by the number of jobs. A *sweep* (a streaming pass over the partition's
-jobs in the table) rebuilds it and also finds expired SUCCESS jobs; it runs when a partition is
-new to this worker (first tick, or no tick for a while: it was probably owned elsewhere) and
-otherwise every ``sweep_ms``.
+The index holds the deadline of every non-terminal job per partition (``Job.lease_expires_at``:
+the dispatch deadline of a SUBMITTED job, the heartbeat lease of a PROCESSING one), up to
+``max_tracked`` entries, so memory is bounded by configuration even under a huge backlog; a job
+that does not fit is still found by the next sweep. A *sweep* (a streaming pass over the
+partition's jobs in the table) rebuilds the index and also finds expired SUCCESS jobs; it runs
+when a partition is new to this worker (first tick, or no tick for a while: it was probably
+owned elsewhere) and otherwise every ``sweep_ms``.
+
+A deadline can also be *deferred* in memory only (a SUBMITTED job whose work item is still
+queued behind busy generators): nothing is written, the job is looked at again later.
 """
 
 from __future__ import annotations
@@ -13,22 +18,34 @@ from collections.abc import Iterable
 
 from app.model import Job
 
+WATCHED = ("SUBMITTED", "PROCESSING")
+
 
 class LeaseIndex:
-    def __init__(self, sweep_ms: int, stale_after_ms: int) -> None:
+    def __init__(self, sweep_ms: int, stale_after_ms: int, max_tracked: int = 1_000_000) -> None:
         self.sweep_ms = sweep_ms
         self.stale_after_ms = stale_after_ms
-        self._leases: dict[int, dict[str, int]] = {}
+        self.max_tracked = max_tracked
+        self._deadlines: dict[int, dict[str, int]] = {}
+        self._size = 0
         self._last_sweep: dict[int, int] = {}
         self._last_tick: dict[int, int] = {}
 
     def track(self, job: Job) -> None:
         """Record a job's new state (call on every table write)."""
-        leases = self._leases.setdefault(job.partition, {})
-        if job.status == "PROCESSING" and job.lease_expires_at is not None:
-            leases[job.request_id] = job.lease_expires_at
+        deadlines = self._deadlines.setdefault(job.partition, {})
+        before = len(deadlines)
+        if job.status in WATCHED and job.lease_expires_at is not None:
+            if job.request_id in deadlines or self._size < self.max_tracked:
+                deadlines[job.request_id] = job.lease_expires_at
         else:
-            leases.pop(job.request_id, None)
+            deadlines.pop(job.request_id, None)
+        self._size += len(deadlines) - before
+
+    def defer(self, partition: int, request_id: str, until: int) -> None:
+        deadlines = self._deadlines.get(partition)
+        if deadlines is not None and request_id in deadlines:
+            deadlines[request_id] = until
 
     def needs_sweep(self, partition: int, now: int) -> bool:
         last_tick = self._last_tick.get(partition)
@@ -38,14 +55,15 @@ class LeaseIndex:
         return now - self._last_sweep.get(partition, 0) >= self.sweep_ms
 
     def swept(self, partition: int, now: int, jobs: Iterable[Job]) -> None:
-        """Replace the partition's index with the leases among ``jobs``."""
-        self._leases[partition] = {}
+        """Replace the partition's index with the deadlines among ``jobs``."""
+        self._size -= len(self._deadlines.get(partition, {}))
+        self._deadlines[partition] = {}
         for job in jobs:
             self.track(job)
         self._last_sweep[partition] = now
 
     def due(self, partition: int, now: int) -> list[str]:
-        return [rid for rid, deadline in self._leases.get(partition, {}).items() if deadline <= now]
+        return [r for r, deadline in self._deadlines.get(partition, {}).items() if deadline <= now]
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._leases.values())
+        return self._size

@@ -1,13 +1,16 @@
-"""Process metrics, exposed as Prometheus text on ``GET /metrics``.
+"""Process metrics on ``GET /metrics``, through prometheus-client.
 
+Each :class:`Metrics` owns its own ``CollectorRegistry`` (several live in one test process).
 Counter names are the state machine's :data:`~app.state_machine.Counter` literals plus the
 pipeline's own :data:`PipelineCounter`, so a typo fails type checking.
 """
 
 from __future__ import annotations
 
-from collections import Counter as _Counter
 from typing import Literal
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from app.state_machine import Counter as TransitionCounter
 
@@ -20,42 +23,111 @@ PipelineCounter = Literal[
     "read_model_records",
 ]
 
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+SIZE_BUCKETS = tuple(float(10**i) for i in range(0, 11))
+
+__all__ = ["CONTENT_TYPE", "Metrics", "PipelineCounter"]
+
 
 class Metrics:
     def __init__(self) -> None:
-        self.transitions: _Counter[str] = _Counter()
-        self.pipeline: _Counter[str] = _Counter()
-        self.dead_letters: _Counter[str] = _Counter()
-        self.gauges: dict[str, float] = {}
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._transitions = Counter(
+            "exhaust_transitions", "Job state machine outcomes.", ["outcome"], registry=r
+        )
+        self._pipeline = Counter(
+            "exhaust_pipeline", "Events handled by the pipeline.", ["event"], registry=r
+        )
+        self._dead_letters = Counter(
+            "exhaust_dead_letters", "Messages sent to the dead-letter topic.", ["code"], registry=r
+        )
+        self.submit_latency = Histogram(
+            "exhaust_submit_latency_seconds",
+            "Request submitted_at to its job written SUBMITTED by the writer.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.generation_seconds = Histogram(
+            "exhaust_generation_seconds",
+            "Duration of generation attempts, by outcome.",
+            ["outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.generated_rows = Histogram(
+            "exhaust_generated_rows",
+            "Rows of successful attempts.",
+            buckets=SIZE_BUCKETS,
+            registry=r,
+        )
+        self.generated_bytes = Histogram(
+            "exhaust_generated_bytes",
+            "Bytes uploaded by successful attempts.",
+            buckets=SIZE_BUCKETS,
+            registry=r,
+        )
+        self.work_lag = Gauge(
+            "exhaust_work_lag",
+            "Work items not yet committed by the generators (all partitions).",
+            registry=r,
+        )
+        self.stalled_partitions = Gauge(
+            "exhaust_watchdog_stalled_partitions",
+            "Partitions with lag that made no progress for the watchdog's window.",
+            ["consumer"],
+            registry=r,
+        )
+        self.stalls = Counter(
+            "exhaust_watchdog_stalls",
+            "Stalled partitions detected by the watchdog.",
+            ["consumer"],
+            registry=r,
+        )
+        self.recoveries = Counter(
+            "exhaust_watchdog_recoveries",
+            "Recovery actions taken by the watchdog (resume and seek, or restart).",
+            ["consumer", "action"],
+            registry=r,
+        )
+        # Label children are cached: .labels() costs more than the increment itself.
+        self._t: dict[str, Counter] = {}
+        self._p: dict[str, Counter] = {}
 
     def transition(self, name: TransitionCounter) -> None:
-        self.transitions[name] += 1
+        child = self._t.get(name)
+        if child is None:
+            child = self._t[name] = self._transitions.labels(name)
+        child.inc()
 
     def count(self, name: PipelineCounter, n: int = 1) -> None:
-        self.pipeline[name] += n
+        child = self._p.get(name)
+        if child is None:
+            child = self._p[name] = self._pipeline.labels(name)
+        child.inc(n)
 
     def dead_letter(self, code: str) -> None:
-        self.pipeline["dead_lettered"] += 1
-        self.dead_letters[code] += 1
+        self.count("dead_lettered")
+        self._dead_letters.labels(code).inc()
 
-    def render(self) -> str:
-        lines = [
-            "# HELP exhaust_transitions_total Job state machine outcomes.",
-            "# TYPE exhaust_transitions_total counter",
-        ]
-        lines += [
-            f'exhaust_transitions_total{{outcome="{k}"}} {v}'
-            for k, v in sorted(self.transitions.items())
-        ]
-        lines += ["# TYPE exhaust_pipeline_total counter"]
-        lines += [
-            f'exhaust_pipeline_total{{event="{k}"}} {v}' for k, v in sorted(self.pipeline.items())
-        ]
-        lines += ["# TYPE exhaust_dead_letters_total counter"]
-        lines += [
-            f'exhaust_dead_letters_total{{code="{k}"}} {v}'
-            for k, v in sorted(self.dead_letters.items())
-        ]
-        for name, value in sorted(self.gauges.items()):
-            lines += [f"# TYPE exhaust_{name} gauge", f"exhaust_{name} {value}"]
-        return "\n".join(lines) + "\n"
+    def observe_submit(self, latency_ms: int) -> None:
+        self.submit_latency.observe(max(0, latency_ms) / 1000)
+
+    def observe_generation(self, outcome: str, seconds: float, rows: int, size: int) -> None:
+        self.generation_seconds.labels(outcome).observe(seconds)
+        if outcome == "COMPLETED":
+            self.generated_rows.observe(rows)
+            self.generated_bytes.observe(size)
+
+    def set_work_lag(self, lag: int) -> None:
+        self.work_lag.set(lag)
+
+    def value(self, name: str, **labels: str) -> float:
+        """A sample's current value (0 when absent), e.g. ``value("exhaust_transitions_total",
+        outcome="started")``."""
+        found = self.registry.get_sample_value(name, labels)
+        return 0.0 if found is None else found
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

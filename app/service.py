@@ -1,8 +1,14 @@
 """The worker process: Faust at the edge, everything else plain.
 
+Roles: one process kind, ``exhaust worker --role processor|generator|api|all`` (default ``all``),
+so each part scales on its own: ``processor`` runs the Faust agents (the single writer of the
+jobs table), ``generator`` consumes ``exhaust.work`` and generates, ``api`` serves HTTP from the
+read model. Only the processor imports Faust's worker; the others are plain Mode services.
+
 Start-up order: ensure topics (checking their layout) and the bucket, then start the Faust
-worker. The :class:`Runtime` service starts with it: it opens the object store, the generator,
-the read-model feeder and the HTTP API, and closes them when the worker stops.
+worker (or the plain one). The :class:`Runtime` service starts with it: it opens the object
+store, the publisher, the generator, the read-model feeder and the HTTP API of its role, and
+closes them when the worker stops.
 
 Shutdown (SIGINT/SIGTERM): Faust stops the agents, flushes the producer and commits; the runtime
 stops its children: the work consumer tells running generations to stop (they report a
@@ -15,20 +21,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 import faust
+import mode
 from aiohttp import web
 from mode import Service
 
 from app.agents import Pipeline, ReadModelFeeder, now_ms, worker_id
-from app.avro import registry
 from app.datasets import Catalog, default_catalog
 from app.errors import ExhaustError, TransientError
 from app.generator import Generator
 from app.health import Health
 from app.http_api import ApiContext, create_web_app
 from app.metrics import Metrics
-from app.model import DatasetRequest, Job, JobEvent
+from app.model import Job, JobEvent
+from app.publisher import KafkaPublisher
 from app.read_model import ReadModel
 from app.settings import Settings
 from app.storage import S3ObjectStore
@@ -61,23 +70,61 @@ async def bootstrap(settings: Settings, health: Health, deadline_seconds: float 
         await asyncio.sleep(1.0)
 
 
-class Runtime(Service):
-    """Object store, generator, read-model feeder and HTTP API of one worker."""
+Role = Literal["processor", "generator", "api", "all"]
+ROLES: tuple[str, ...] = get_args(Role)
 
-    def __init__(self, settings: Settings, health: Health, pipeline: Pipeline) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What a worker of a role runs (``all`` = every part in one process)."""
+
+    processor: bool  # the Faust agents: the single writer of the jobs table
+    generator: bool  # consumes exhaust.work and generates
+    api: bool  # HTTP /v1 and the read model
+
+    @classmethod
+    def of(cls, role: Role) -> Parts:
+        return cls(
+            role in ("processor", "all"), role in ("generator", "all"), role in ("api", "all")
+        )
+
+
+class Runtime(Service):
+    """The parts of one worker besides the Faust agents: generators, read model, HTTP.
+
+    Every role serves ``/healthz``, ``/readyz`` and ``/metrics``; the ``/v1`` routes only where
+    the API runs. The read model is fed where the API or the writer runs (the writer checks
+    client ids reused across tags in it).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        health: Health,
+        parts: Parts,
+        metrics: Metrics,
+        read_model: ReadModel | None,
+        catalog: Catalog,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.health = health
-        self.pipeline = pipeline
+        self.parts = parts
+        self.metrics = metrics
+        self.catalog = catalog
+        self.read_model = read_model
         self.store = S3ObjectStore(settings)
-        self.feeder = ReadModelFeeder(settings, pipeline.read_model, pipeline.metrics)
+        self.publisher = KafkaPublisher(settings, metrics)
+        self.feeder = (
+            ReadModelFeeder(settings, read_model, metrics) if read_model is not None else None
+        )
         self.context = ApiContext(
             settings=settings,
             health=health,
-            metrics=pipeline.metrics,
-            catalog=pipeline.catalog,
-            read_model=pipeline.read_model,
-            submit=self.submit,
+            metrics=metrics,
+            catalog=catalog,
+            read_model=read_model,
+            submit=self.publisher.request,
             cancel=self.cancel,
         )
         self._runner: web.AppRunner | None = None
@@ -85,50 +132,53 @@ class Runtime(Service):
 
     async def on_start(self) -> None:
         await self.store.__aenter__()
+        await self.publisher.start()
         self.context.store = self.store
-        generator = Generator(
-            self.pipeline.catalog,
-            self.store,
-            lambda item, event: self.pipeline.send_event(item.tag, event),
-            worker_id=worker_id(),
-            spool_dir=self.settings.spool_dir,
-            heartbeat_seconds=self.settings.heartbeat_seconds,
-            timeout_seconds=self.settings.generation_timeout_seconds,
-        )
-        self.work = WorkConsumer(
-            self.settings, generator, self.pipeline.dead_letter, self.pipeline.metrics
-        )
-        await self.add_runtime_dependency(self.feeder)
-        await self.add_runtime_dependency(self.work)
-        self._runner = web.AppRunner(create_web_app(self.context), access_log=None)
+        if self.parts.generator:
+            generator = Generator(
+                self.catalog,
+                self.store,
+                lambda item, event: self.publisher.job_event(item.tag, event),
+                worker_id=worker_id(),
+                spool_dir=self.settings.spool_dir,
+                heartbeat_seconds=self.settings.heartbeat_seconds,
+                timeout_seconds=self.settings.generation_timeout_seconds,
+                metrics=self.metrics,
+            )
+            self.work = WorkConsumer(
+                self.settings, generator, self.publisher.dead_letter, self.metrics
+            )
+            await self.add_runtime_dependency(self.work)
+        if self.feeder is not None:
+            await self.add_runtime_dependency(self.feeder)
+        app = create_web_app(self.context, api=self.parts.api)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
-        log.info("HTTP API on http://%s:%d", self.settings.http_host, self.settings.http_port)
+        log.info("HTTP on http://%s:%d", self.settings.http_host, self.settings.http_port)
 
     @Service.task
     async def _readiness(self) -> None:
-        await self.feeder.caught_up.wait()
+        if self.feeder is not None:
+            await self.feeder.caught_up.wait()
+            log.info("read model caught up with %s", self.settings.topic("jobs"))
         self.health.passed("worker", worker_id())
-        log.info("ready: read model caught up with %s", self.settings.topic("jobs"))
+        log.info("ready")
 
     async def on_stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
 
     async def on_shutdown(self) -> None:
-        # After the children (work consumer, feeder) have stopped: uploads may still be running
-        # until then.
+        # After the children (work consumer, feeder) have stopped: uploads and reports may
+        # still be running until then.
+        await self.publisher.stop()
         await self.store.__aexit__(None, None, None)
-
-    async def submit(self, request: DatasetRequest) -> None:
-        value = registry().encode("DatasetRequest", request.to_record())
-        fut = await self.pipeline.requests.send(key=request.tag.encode(), value=value)
-        await fut
 
     async def cancel(self, job: Job) -> None:
         event = JobEvent(kind="CANCEL", request_id=job.request_id, attempt=0, at=now_ms())
-        await self.pipeline.send_event(job.tag, event)
+        await self.publisher.job_event(job.tag, event)
 
 
 def faust_broker_url(bootstrap_servers: str) -> str:
@@ -136,9 +186,9 @@ def faust_broker_url(bootstrap_servers: str) -> str:
 
 
 def create_app(
-    settings: Settings, health: Health, catalog: Catalog | None = None
+    settings: Settings, health: Health, catalog: Catalog | None = None, role: Role = "all"
 ) -> tuple[faust.App, Pipeline]:
-    """Build the Faust app for ``settings``: idempotent producer, no Faust web."""
+    """Build the Faust app (the writer) for ``settings``: idempotent producer, no Faust web."""
     app = faust.App(
         settings.consumer_group,
         broker=faust_broker_url(settings.kafka_bootstrap),
@@ -149,28 +199,44 @@ def create_app(
         topic_disable_leader=True,
         producer_acks=-1,
         producer_enable_idempotence=True,
+        producer_linger_ms=1,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=1,
         broker_session_timeout=settings.consumer_session_timeout_seconds,
         broker_heartbeat_interval=settings.consumer_session_timeout_seconds / 10,
         datadir=str(settings.state_dir / "faust"),
     )
+    catalog = catalog or default_catalog()
     read_model = ReadModel(settings.state_dir / "read-model.sqlite3", settings.topic("jobs"))
-    pipeline = Pipeline(app, settings, catalog or default_catalog(), Metrics(), read_model)
-    runtime = Runtime(settings, health, pipeline)
+    metrics = Metrics()
+    pipeline = Pipeline(app, settings, catalog, metrics, read_model)
+    runtime = Runtime(settings, health, Parts.of(role), metrics, read_model, catalog)
     app.service(runtime)  # type: ignore[arg-type]  # Faust accepts instances too
     return app, pipeline
 
 
-def run_worker(settings: Settings, loglevel: str = "info") -> int:
-    """Bootstrap, then run one worker in the foreground until SIGINT/SIGTERM."""
+def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -> int:
+    """Bootstrap, then run one worker of ``role`` in the foreground until SIGINT/SIGTERM."""
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
     health = Health()
     asyncio.run(bootstrap(settings, health))
-    app, _ = create_app(settings, health)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    parts = Parts.of(role)
+    log.info("starting a worker: role %s", role)
+    if parts.processor:
+        app, _ = create_app(settings, health, role=role)
+        worker: mode.Worker = faust.Worker(
+            app, loglevel=loglevel, quiet=True, redirect_stdouts=False
+        )
+    else:
+        read_model = (
+            ReadModel(settings.state_dir / "read-model.sqlite3", settings.topic("jobs"))
+            if parts.api
+            else None
+        )
+        runtime = Runtime(settings, health, parts, Metrics(), read_model, default_catalog())
+        worker = mode.Worker(runtime, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0
 
 
-__all__ = ["Runtime", "bootstrap", "create_app", "run_worker"]
+__all__ = ["ROLES", "Parts", "Role", "Runtime", "bootstrap", "create_app", "run_worker"]

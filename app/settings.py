@@ -56,6 +56,18 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         30.0, gt=0, description="A PROCESSING attempt without a heartbeat this long is retried."
     )
+    dispatch_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A SUBMITTED job not started this long gets its work item again (same "
+        "attempt), unless it is still queued behind busy generators.",
+    )
+    deadline_index_size: int = Field(
+        1_000_000,
+        ge=1000,
+        description="Most job deadlines a writer keeps in memory; beyond it the periodic "
+        "sweep finds them.",
+    )
     heartbeat_seconds: float = Field(2.0, gt=0, description="Progress report interval.")
     tick_seconds: float = Field(5.0, gt=0, description="How often leases are checked.")
     expiry_sweep_seconds: float = Field(
@@ -87,6 +99,14 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1024 * 1024, description="RocksDB block cache of the job table."
     )
     spool_dir: Path | None = Field(None, description="Temp files of generators (default: TMPDIR).")
+
+    # --- Fault injection (tests only) ----------------------------------------------------
+    fault_drop_work_items: int = Field(
+        0,
+        ge=0,
+        description="Tests only: the writer drops its first N work items, as if lost between "
+        "the table write and the send.",
+    )
 
     # --- Local stack (deploy/local) ------------------------------------------------------
     stack_dir: Path = Field(Path(".stack"), description="Data, logs and pid files of the stack.")

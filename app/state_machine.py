@@ -4,6 +4,11 @@ The single writer of a tag partition calls these with the job's current state an
 returned :class:`Outcome` (write the job, dispatch the work). They never do I/O, never read the
 clock and never import Faust, so every rule is unit-tested without a broker.
 
+Deadlines: every non-terminal state has one, held in ``Job.lease_expires_at``. SUBMITTED: the
+dispatch deadline; past it the job's work item is sent again (same attempt) unless the writer
+knows it is still waiting in the work topic behind busy generators (``work_waiting``), so a
+backlog is never dispatched twice. PROCESSING: the heartbeat lease; past it ``attempt + 1``.
+
 Fencing: a generator event names the attempt it is about. An event for another attempt, or for
 a job that is already terminal, is *ignored and counted*, never applied; a late COMPLETED of a
 presumed-dead attempt therefore cannot attach its outputs to the job.
@@ -22,9 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from app import dedup
+from app import dedup, identifiers
 from app.datasets import Catalog
-from app.errors import ExhaustError, InvalidConfig, RequestConflict
+from app.errors import ExhaustError, RequestConflict, RequestRejected
 from app.model import DatasetRequest, Job, JobError, JobEvent, WorkItem
 
 Counter = Literal[
@@ -42,6 +47,8 @@ Counter = Literal[
     "cancelled",
     "expired",
     "lease_expired",
+    "redispatched",
+    "dispatch_deferred",
     "ignored_stale_attempt",
     "ignored_terminal",
     "ignored_unknown_job",
@@ -54,6 +61,7 @@ Counter = Literal[
 class Policy:
     max_attempts: int = 3
     lease_ms: int = 30_000
+    dispatch_timeout_ms: int = 30_000
     retention_ms: int = 7 * 24 * 3600 * 1000
     dedup_window_seconds: int = 86_400
 
@@ -97,6 +105,7 @@ def _new_job(
         has_encryption_key=request.encryption_key is not None,
         client_id=client_id,
         partition=partition,
+        lease_expires_at=now + policy.dispatch_timeout_ms,
     )
 
 
@@ -107,7 +116,7 @@ def _failed(job: Job, error: ExhaustError | JobError, now: int) -> Job:
     )
 
 
-def _redispatch(job: Job, now: int) -> Job:
+def _redispatch(job: Job, now: int, policy: Policy) -> Job:
     """A fresh attempt: new attempt number, outputs and error of the old one cleared."""
     return job.replace(
         status="SUBMITTED",
@@ -123,7 +132,7 @@ def _redispatch(job: Job, now: int) -> Job:
         total_rows=None,
         total_bytes=None,
         total_columns=None,
-        lease_expires_at=None,
+        lease_expires_at=now + policy.dispatch_timeout_ms,
         error=None,
     )
 
@@ -135,7 +144,7 @@ class Identity:
     request_id: str
     client_id: bool
     fingerprint: str
-    error: InvalidConfig | None = None  # the client's id was unusable; request_id is derived
+    error: RequestRejected | None = None  # the client's id was unusable; request_id is derived
 
 
 def identify(request: DatasetRequest, policy: Policy) -> Identity:
@@ -143,7 +152,7 @@ def identify(request: DatasetRequest, policy: Policy) -> Identity:
     fingerprint = dedup.fingerprint(request)
     try:
         request_id, client_id = dedup.request_id_for(request, policy.dedup_window_seconds)
-    except InvalidConfig as exc:
+    except RequestRejected as exc:
         derived = dedup.derive_request_id(request, policy.dedup_window_seconds)
         return Identity(derived, False, fingerprint, exc)
     return Identity(request_id, client_id, fingerprint)
@@ -186,9 +195,10 @@ def on_request(
     job = _new_job(request, request_id, client_id, partition, now, policy)
     job = job.replace(fingerprint=fingerprint)
     try:
+        identifiers.check("channel", request.channel)
+        identifiers.check("tag", request.tag)
+        identifiers.check("dataset", request.dataset)
         dataset_type = catalog.get(request.dataset, request.channel)
-        if not request.tag.strip():
-            raise InvalidConfig("tag must not be empty")
         dedup.canonical_json(request.filters, "filters")
         dataset_type.validate(dedup.canonical_json(request.config, "config") or {}, request.columns)
     except ExhaustError as exc:
@@ -203,10 +213,10 @@ def _on_repeat(job: Job, now: int, policy: Policy) -> Outcome:
         job.status == "SUCCESS" and job.expires_at is not None and job.expires_at <= now
     )
     if expired:
-        fresh = _redispatch(counted, now)
+        fresh = _redispatch(counted, now, policy)
         return Outcome("regenerated", job=fresh, work=WorkItem.for_job(fresh))
     if job.status in ("FAILED", "CANCELLED") and job.attempt < job.max_attempts:
-        fresh = _redispatch(counted, now)
+        fresh = _redispatch(counted, now, policy)
         return Outcome("resubmitted", job=fresh, work=WorkItem.for_job(fresh))
     return Outcome("duplicate", job=counted)
 
@@ -268,19 +278,40 @@ def on_event(job: Job | None, event: JobEvent, *, now: int, policy: Policy) -> O
     if event.kind == "FAILED":
         error = event.error or JobError("GENERATION_FAILED", "generation failed")
         if event.retryable and job.attempt < job.max_attempts:
-            retry = _redispatch(job, now).replace(error=error)
+            retry = _redispatch(job, now, policy).replace(error=error)
             return Outcome("retried", job=retry, work=WorkItem.for_job(retry))
         return Outcome("failed", job=_failed(job, error, now))
     return Outcome("unchanged")
 
 
-def on_tick(job: Job, *, now: int, policy: Policy) -> Outcome:
-    """Periodic check of one job by its writer: dead attempts and expired outputs."""
+def dispatch_deadline(job: Job, policy: Policy) -> int:
+    """When a SUBMITTED job must have started (records written before deadlines: last update)."""
+    if job.lease_expires_at is not None:
+        return job.lease_expires_at
+    return job.last_updated + policy.dispatch_timeout_ms
+
+
+def on_tick(job: Job, *, now: int, policy: Policy, work_waiting: bool = False) -> Outcome:
+    """Periodic check of one job by its writer: lost work items, dead attempts, old outputs.
+
+    ``work_waiting`` is what the writer knows of the job's work item: True when it may still be
+    queued in the work topic behind busy generators (see :mod:`app.work_queue`). A SUBMITTED job
+    past its dispatch deadline is then left alone (``dispatch_deferred``, nothing written);
+    otherwise its work item is sent again for the *same* attempt (``redispatched``): generators
+    and object keys are idempotent per attempt, and their reports are fenced by it.
+    """
+    if job.status == "SUBMITTED":
+        if dispatch_deadline(job, policy) > now:
+            return Outcome("unchanged")
+        if work_waiting:
+            return Outcome("dispatch_deferred")
+        again = job.replace(lease_expires_at=now + policy.dispatch_timeout_ms, last_updated=now)
+        return Outcome("redispatched", job=again, work=WorkItem.for_job(again))
     if job.status == "PROCESSING" and job.lease_expires_at is not None:
         if job.lease_expires_at > now:
             return Outcome("unchanged")
         if job.attempt < job.max_attempts:
-            retry = _redispatch(job, now).replace(
+            retry = _redispatch(job, now, policy).replace(
                 error=JobError("LEASE_EXPIRED", f"attempt {job.attempt} stopped reporting")
             )
             return Outcome("lease_expired", job=retry, work=WorkItem.for_job(retry))

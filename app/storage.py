@@ -3,20 +3,25 @@
 aiobotocore has no transfer manager, so :meth:`S3ObjectStore.upload_file` is our own streaming
 multipart loop: at most one part in memory at a time (``settings.s3_multipart_chunk_bytes``),
 and the upload is aborted on any failure so no orphaned parts are left behind.
+
+Failures of writes are classified once, here (:func:`storage_errors`): a 4xx answer (bad key,
+denied, bucket gone) is a :class:`~app.errors.StorageError` that no retry can fix; throttling,
+5xx and connection failures are :class:`~app.errors.TransientError`. Neither carries botocore's
+text: the user sees the operation, the HTTP status and the store's error code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.errors import NotFound, TransientError
+from app.errors import NotFound, StorageError, TransientError
 from app.settings import Settings
 
 
@@ -79,9 +84,10 @@ class S3ObjectStore:
     async def put_bytes(
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> None:
-        await self.client.put_object(
-            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
-        )
+        with storage_errors("PutObject", key):
+            await self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+            )
 
     async def upload_file(
         self, key: str, path: Path, content_type: str = "application/octet-stream"
@@ -92,22 +98,32 @@ class S3ObjectStore:
         if size <= chunk:
             await self.put_bytes(key, await asyncio.to_thread(path.read_bytes), content_type)
             return size
-        created = await self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType=content_type
-        )
+        with storage_errors("CreateMultipartUpload", key):
+            created = await self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ContentType=content_type
+            )
         upload_id = created["UploadId"]
         parts: list[dict[str, Any]] = []
         try:
             number = 0
             async for body in _chunks(path, chunk):
                 number += 1
-                sent = await self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-                )
+                with storage_errors("UploadPart", key):
+                    sent = await self.client.upload_part(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=body,
+                    )
                 parts.append({"ETag": sent["ETag"], "PartNumber": number})
-            await self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
+            with storage_errors("CompleteMultipartUpload", key):
+                await self.client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.client.abort_multipart_upload(
@@ -157,6 +173,25 @@ async def _chunks(path: Path, size: int) -> AsyncIterator[bytes]:
             yield block
     finally:
         handle.close()
+
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@contextlib.contextmanager
+def storage_errors(operation: str, key: str) -> Iterator[None]:
+    """Translate botocore failures of ``operation`` into the error tree (see module doc)."""
+    try:
+        yield
+    except ClientError as exc:
+        status = _status(exc)
+        code = str(exc.response.get("Error", {}).get("Code", "") or "unknown")
+        message = f"object storage refused {operation} of {key!r} (HTTP {status}, {code})"
+        if status in RETRYABLE_STATUS or status == 0:
+            raise TransientError(message) from exc
+        raise StorageError(message) from exc
+    except BotoCoreError as exc:
+        raise TransientError(f"object storage unreachable during {operation}") from exc
 
 
 def _status(exc: ClientError) -> int:

@@ -130,7 +130,7 @@ async def test_bad_input_goes_to_the_dlq_or_fails_and_the_partition_keeps_flowin
     assert first["source-topic"].decode() == settings.topic("requests")
     assert first["source-offset"] == b"0" and dlq[0].value == b"\x00garbage bytes"
     status, body = await worker.get("/metrics")
-    assert status == 200 and 'exhaust_dead_letters_total{code="UNKNOWN_SCHEMA"} 1' in body
+    assert status == 200 and 'exhaust_dead_letters_total{code="UNKNOWN_SCHEMA"} 1.0' in body
     assert worker.stop() == 0
 
 

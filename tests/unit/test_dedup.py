@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from app.dedup import derive_request_id, fingerprint, request_id_for
-from app.errors import InvalidConfig
+from app.errors import InvalidIdentifier
 from app.model import DatasetRequest
 
 DAY_MS = 86_400_000
@@ -44,8 +44,8 @@ def test_client_id_wins_and_is_validated() -> None:
         "abc-123",
         True,
     )
-    for bad in ("", "   ", "a/b", "x" * 129):
-        with pytest.raises(InvalidConfig):
+    for bad in ("", "   ", "a/b", "x" * 129, "../../tmp/x", "a b", "a..b", "-x", "é"):
+        with pytest.raises(InvalidIdentifier):
             request_id_for(dataclasses.replace(BASE, request_id=bad), 86400)
 
 

@@ -81,13 +81,27 @@ async def test_submission_is_validated_before_anything_is_published(
     cases = [
         ({"tag": "t", "dataset": "nope"}, 400, "UNKNOWN_DATASET"),
         ({"tag": "t", "dataset": "demo-export", "config": {"rows": -1}}, 400, "INVALID_CONFIG"),
-        ({"dataset": "demo-export"}, 400, "INVALID_CONFIG"),
+        ({"dataset": "demo-export"}, 400, "MALFORMED_REQUEST"),
+        ({"tag": "a b/c", "dataset": "demo-export"}, 400, "INVALID_IDENTIFIER"),
+        ({"tag": "t", "dataset": "demo-export", "request_id": "../x"}, 400, "INVALID_IDENTIFIER"),
+        ({"tag": "t", "dataset": "demo-export", "columns": "id"}, 400, "MALFORMED_REQUEST"),
+        (["not", "an", "object"], 400, "MALFORMED_REQUEST"),
         ({"tag": "t", "dataset": "demo-export", "request_id": "theirs"}, 409, "REQUEST_CONFLICT"),
     ]
     for body, status, code in cases:
         response = await http.post("/v1/requests", json=body, headers=headers)
         assert response.status == status, body
         assert (await response.json())["error"]["code"] == code
+    not_json = await http.post("/v1/requests", data=b"{nope", headers=headers)
+    assert not_json.status == 400
+    assert (await not_json.json())["error"]["code"] == "MALFORMED_REQUEST"
+    for channel in ("../../../../tmp/x", "a b/c", "a..b"):
+        bad = await http.post(
+            "/v1/requests",
+            json={"tag": "t", "dataset": "demo-export"},
+            headers={"X-Channel-ID": channel},
+        )
+        assert bad.status == 400 and (await bad.json())["error"]["code"] == "INVALID_IDENTIFIER"
     assert submitted == []
     ok = await http.post(
         "/v1/requests",

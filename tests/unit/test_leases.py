@@ -12,7 +12,7 @@ def job(rid: str, status: str, lease: int | None = None, partition: int = 0) -> 
     )  # fmt: skip
 
 
-def test_only_processing_leases_are_held_and_due_when_past() -> None:
+def test_only_non_terminal_deadlines_are_held_and_due_when_past() -> None:
     index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
     index.track(job("a", "PROCESSING", lease=100))
     index.track(job("b", "PROCESSING", lease=200))
@@ -36,3 +36,23 @@ def test_sweeps_on_first_tick_after_an_absence_and_on_schedule() -> None:
     for now in range(40_000, 90_000, 5_000):
         index.needs_sweep(0, now)
     assert index.needs_sweep(0, now=90_000)  # the periodic sweep (expiry of old successes)
+
+
+def test_submitted_jobs_are_held_with_their_dispatch_deadline_and_can_be_deferred() -> None:
+    index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
+    index.track(job("s", "SUBMITTED", lease=100))
+    assert index.due(0, 100) == ["s"]
+    index.defer(0, "s", 500)
+    assert index.due(0, 499) == [] and index.due(0, 500) == ["s"]
+    index.track(job("s", "PROCESSING", lease=900))
+    assert index.due(0, 899) == [] and len(index) == 1
+
+
+def test_the_index_is_bounded_and_the_sweep_finds_what_did_not_fit() -> None:
+    index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000, max_tracked=2)
+    for rid in ("a", "b", "c"):
+        index.track(job(rid, "SUBMITTED", lease=100))
+    assert len(index) == 2 and sorted(index.due(0, 100)) == ["a", "b"]
+    index.track(job("a", "SUCCESS"))
+    index.track(job("c", "SUBMITTED", lease=100))  # room again
+    assert sorted(index.due(0, 100)) == ["b", "c"] and len(index) == 2

@@ -114,8 +114,12 @@ def test_client_id_reused_with_other_parameters_is_a_conflict_and_touches_nothin
         ({"config": '{"rows": -1}'}, "INVALID_CONFIG"),
         ({"config": '{"nope": 1}'}, "INVALID_CONFIG"),
         ({"config": "{not json"}, "INVALID_CONFIG"),
-        ({"tag": "  "}, "INVALID_CONFIG"),
-        ({"request_id": "a/b"}, "INVALID_CONFIG"),
+        ({"tag": "  "}, "INVALID_IDENTIFIER"),
+        ({"tag": "a b/c"}, "INVALID_IDENTIFIER"),
+        ({"channel": "../../../../tmp/x"}, "INVALID_IDENTIFIER"),
+        ({"channel": "a b/c"}, "INVALID_IDENTIFIER"),
+        ({"dataset": "../x"}, "INVALID_IDENTIFIER"),
+        ({"request_id": "a/b"}, "INVALID_IDENTIFIER"),
     ],
 )
 def test_a_request_that_cannot_run_becomes_a_failed_job_with_a_code(
@@ -228,3 +232,54 @@ def test_a_precomputed_identity_decides_exactly_as_computing_it_inside(
     )
     assert given == submit(None, request_)
     assert given.job is not None and given.job.request_id == identity.request_id
+
+
+# --- deadlines of SUBMITTED jobs -----------------------------------------------------------
+
+
+def test_a_submitted_job_carries_its_dispatch_deadline() -> None:
+    job = new_job()
+    assert job.lease_expires_at == 2_000 + POLICY.dispatch_timeout_ms
+
+
+def test_a_submitted_job_past_its_deadline_gets_its_work_again_for_the_same_attempt() -> None:
+    job = new_job()
+    deadline = job.lease_expires_at
+    assert deadline is not None
+    assert on_tick(job, now=deadline - 1, policy=POLICY).counter == "unchanged"
+    outcome = on_tick(job, now=deadline, policy=POLICY)
+    assert outcome.counter == "redispatched"
+    assert outcome.work is not None and outcome.work.attempt == job.attempt == 1
+    assert outcome.job is not None and outcome.job.status == "SUBMITTED"
+    assert outcome.job.lease_expires_at == deadline + POLICY.dispatch_timeout_ms
+
+
+def test_a_work_item_still_queued_behind_busy_generators_is_not_dispatched_twice() -> None:
+    job = new_job()
+    assert job.lease_expires_at is not None
+    outcome = on_tick(job, now=job.lease_expires_at + 1, policy=POLICY, work_waiting=True)
+    assert outcome.counter == "dispatch_deferred"
+    assert outcome.job is None and outcome.work is None  # nothing written, nothing sent
+
+
+def test_a_submitted_record_without_a_deadline_uses_its_last_update() -> None:
+    job = new_job().replace(lease_expires_at=None, last_updated=5_000)
+    assert on_tick(job, now=5_000 + POLICY.dispatch_timeout_ms - 1, policy=POLICY).job is None
+    assert on_tick(job, now=5_000 + POLICY.dispatch_timeout_ms, policy=POLICY).work is not None
+
+
+def test_a_retry_and_a_resubmission_set_a_fresh_dispatch_deadline() -> None:
+    job = event(new_job(), "STARTED").job
+    assert job is not None
+    retry = event(job, "FAILED", now=7_000, retryable=True, error=JobError("X", "y")).job
+    assert retry is not None and retry.status == "SUBMITTED" and retry.attempt == 2
+    assert retry.lease_expires_at == 7_000 + POLICY.dispatch_timeout_ms
+
+
+def test_every_non_terminal_state_has_a_deadline() -> None:
+    submitted = new_job()
+    processing = event(submitted, "STARTED").job
+    assert processing is not None
+    for job in (submitted, processing):
+        assert job.lease_expires_at is not None
+        assert on_tick(job, now=job.lease_expires_at + 1, policy=POLICY).job is not None

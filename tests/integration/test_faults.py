@@ -1,0 +1,90 @@
+"""Faults on purpose: lost work items, a busy backlog, stalled partitions. Real broker and S3."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from app.settings import Settings
+from tests.integration.harness import Publisher, Worker, eventually, latest_jobs, request
+
+pytestmark = pytest.mark.integration
+
+FAST = {"tick_seconds": 0.5, "heartbeat_seconds": 0.5, "consumer_session_timeout_seconds": 6.0}
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        if worker.proc is not None and worker.proc.poll() is None:
+            worker.kill()
+
+
+async def start_worker(workers: list[Worker], settings: Settings, name: str) -> Worker:
+    worker = Worker(settings, name).start()
+    workers.append(worker)
+    await worker.wait_ready()
+    return worker
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """A sample's value in Prometheus text, 0 when absent."""
+    wanted = name + (
+        "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+    )
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def all_success(settings: Settings, n: int) -> dict[str, dict[str, Any]] | None:
+    jobs = await latest_jobs(settings)
+    ok = len(jobs) == n and all(j["status"] == "SUCCESS" for j in jobs.values())
+    return jobs if ok else None
+
+
+async def test_a_lost_work_item_is_dispatched_again_and_the_job_succeeds(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    # The writer drops its first two work items after the table write, exactly what a crash
+    # between the table write and the work send leaves behind: SUBMITTED jobs with no work.
+    settings = settings_factory(**FAST, dispatch_timeout_seconds=2.0, fault_drop_work_items=2)
+    worker = await start_worker(workers, settings, "w1")
+    async with Publisher(settings) as publisher:
+        for i in range(4):
+            await publisher.request(request(f"lost-{i}", request_id=f"lost-{i}"))
+        await publisher.flush()
+
+    jobs = await eventually(lambda: all_success(settings, 4), 60, "4 SUCCESS jobs")
+    assert all(j["attempt"] == 1 for j in jobs.values()), "re-dispatch keeps the attempt"
+    _, text = await worker.get("/metrics")
+    assert metric(text, "exhaust_transitions_total", outcome="redispatched") == 2
+    assert "FAULT: dropping the work item" in worker.log_tail(400)
+    assert worker.stop() == 0
+
+
+async def test_a_backlog_behind_busy_generators_is_never_dispatched_twice(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    # One generation at a time, each taking well over a second, and a dispatch timeout of one
+    # second: most jobs wait past their deadline, yet each work item is sent exactly once.
+    settings = settings_factory(**FAST, dispatch_timeout_seconds=1.0, generator_concurrency=1)
+    worker = await start_worker(workers, settings, "w1")
+    async with Publisher(settings) as publisher:
+        for i in range(5):
+            await publisher.request(
+                request(f"busy-{i}", request_id=f"busy-{i}", config='{"rows": 200000}')
+            )
+        await publisher.flush()
+
+    await eventually(lambda: all_success(settings, 5), 120, "5 SUCCESS jobs")
+    _, text = await worker.get("/metrics")
+    assert metric(text, "exhaust_transitions_total", outcome="redispatched") == 0
+    assert metric(text, "exhaust_transitions_total", outcome="dispatch_deferred") >= 1
+    assert metric(text, "exhaust_pipeline_total", event="work_items_received") == 5
+    assert worker.stop() == 0
