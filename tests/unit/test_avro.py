@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.avro import MAGIC, SCHEMA_DIR, crc64_avro, fingerprint, load_schema, registry
+from app.avro import MAGIC, SCHEMA_DIR, fingerprint, load_schema, registry
 from app.errors import PoisonMessage, UnknownSchema
 
+# Computed by the hand-written CRC-64 before fastavro's fingerprints replaced it.
+JOB_STATUS_FINGERPRINT = "37672d50e4cec447"
 REQUEST: dict[str, Any] = {
     "request_id": None,
     "tag": "batch-1",
@@ -31,9 +33,15 @@ REQUEST: dict[str, Any] = {
 }
 
 
-def test_crc64_matches_the_avro_specification_vector() -> None:
-    # From the Avro spec test vectors: fingerprint64 of the schema "int".
-    assert crc64_avro(b'"int"') == 0x7275D51A3F395C8F
+def test_fingerprint_matches_the_avro_specification_vector() -> None:
+    # From the Avro spec test vectors: fingerprint64 of the schema "int", little-endian on the
+    # wire as single-object encoding requires.
+    assert fingerprint("int") == (0x7275D51A3F395C8F).to_bytes(8, "little")  # type: ignore[arg-type]
+
+
+def test_fingerprints_of_the_stored_schemas_are_unchanged() -> None:
+    # The bytes every record on the topics carries; a change would orphan them all.
+    assert registry().schema("JobStatus").fingerprint.hex() == JOB_STATUS_FINGERPRINT
 
 
 def test_round_trip_of_every_current_schema_is_single_object_encoded() -> None:
