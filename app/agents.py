@@ -388,8 +388,8 @@ class ReadModelFeeder(Service):
         if message.value is None:
             return Change(message.partition, message.offset, request_id, None)
         try:
-            job = Job.from_record(self.schemas.decode("JobStatus", message.value))
+            record = self.schemas.decode("JobStatus", message.value)
         except PoisonMessage:
             log.error("jobs record %s@%d is undecodable; skipped", request_id, message.offset)
             return Change(message.partition, message.offset, request_id, None, skip=True)
-        return Change(message.partition, message.offset, request_id, job)
+        return Change(message.partition, message.offset, request_id, record, raw=message.value)

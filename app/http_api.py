@@ -15,7 +15,6 @@ so its existence does not leak. Errors are ``{"error": {"code", "message"}}`` wi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -88,14 +87,14 @@ def ready_parts(context: ApiContext) -> tuple[ReadModel, ObjectStore]:
     return context.read_model, context.store
 
 
-async def job_view(job: Job, store: ObjectStore, settings: Settings) -> dict[str, Any]:
-    """The public JSON of a job; SUCCESS jobs get download links presigned now."""
-    view = {k: v for k, v in job.to_record().items() if k not in HIDDEN}
+def job_view(record: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
+    """The public JSON of a job (a ``JobStatus`` record); SUCCESS jobs get download links."""
+    view = {k: v for k, v in record.items() if k not in HIDDEN}
     view["download_urls"] = []
-    if job.status == "SUCCESS":
-        expiry = settings.link_expiry_seconds
-        view["download_urls"] = [await store.presign_get(o.key, expiry) for o in job.outputs]
-        view["links_expire_at"] = int(time.time() * 1000) + expiry * 1000
+    if record["status"] == "SUCCESS" and record["outputs"]:
+        links = [store.link(o["key"], settings.link_expiry_seconds) for o in record["outputs"]]
+        view["download_urls"] = [url for url, _ in links]
+        view["links_expire_at"] = min(expires for _, expires in links)
     return view
 
 
@@ -113,21 +112,29 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def channel_job(request: web.Request) -> Job:
+def channel_record(request: web.Request) -> dict[str, Any]:
     """The job named in the path, if it belongs to the caller's channel; else not found."""
     channel = channel_of(request)
     read_model, _ = ready_parts(ctx(request))
-    job = await asyncio.to_thread(read_model.get, request.match_info["request_id"])
-    if job is None or job.channel != channel:
+    record = read_model.get_record(request.match_info["request_id"])
+    if record is None or record["channel"] != channel:
         raise NotFound(f"no job {request.match_info['request_id']!r} in channel {channel!r}")
-    return job
+    return record
 
 
 async def get_job(request: web.Request) -> web.Response:
-    job = await channel_job(request)
+    record = channel_record(request)
     context = ctx(request)
     _, store = ready_parts(context)
-    return web.json_response(await job_view(job, store, context.settings))
+    return json_response(job_view(record, store, context.settings))
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+    )
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -144,16 +151,11 @@ async def list_jobs(request: web.Request) -> web.Response:
         raise InvalidConfig("limit must be an integer") from exc
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidConfig(f"limit must be 1..{MAX_LIMIT}")
-    page = await asyncio.to_thread(
-        read_model.list,
-        channel,
-        tag=query.get("tag"),
-        status=status,
-        limit=limit,
-        cursor=query.get("cursor"),
+    page = read_model.list_records(
+        channel, tag=query.get("tag"), status=status, limit=limit, cursor=query.get("cursor")
     )
-    jobs = [await job_view(j, store, context.settings) for j in page.jobs]
-    return web.json_response({"count": len(jobs), "jobs": jobs, "next_cursor": page.next_cursor})
+    jobs = [job_view(r, store, context.settings) for r in page.records]
+    return json_response({"count": len(jobs), "jobs": jobs, "next_cursor": page.next_cursor})
 
 
 def parse_submission(body: Any, channel: str, user: str | None) -> DatasetRequest:
@@ -236,7 +238,7 @@ async def submit(request: web.Request) -> web.Response:
     request_id, client_id = dedup.request_id_for(
         dataset_request, context.settings.dedup_window_seconds
     )
-    existing = await asyncio.to_thread(read_model.get, request_id)
+    existing = read_model.get(request_id)
     if (
         existing is not None
         and client_id
@@ -254,7 +256,7 @@ async def submit(request: web.Request) -> web.Response:
 
 
 async def cancel(request: web.Request) -> web.Response:
-    job = await channel_job(request)
+    job = Job.from_record(channel_record(request))
     context = ctx(request)
     if context.cancel is None:
         raise NotFound("this worker does not accept cancellations")

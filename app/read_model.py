@@ -1,9 +1,16 @@
 """The read model: ``exhaust.jobs`` materialised into an indexed SQLite file.
 
-Every worker keeps one, fed from *all* partitions of the jobs topic (not only the ones it
-writes), so any worker answers any query. The file stores, in the same transaction as the rows,
-the next offset of each partition; a restart resumes where it stopped and an empty file rebuilds
-everything from the topic (the compacted topic alone is the source of truth).
+Every worker that serves the API (or writes jobs) keeps one, fed from *all* partitions of the
+jobs topic, so any worker answers any query. The file stores, in the same transaction as the
+rows, the next offset of each partition; a restart resumes where it stopped and an empty file
+rebuilds everything from the topic (the compacted topic alone is the source of truth).
+
+Rows keep the record's Avro bytes exactly as read from the topic (no re-encoding on the way in)
+next to the columns that are queried. Two connections on one WAL file: the feeder writes
+through one (from a worker thread, under a lock); reads go through the other from the event
+loop thread only, without a lock and without a thread hop (a point read is ~10 µs; WAL readers
+never wait for the writer). A file written by an older layout is dropped and rebuilt: it is
+derived state.
 
 Queries are per channel: a channel never sees another channel's jobs. Listing is newest first
 (by ``submitted_at``, then ``request_id``) with an opaque cursor.
@@ -20,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.avro import registry
 from app.errors import InvalidConfig
 from app.model import Job
 
+LAYOUT_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     request_id   TEXT PRIMARY KEY,
@@ -32,8 +41,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     dataset      TEXT NOT NULL,
     submitted_at INTEGER NOT NULL,
     last_updated INTEGER NOT NULL,
-    record       TEXT NOT NULL
-);
+    record       BLOB NOT NULL
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_channel ON jobs (channel, submitted_at DESC, request_id DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_tag ON jobs (channel, tag, submitted_at DESC, request_id DESC);
 CREATE TABLE IF NOT EXISTS offsets (
@@ -43,16 +52,22 @@ CREATE TABLE IF NOT EXISTS offsets (
     PRIMARY KEY (topic, partition)
 );
 """
+Record = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One record of the jobs topic: a job's new state, or a tombstone (``job is None``)."""
+    """One record of the jobs topic: a job's new state, or a tombstone (``job is None``).
+
+    ``job`` is a :class:`Job` or its decoded ``JobStatus`` record; ``raw`` the Avro bytes as
+    read (stored as they are; encoded from ``job`` when absent).
+    """
 
     partition: int
     offset: int
     request_id: str
-    job: Job | None
+    job: Job | Record | None
+    raw: bytes | None = None
     skip: bool = False  # undecodable: only advance the offset
 
 
@@ -62,20 +77,34 @@ class Page:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RecordPage:
+    records: list[Record]
+    next_cursor: str | None
+
+
 class ReadModel:
-    """SQLite-backed job index. Thread-safe; call from a worker thread, not the event loop."""
+    """SQLite-backed job index. ``apply``/``offsets`` from any thread; reads on one thread."""
 
     def __init__(self, path: Path, topic: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.topic = topic
+        self.schemas = registry()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version != LAYOUT_VERSION:
+            self._db.executescript("DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS offsets;")
+            self._db.execute(f"PRAGMA user_version={LAYOUT_VERSION}")
         self._db.executescript(SCHEMA)
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._reader.execute("PRAGMA query_only=ON")
 
     def close(self) -> None:
         with self._lock:
+            self._reader.close()
             self._db.close()
 
     def offsets(self) -> dict[int, int]:
@@ -85,32 +114,38 @@ class ReadModel:
             ).fetchall()
         return {int(p): int(o) for p, o in rows}
 
+    def _row(self, change: Change) -> tuple[Any, ...]:
+        job = change.job
+        record = job.to_record() if isinstance(job, Job) else job
+        assert record is not None
+        raw = change.raw or self.schemas.encode("JobStatus", record)
+        return (
+            change.request_id, record["channel"], record["tag"], record["status"],
+            record["dataset"], record["submitted_at"], record["last_updated"], raw,
+        )  # fmt: skip
+
     def apply(self, changes: Iterable[Change]) -> int:
-        """Apply a batch atomically, with the offsets it advances; return rows changed."""
+        """Apply a batch atomically, with the offsets it advances; return records applied.
+
+        Within a batch only each job's last state is written (the topic is a changelog).
+        """
+        latest: dict[str, Change] = {}
+        next_offsets: dict[int, int] = {}
         applied = 0
+        for change in changes:
+            if not change.skip:
+                latest[change.request_id] = change
+            next_offsets[change.partition] = change.offset + 1
+            applied += 1
+        upserts = [self._row(c) for c in latest.values() if c.job is not None]
+        deletes = [(c.request_id,) for c in latest.values() if c.job is None]
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                next_offsets: dict[int, int] = {}
-                for change in changes:
-                    if change.skip:
-                        pass
-                    elif change.job is None:
-                        self._db.execute(
-                            "DELETE FROM jobs WHERE request_id = ?", (change.request_id,)
-                        )
-                    else:
-                        job = change.job
-                        self._db.execute(
-                            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (
-                                job.request_id, job.channel, job.tag, job.status, job.dataset,
-                                job.submitted_at, job.last_updated,
-                                json.dumps(job.to_record(), separators=(",", ":")),
-                            ),
-                        )  # fmt: skip
-                    next_offsets[change.partition] = change.offset + 1
-                    applied += 1
+                self._db.executemany("DELETE FROM jobs WHERE request_id = ?", deletes)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", upserts
+                )
                 self._db.executemany(
                     "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
                     [(self.topic, p, o) for p, o in next_offsets.items()],
@@ -121,14 +156,19 @@ class ReadModel:
                 raise
         return applied
 
-    def get(self, request_id: str) -> Job | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT record FROM jobs WHERE request_id = ?", (request_id,)
-            ).fetchone()
-        return Job.from_record(json.loads(row[0])) if row else None
+    # --- reads (event-loop thread) ------------------------------------------------------------
 
-    def list(
+    def get_record(self, request_id: str) -> Record | None:
+        row = self._reader.execute(
+            "SELECT record FROM jobs WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return self.schemas.decode("JobStatus", row[0]) if row else None
+
+    def get(self, request_id: str) -> Job | None:
+        record = self.get_record(request_id)
+        return Job.from_record(record) if record is not None else None
+
+    def list_records(
         self,
         channel: str,
         *,
@@ -136,7 +176,7 @@ class ReadModel:
         status: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> Page:
+    ) -> RecordPage:
         where: list[str] = ["channel = ?"]
         args: list[Any] = [channel]
         if tag is not None:
@@ -153,16 +193,29 @@ class ReadModel:
             f"SELECT record FROM jobs WHERE {' AND '.join(where)} "
             "ORDER BY submitted_at DESC, request_id DESC LIMIT ?"
         )
-        with self._lock:
-            rows = self._db.execute(sql, (*args, limit + 1)).fetchall()
-        jobs = [Job.from_record(json.loads(r[0])) for r in rows[:limit]]
+        rows = self._reader.execute(sql, (*args, limit + 1)).fetchall()
+        records = [self.schemas.decode("JobStatus", r[0]) for r in rows[:limit]]
         more = len(rows) > limit
-        next_cursor = encode_cursor(jobs[-1].submitted_at, jobs[-1].request_id) if more else None
-        return Page(jobs, next_cursor)
+        last = records[-1] if records else None
+        next_cursor = (
+            encode_cursor(last["submitted_at"], last["request_id"]) if more and last else None
+        )
+        return RecordPage(records, next_cursor)
+
+    def list(
+        self,
+        channel: str,
+        *,
+        tag: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        page = self.list_records(channel, tag=tag, status=status, limit=limit, cursor=cursor)
+        return Page([Job.from_record(r) for r in page.records], page.next_cursor)
 
     def count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM jobs").fetchone()[0])
+        return int(self._reader.execute("SELECT count(*) FROM jobs").fetchone()[0])
 
 
 def encode_cursor(submitted_at: int, request_id: str) -> str:

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     link_expiry_seconds: int = Field(
         3600, ge=1, le=604800, description="Lifetime of presigned download links."
     )
+    link_reuse_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="A presigned link is handed out again for this long after signing (a "
+        "link then lives between expiry minus this and expiry; responses give the exact time).",
+    )
+    link_cache_size: int = Field(100_000, ge=0, description="Most presigned links kept.")
 
     # --- HTTP ----------------------------------------------------------------------------
     http_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")

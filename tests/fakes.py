@@ -37,5 +37,8 @@ class MemoryStore:
     async def presign_get(self, key: str, expires_in: int) -> str:
         return f"memory://{key}?expires={expires_in}"
 
+    def link(self, key: str, expires_in: int) -> tuple[str, int]:
+        return f"memory://{key}?expires={expires_in}", 1_000 * expires_in
+
     async def presign_put(self, key: str, expires_in: int) -> str:
         return f"memory://{key}?put&expires={expires_in}"
