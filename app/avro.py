@@ -75,6 +75,7 @@ class SchemaRegistry:
     """Current and historical schemas by name and by fingerprint."""
 
     def __init__(self, directory: Path = SCHEMA_DIR) -> None:
+        self._projections: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.current: dict[str, Schema] = {}
         self.by_fingerprint: dict[bytes, Schema] = {}
         for path in sorted(directory.glob("*.avsc")):
@@ -98,9 +99,24 @@ class SchemaRegistry:
         fastavro.schemaless_writer(buffer, schema.parsed, record)
         return buffer.getvalue()
 
-    def decode(self, name: str, data: bytes) -> dict[str, Any]:
+    def projection(self, name: str, fields: tuple[str, ...]) -> Any:
+        """A reader schema of ``name`` with only ``fields``: decoding skips the rest in C."""
+        key = (name, fields)
+        parsed = self._projections.get(key)
+        if parsed is None:
+            raw = json.loads(self.schema(name).source.read_text())
+            raw["fields"] = [f for f in raw["fields"] if f["name"] in fields]
+            parsed = self._projections[key] = fastavro.parse_schema(
+                _strip_timestamp_logical_types(raw), _write_hint=False
+            )
+        return parsed
+
+    def decode(
+        self, name: str, data: bytes, fields: tuple[str, ...] | None = None
+    ) -> dict[str, Any]:
         """Decode a single-object encoded value into the current schema of ``name``."""
         reader = self.schema(name)
+        reader_schema = reader.parsed if fields is None else self.projection(name, fields)
         if len(data) < HEADER_LEN or data[:2] != MAGIC:
             raise PoisonMessage(
                 f"not Avro single-object encoding (expected marker C3 01, got {data[:2].hex()})"
@@ -113,7 +129,7 @@ class SchemaRegistry:
         body = io.BytesIO(data[HEADER_LEN:])
         try:
             record = cast(
-                dict[str, Any], fastavro.schemaless_reader(body, writer.parsed, reader.parsed)
+                dict[str, Any], fastavro.schemaless_reader(body, writer.parsed, reader_schema)
             )
         except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError...
             raise PoisonMessage(f"undecodable {reader.name}: {type(exc).__name__}: {exc}") from exc

@@ -166,6 +166,20 @@ DEMO_EXPORT = DatasetType(
 )
 
 
+def generate_nothing(ctx: GenerationContext) -> list[GeneratedFile]:
+    ctx.progress(1.0)
+    return []
+
+
+NOOP = DatasetType(
+    name="noop",
+    description="Generates no files (the job still gets its manifest): for smoke tests and "
+    "for measuring the pipeline without the cost of generation.",
+    params={},
+    generate=generate_nothing,
+)
+
+
 @dataclass
 class Catalog:
     types: dict[str, DatasetType] = field(default_factory=dict)
@@ -186,4 +200,5 @@ class Catalog:
 def default_catalog() -> Catalog:
     catalog = Catalog()
     catalog.register(DEMO_EXPORT)
+    catalog.register(NOOP)
     return catalog

@@ -26,7 +26,8 @@ class LeaseIndex:
         self.sweep_ms = sweep_ms
         self.stale_after_ms = stale_after_ms
         self.max_tracked = max_tracked
-        self._deadlines: dict[int, dict[str, int]] = {}
+        # partition -> request_id -> (deadline, SUBMITTED?, attempt)
+        self._deadlines: dict[int, dict[str, tuple[int, bool, int]]] = {}
         self._size = 0
         self._last_sweep: dict[int, int] = {}
         self._last_tick: dict[int, int] = {}
@@ -37,7 +38,8 @@ class LeaseIndex:
         before = len(deadlines)
         if job.status in WATCHED and job.lease_expires_at is not None:
             if job.request_id in deadlines or self._size < self.max_tracked:
-                deadlines[job.request_id] = job.lease_expires_at
+                submitted = job.status == "SUBMITTED"
+                deadlines[job.request_id] = (job.lease_expires_at, submitted, job.attempt)
         else:
             deadlines.pop(job.request_id, None)
         self._size += len(deadlines) - before
@@ -45,7 +47,8 @@ class LeaseIndex:
     def defer(self, partition: int, request_id: str, until: int) -> None:
         deadlines = self._deadlines.get(partition)
         if deadlines is not None and request_id in deadlines:
-            deadlines[request_id] = until
+            _, submitted, attempt = deadlines[request_id]
+            deadlines[request_id] = (until, submitted, attempt)
 
     def needs_sweep(self, partition: int, now: int) -> bool:
         last_tick = self._last_tick.get(partition)
@@ -62,8 +65,15 @@ class LeaseIndex:
             self.track(job)
         self._last_sweep[partition] = now
 
-    def due(self, partition: int, now: int) -> list[str]:
-        return [r for r, deadline in self._deadlines.get(partition, {}).items() if deadline <= now]
+    def due(self, partition: int, now: int) -> list[tuple[str, bool, int]]:
+        """``(request_id, SUBMITTED?, attempt)`` of the partition's jobs past their deadline."""
+        return [
+            (request_id, submitted, attempt)
+            for request_id, (deadline, submitted, attempt) in self._deadlines.get(
+                partition, {}
+            ).items()
+            if deadline <= now
+        ]
 
     def __len__(self) -> int:
         return self._size

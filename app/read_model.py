@@ -86,6 +86,8 @@ class RecordPage:
 class ReadModel:
     """SQLite-backed job index. ``apply``/``offsets`` from any thread; reads on one thread."""
 
+    fields: tuple[str, ...] | None = None  # what the feeder decodes: the whole record
+
     def __init__(self, path: Path, topic: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.topic = topic
@@ -216,6 +218,92 @@ class ReadModel:
 
     def count(self) -> int:
         return int(self._reader.execute("SELECT count(*) FROM jobs").fetchone()[0])
+
+    def tag_of(self, request_id: str) -> str | None:
+        row = self._reader.execute(
+            "SELECT tag FROM jobs WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+
+class IdIndex:
+    """Which tag every job id belongs to: all a writer without the API needs of the jobs topic.
+
+    The writer checks that a client id is not reused with another tag (which lands in another
+    partition, where its own table cannot see it). A full :class:`ReadModel` answers that too,
+    but costs a processor-only worker a SQLite row with two indexes and the record per status
+    change; this keeps one small row per job (a job's tag never changes), with the same
+    offsets-in-the-transaction recovery.
+    """
+
+    fields: tuple[str, ...] | None = ("request_id", "tag")  # all the feeder must decode
+
+    def __init__(self, path: Path, topic: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.topic = topic
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(
+            "CREATE TABLE IF NOT EXISTS ids (request_id TEXT PRIMARY KEY, tag TEXT NOT NULL) "
+            "WITHOUT ROWID; CREATE TABLE IF NOT EXISTS offsets (topic TEXT NOT NULL, "
+            "partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, "
+            "PRIMARY KEY (topic, partition));"
+        )
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._reader.close()
+            self._db.close()
+
+    def offsets(self) -> dict[int, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT partition, next_offset FROM offsets WHERE topic = ?", (self.topic,)
+            ).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    def apply(self, changes: Iterable[Change]) -> int:
+        inserts: dict[str, str] = {}
+        deletes: list[tuple[str]] = []
+        next_offsets: dict[int, int] = {}
+        applied = 0
+        for change in changes:
+            job = change.job
+            if change.skip:
+                pass
+            elif job is None:
+                inserts.pop(change.request_id, None)
+                deletes.append((change.request_id,))
+            else:
+                inserts[change.request_id] = job.tag if isinstance(job, Job) else job["tag"]
+            next_offsets[change.partition] = change.offset + 1
+            applied += 1
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("DELETE FROM ids WHERE request_id = ?", deletes)
+                self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?)", inserts.items())
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
+                    [(self.topic, p, o) for p, o in next_offsets.items()],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return applied
+
+    def tag_of(self, request_id: str) -> str | None:
+        row = self._reader.execute(
+            "SELECT tag FROM ids WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+
+Materialized = ReadModel | IdIndex
 
 
 def encode_cursor(submitted_at: int, request_id: str) -> str:

@@ -19,8 +19,10 @@ commits what finished, the read-model feeder stops; then the HTTP site and the S
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -38,7 +40,7 @@ from app.http_api import ApiContext, create_web_app
 from app.metrics import Metrics
 from app.model import Job, JobEvent
 from app.publisher import KafkaPublisher
-from app.read_model import ReadModel
+from app.read_model import IdIndex, Materialized, ReadModel
 from app.settings import Settings
 from app.storage import S3ObjectStore
 from app.topics import ensure_topics
@@ -103,7 +105,7 @@ class Runtime(Service):
         health: Health,
         parts: Parts,
         metrics: Metrics,
-        read_model: ReadModel | None,
+        read_model: Materialized | None,
         catalog: Catalog,
     ) -> None:
         super().__init__()
@@ -123,12 +125,13 @@ class Runtime(Service):
             health=health,
             metrics=metrics,
             catalog=catalog,
-            read_model=read_model,
+            read_model=read_model if isinstance(read_model, ReadModel) else None,
             submit=self.publisher.request,
             cancel=self.cancel,
         )
         self._runner: web.AppRunner | None = None
         self.work: WorkConsumer | None = None
+        self.closers: list[Callable[[], Awaitable[None]]] = []
 
     async def on_start(self) -> None:
         await self.store.__aenter__()
@@ -175,6 +178,8 @@ class Runtime(Service):
         # still be running until then.
         await self.publisher.stop()
         await self.store.__aexit__(None, None, None)
+        for close in self.closers:
+            await close()
 
     async def cancel(self, job: Job) -> None:
         event = JobEvent(kind="CANCEL", request_id=job.request_id, attempt=0, at=now_ms())
@@ -207,10 +212,16 @@ def create_app(
         datadir=str(settings.state_dir / "faust"),
     )
     catalog = catalog or default_catalog()
-    read_model = ReadModel(settings.state_dir / "read-model.sqlite3", settings.topic("jobs"))
+    parts = Parts.of(role)
+    read_model: Materialized = (
+        ReadModel(settings.state_dir / "read-model.sqlite3", settings.topic("jobs"))
+        if parts.api
+        else IdIndex(settings.state_dir / "job-ids.sqlite3", settings.topic("jobs"))
+    )
     metrics = Metrics()
     pipeline = Pipeline(app, settings, catalog, metrics, read_model)
-    runtime = Runtime(settings, health, Parts.of(role), metrics, read_model, catalog)
+    runtime = Runtime(settings, health, parts, metrics, read_model, catalog)
+    runtime.closers.append(pipeline.probe.stop)
     app.service(runtime)  # type: ignore[arg-type]  # Faust accepts instances too
     return app, pipeline
 
@@ -235,6 +246,12 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
         )
         runtime = Runtime(settings, health, parts, Metrics(), read_model, default_catalog())
         worker = mode.Worker(runtime, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # Start-up objects (Faust, botocore, schemas) are permanent: keep them out of every
+    # collection, and collect the young generation less often. Full collections over them
+    # showed as 100-250 ms pauses of the writer at 500 req/s.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     worker.execute_from_commandline()
     return 0
 

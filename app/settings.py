@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     )
     topic_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
     consumer_group: str = Field("exhaust", description="Consumer group (Faust app id) of workers.")
+    writer_fetch_max_wait_ms: int = Field(
+        10,
+        ge=1,
+        le=1500,
+        description="Longest a fetch of the writer's consumer waits at the broker (faust-"
+        "streaming's own 1500 ms adds up to that much latency to requests).",
+    )
     consumer_session_timeout_seconds: float = Field(
         30.0, ge=6, description="A worker silent this long loses its partitions to the others."
     )

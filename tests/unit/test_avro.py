@@ -111,3 +111,11 @@ def test_job_status_never_has_a_field_for_the_encryption_key() -> None:
     for name in ("JobStatus.avsc", "JobEvent.avsc", "WorkItem.avsc"):
         text = (Path(SCHEMA_DIR) / name).read_text()
         assert '"encryption_key"' not in text
+
+
+def test_a_projection_decodes_only_the_named_fields_of_any_writer_version() -> None:
+    data = registry().encode("DatasetRequest", REQUEST)
+    assert registry().decode("DatasetRequest", data, ("tag", "channel")) == {
+        "tag": "batch-1",
+        "channel": "acme",
+    }

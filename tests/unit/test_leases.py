@@ -4,6 +4,10 @@ from app.leases import LeaseIndex
 from app.model import Job
 
 
+def ids(entries: list[tuple[str, bool, int]]) -> list[str]:
+    return sorted(request_id for request_id, _, _ in entries)
+
+
 def job(rid: str, status: str, lease: int | None = None, partition: int = 0) -> Job:
     return Job(
         request_id=rid, tag="t", dataset="d", channel="c", requested_by="u",
@@ -18,20 +22,20 @@ def test_only_non_terminal_deadlines_are_held_and_due_when_past() -> None:
     index.track(job("b", "PROCESSING", lease=200))
     index.track(job("c", "SUCCESS"))
     assert len(index) == 2
-    assert index.due(0, 150) == ["a"]
+    assert ids(index.due(0, 150)) == ["a"]
     index.track(job("a", "SUCCESS"))  # finished: forgotten
-    assert index.due(0, 1_000) == ["b"] and len(index) == 1
+    assert ids(index.due(0, 1_000)) == ["b"] and len(index) == 1
 
 
 def test_sweeps_on_first_tick_after_an_absence_and_on_schedule() -> None:
     index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
     assert index.needs_sweep(0, now=1_000)  # first tick on this worker
     index.swept(0, 1_000, [job("a", "PROCESSING", lease=5_000), job("x", "FAILED")])
-    assert index.due(0, 5_000) == ["a"]
+    assert ids(index.due(0, 5_000)) == ["a"]
     assert not index.needs_sweep(0, now=6_000)  # regular tick
     assert index.needs_sweep(0, now=30_000)  # no tick for 24 s: it was owned elsewhere
     index.swept(0, 30_000, [])
-    assert index.due(0, 99_000) == []
+    assert ids(index.due(0, 99_000)) == []
     assert not index.needs_sweep(0, now=35_000)
     for now in range(40_000, 90_000, 5_000):
         index.needs_sweep(0, now)
@@ -41,18 +45,25 @@ def test_sweeps_on_first_tick_after_an_absence_and_on_schedule() -> None:
 def test_submitted_jobs_are_held_with_their_dispatch_deadline_and_can_be_deferred() -> None:
     index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
     index.track(job("s", "SUBMITTED", lease=100))
-    assert index.due(0, 100) == ["s"]
+    assert ids(index.due(0, 100)) == ["s"]
     index.defer(0, "s", 500)
-    assert index.due(0, 499) == [] and index.due(0, 500) == ["s"]
+    assert ids(index.due(0, 499)) == [] and ids(index.due(0, 500)) == ["s"]
     index.track(job("s", "PROCESSING", lease=900))
-    assert index.due(0, 899) == [] and len(index) == 1
+    assert ids(index.due(0, 899)) == [] and len(index) == 1
 
 
 def test_the_index_is_bounded_and_the_sweep_finds_what_did_not_fit() -> None:
     index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000, max_tracked=2)
     for rid in ("a", "b", "c"):
         index.track(job(rid, "SUBMITTED", lease=100))
-    assert len(index) == 2 and sorted(index.due(0, 100)) == ["a", "b"]
+    assert len(index) == 2 and ids(index.due(0, 100)) == ["a", "b"]
     index.track(job("a", "SUCCESS"))
     index.track(job("c", "SUBMITTED", lease=100))  # room again
-    assert sorted(index.due(0, 100)) == ["b", "c"] and len(index) == 2
+    assert ids(index.due(0, 100)) == ["b", "c"] and len(index) == 2
+
+
+def test_due_entries_say_whether_the_job_waits_for_dispatch_and_its_attempt() -> None:
+    index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
+    index.track(job("s", "SUBMITTED", lease=100))
+    index.track(job("p", "PROCESSING", lease=100))
+    assert sorted(index.due(0, 100)) == [("p", False, 1), ("s", True, 1)]
