@@ -44,10 +44,17 @@ test: $(STAMP) lint typecheck ## Lint, type-check, and run all tests (starts and
 unit: $(STAMP) ## Unit tests only (no broker)
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
 
-bench: $(STAMP) ## Run the pipeline benchmark against the local stack
+bench: $(STAMP) ## Run the pipeline and status-read benchmarks against the local stack
 	$(PY) -m deploy.local.stack run -- $(PY) -m bench.pipeline
+	$(PY) -m deploy.local.stack run -- $(PY) -m bench.reads
+
+SOAK_RUNS ?= 20
+soak-kill: $(STAMP) ## The kill -9 test and the fault tests $(SOAK_RUNS) times in a row (one stack)
+	$(VENV)/bin/pytest -q --count=$(SOAK_RUNS) -x \
+		tests/integration/test_pipeline.py::test_kill_9_during_generation_every_job_still_succeeds_once \
+		tests/integration/test_faults.py $(PYTEST_ARGS)
 
 clean: ## Remove the venv, caches and local stack data (keeps fetched jars in .cache)
 	rm -rf $(VENV) .stack .stack-test .state .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help install up down status run lint typecheck test unit bench clean
+.PHONY: help install up down status run lint typecheck test unit bench soak-kill clean

@@ -29,7 +29,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from functools import partial
 from typing import Any
 
@@ -42,6 +42,7 @@ from app.avro import SchemaRegistry, registry
 from app.datasets import Catalog
 from app.effects import EffectLedger, guard_producer
 from app.errors import ExhaustError, PoisonMessage, RequestConflict
+from app.health import Health
 from app.leases import LeaseIndex
 from app.metrics import Metrics
 from app.model import DatasetRequest, Job, JobEvent
@@ -50,6 +51,7 @@ from app.read_model import Change, Materialized
 from app.settings import Settings
 from app.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
 from app.topics import assign_all
+from app.watchdog import ConsumerStalled, StallDetector
 from app.work_queue import (
     Dispatches,
     QueueSnapshot,
@@ -106,6 +108,7 @@ class Pipeline:
         catalog: Catalog,
         metrics: Metrics,
         read_model: Materialized,
+        health: Health | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -124,12 +127,16 @@ class Pipeline:
         self.queue: QueueSnapshot | None = None
         self.ledger = EffectLedger(settings.topic("jobs"))
         self.drop_work_items = settings.fault_drop_work_items
+        self.pause_after = settings.fault_pause_requests_after
+        self.health = health
+        self.stalls = StallDetector(settings.watchdog_stall_seconds)
         self._guarded = False
         codecs.register(JOB_CODEC, JobStatusCodec(self.schemas))
 
         n = settings.topic_partitions
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "partitions": n}
         self.requests = app.topic(settings.topic("requests"), **raw)
+        self.requests_topic = settings.topic("requests")
         self.job_events = app.topic(settings.topic("job-events"), **raw)
         self.work = app.topic(settings.topic("work"), **raw)
         self.work_topic = settings.topic("work")
@@ -156,6 +163,7 @@ class Pipeline:
         app.agent(self.requests, name="exhaust.requests")(self._requests_agent)
         app.agent(self.job_events, name="exhaust.job_events")(self._events_agent)
         app.timer(settings.tick_seconds)(self._send_ticks)
+        app.timer(settings.watchdog_interval_seconds)(self._watch)
 
     # --- shared -------------------------------------------------------------------------------
 
@@ -247,6 +255,8 @@ class Pipeline:
         self.guard()
         async for event in stream.events():
             self.metrics.count("requests_received")
+            if self.pause_after > 0:
+                self._fault_pause()
             record = await self.decode_or_dead_letter("DatasetRequest", event.message)
             if record is None:
                 continue
@@ -377,6 +387,62 @@ class Pipeline:
             if tp.topic == self.job_events.get_topic_name():
                 await self.job_events.send(key=TICK_KEY, value=value, partition=tp.partition)
                 self.metrics.count("ticks_sent")
+
+    def _fault_pause(self) -> None:
+        """Fault injection (tests): pause the requests partitions for good after N requests."""
+        self.pause_after -= 1
+        if self.pause_after == 0:
+            mine = [t for t in self.app.consumer.assignment() if t.topic == self.requests_topic]
+            log.warning("FAULT: pausing %s and never resuming", mine)
+            self.app.consumer.pause_partitions(mine)
+
+    async def _watch(self) -> None:
+        """The watchdog's Faust edge (see :mod:`app.watchdog`): the writer's own partitions."""
+        topics = [self.requests_topic, self.job_events.get_topic_name()]
+        mine = [tp for tp in self.app.consumer.assignment() if tp.topic in topics]
+        try:
+            if not self.probe.started:
+                await self.probe.start()
+            committed, end = await self.probe.group_offsets(
+                self.settings.consumer_group, topics, self.settings.topic_partitions
+            )
+        except Exception as exc:
+            log.warning("watchdog cannot read offsets: %r", exc)
+            return
+        progress: dict[Hashable, int] = {
+            (tp.topic, tp.partition): committed.get((tp.topic, tp.partition), 0) for tp in mine
+        }
+        verdict = self.stalls.observe(progress, dict(end), time.monotonic())
+        by_key = {(tp.topic, tp.partition): tp for tp in mine}
+        for key in verdict.stalled:
+            tp = by_key[key]  # type: ignore[index]
+            log.error(
+                "watchdog: %s[%d] has lag and made no progress for %.0fs; resuming it and "
+                "seeking to its committed offset %d", tp.topic, tp.partition,
+                self.settings.watchdog_stall_seconds, progress[key],
+            )  # fmt: skip
+            self.metrics.stalls.labels("writer").inc()
+            self.metrics.recoveries.labels("writer", "resume_and_seek").inc()
+            self.app.consumer.resume_partitions([tp])
+            await self.app.consumer.seek(tp, progress[key])
+        for key in verdict.healthy_again:
+            log.warning("watchdog: %s[%d] is making progress again", *key)  # type: ignore[misc]
+        stalled = self.stalls.stalled
+        self.metrics.stalled_partitions.labels("writer").set(len(stalled))
+        if self.health is not None:
+            if stalled:
+                names = ", ".join(str(key) for key in stalled)
+                self.health.failed("watchdog", f"stalled partitions: {names}")
+            else:
+                self.health.passed("watchdog", "ok")
+        if verdict.hopeless:
+            error = ConsumerStalled(
+                f"partitions {verdict.hopeless} stayed stalled after recovery; exiting so the "
+                "worker is restarted and the group reassigns them"
+            )
+            log.critical("%s: %s", error.code, error.message)
+            self.metrics.recoveries.labels("writer", "restart").inc()
+            await self.app.crash(error)
 
     async def _refresh_queue(self) -> None:
         try:

@@ -219,7 +219,7 @@ def create_app(
         else IdIndex(settings.state_dir / "job-ids.sqlite3", settings.topic("jobs"))
     )
     metrics = Metrics()
-    pipeline = Pipeline(app, settings, catalog, metrics, read_model)
+    pipeline = Pipeline(app, settings, catalog, metrics, read_model, health)
     runtime = Runtime(settings, health, parts, metrics, read_model, catalog)
     runtime.closers.append(pipeline.probe.stop)
     app.service(runtime)  # type: ignore[arg-type]  # Faust accepts instances too

@@ -114,7 +114,24 @@ class Settings(BaseSettings):
     )
     spool_dir: Path | None = Field(None, description="Temp files of generators (default: TMPDIR).")
 
+    watchdog_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the watchdog compares consumer progress with lag."
+    )
+    watchdog_stall_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A partition with lag whose consumer made no progress this long is "
+        "stalled: reported, /readyz false, resumed and re-sought; still stalled as long again "
+        "after that: the worker exits (CONSUMER_STALLED) for its supervisor to restart.",
+    )
+
     # --- Fault injection (tests only) ----------------------------------------------------
+    fault_pause_requests_after: int = Field(
+        0,
+        ge=0,
+        description="Tests only: after N requests the writer pauses its requests partitions "
+        "and never resumes them (faust-streaming's stuck-partition bug).",
+    )
     fault_drop_work_items: int = Field(
         0,
         ge=0,

@@ -125,6 +125,21 @@ class WorkQueueProbe:
         if self._admin is not None:
             await self._admin.close()
 
+    async def group_offsets(
+        self, group: str, topics: list[str], partitions: int
+    ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+        """Committed offsets of ``group`` and log end offsets, by (topic, partition)."""
+        assert self._admin is not None and self._consumer is not None
+        offsets: dict[Any, Any] = await self._admin.list_consumer_group_offsets(group)
+        committed = {
+            (tp.topic, tp.partition): meta.offset
+            for tp, meta in offsets.items()
+            if tp.topic in topics and meta.offset >= 0
+        }
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+        ends = await self._consumer.end_offsets(tps)
+        return committed, {(tp.topic, tp.partition): o for tp, o in ends.items()}
+
     async def snapshot(self, now: int) -> QueueSnapshot:
         assert self._admin is not None and self._consumer is not None
         offsets: dict[Any, Any] = await self._admin.list_consumer_group_offsets(self.group)

@@ -32,13 +32,13 @@ async def start_worker(workers: list[Worker], settings: Settings, name: str) -> 
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    """A sample's value in Prometheus text, 0 when absent."""
-    wanted = name + (
-        "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
-    )
+    """A sample's value in Prometheus text (labels in any order), 0 when absent."""
+    pairs = {f'{k}="{v}"' for k, v in labels.items()}
     for line in text.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[-1])
+        sample, _, value = line.rpartition(" ")
+        sample_name, _, rest = sample.partition("{")
+        if sample_name == name and set(filter(None, rest.rstrip("}").split(","))) == pairs:
+            return float(value)
     return 0.0
 
 
@@ -87,4 +87,45 @@ async def test_a_backlog_behind_busy_generators_is_never_dispatched_twice(
     assert metric(text, "exhaust_transitions_total", outcome="redispatched") == 0
     assert metric(text, "exhaust_transitions_total", outcome="dispatch_deferred") >= 1
     assert metric(text, "exhaust_pipeline_total", event="work_items_received") == 5
+    assert worker.stop() == 0
+
+
+async def test_a_stalled_writer_partition_is_detected_reported_and_recovered(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    # After 2 requests the writer pauses its requests partitions and never resumes them: the
+    # faust-streaming stuck-partition bug. The watchdog must notice (metrics, /readyz 503),
+    # resume and re-seek them, and every request must still become a SUCCESS job.
+    settings = settings_factory(
+        **FAST, fault_pause_requests_after=2, watchdog_interval_seconds=0.5,
+        watchdog_stall_seconds=3.0, topic_partitions=1,
+    )  # fmt: skip
+    worker = await start_worker(workers, settings, "w1")
+    async with Publisher(settings) as publisher:
+        for i in range(2):
+            await publisher.request(request("stuck", request_id=f"before-{i}"))
+        await publisher.flush()
+        await eventually(lambda: all_success(settings, 2), 60, "the first 2 jobs")
+        for i in range(3):
+            await publisher.request(request("stuck", request_id=f"after-{i}"))
+        await publisher.flush()
+
+    async def not_ready() -> Any:
+        status, body = await worker.get("/readyz")
+        return body if status == 503 and "stalled" in str(body) else None
+
+    report = await eventually(not_ready, 60, "/readyz to report the stalled partition", 0.2)
+    assert "requests" in report["checks"]["watchdog"]
+    await eventually(lambda: all_success(settings, 5), 60, "all 5 jobs after recovery")
+
+    async def ready_again() -> bool:
+        status, _ = await worker.get("/readyz")
+        return status == 200
+
+    await eventually(ready_again, 30, "/readyz to turn ready again")
+    _, text = await worker.get("/metrics")
+    assert metric(text, "exhaust_watchdog_stalls_total", consumer="writer") >= 1
+    assert metric(text, "exhaust_watchdog_recoveries_total", consumer="writer",
+                  action="resume_and_seek") >= 1  # fmt: skip
+    assert "FAULT: pausing" in worker.log_tail(400)
     assert worker.stop() == 0
