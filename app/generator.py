@@ -33,7 +33,7 @@ from app.datasets import Cancelled, Catalog, GeneratedFile, GenerationContext
 from app.dedup import canonical_json
 from app.errors import ExhaustError
 from app.metrics import Metrics
-from app.model import JobError, JobEvent, OutputFile, WorkItem
+from app.model import JobError, JobEvent, OutputFile, WorkItem, output_record
 from app.storage import ObjectStore
 
 log = logging.getLogger("exhaust.generator")
@@ -190,17 +190,7 @@ class Generator:
             "attempt": item.attempt,
             "dataset": item.dataset,
             "channel": item.channel,
-            "files": [
-                {
-                    "key": o.key,
-                    "rows": o.rows,
-                    "bytes": o.bytes,
-                    "sha256": o.sha256,
-                    "period": o.period,
-                    "content_type": o.content_type,
-                }
-                for o in outputs
-            ],
+            "files": [output_record(o) for o in outputs],
         }
         await self.store.put_bytes(key, json.dumps(manifest, indent=2).encode(), "application/json")
         return key

@@ -39,7 +39,7 @@ def _names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
-def _output_record(o: OutputFile) -> dict[str, Any]:
+def output_record(o: OutputFile) -> dict[str, Any]:
     return {
         "key": o.key,
         "rows": o.rows,
@@ -55,7 +55,7 @@ def _flat_record(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
     event: ``dataclasses.asdict`` deep-copies and costs ~3x more."""
     record = {name: getattr(obj, name) for name in names}
     if "outputs" in record:
-        record["outputs"] = [_output_record(o) for o in record["outputs"]]
+        record["outputs"] = [output_record(o) for o in record["outputs"]]
     if "error" in record:
         error = record["error"]
         record["error"] = None if error is None else {"code": error.code, "message": error.message}

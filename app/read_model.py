@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_channel ON jobs (channel, submitted_at DESC, request_id DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_tag ON jobs (channel, tag, submitted_at DESC, request_id DESC);
+"""
+OFFSETS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS offsets (
     topic      TEXT NOT NULL,
     partition  INTEGER NOT NULL,
@@ -83,24 +85,31 @@ class RecordPage:
     next_cursor: str | None
 
 
-class ReadModel:
-    """SQLite-backed job index. ``apply``/``offsets`` from any thread; reads on one thread."""
+class _SqliteMaterialization:
+    """A SQLite file fed from ``exhaust.jobs`` with its offsets in the same transaction.
 
-    fields: tuple[str, ...] | None = None  # what the feeder decodes: the whole record
+    One connection writes (from the feeder's worker thread, under a lock); a second one reads,
+    from the event-loop thread only (WAL readers never wait for the writer). A file written by
+    another layout is dropped and rebuilt: it is derived state.
+    """
+
+    layout_version = 0
+    schema = ""
 
     def __init__(self, path: Path, topic: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.topic = topic
-        self.schemas = registry()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version != LAYOUT_VERSION:
-            self._db.executescript("DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS offsets;")
-            self._db.execute(f"PRAGMA user_version={LAYOUT_VERSION}")
-        self._db.executescript(SCHEMA)
+        if version != self.layout_version:
+            tables = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            for (table,) in tables.fetchall():
+                self._db.execute(f'DROP TABLE IF EXISTS "{table}"')
+            self._db.execute(f"PRAGMA user_version={self.layout_version}")
+        self._db.executescript(self.schema + OFFSETS_SCHEMA)
         self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._reader.execute("PRAGMA query_only=ON")
 
@@ -115,6 +124,36 @@ class ReadModel:
                 "SELECT partition, next_offset FROM offsets WHERE topic = ?", (self.topic,)
             ).fetchall()
         return {int(p): int(o) for p, o in rows}
+
+    def _commit(
+        self, statements: list[tuple[str, Iterable[tuple[Any, ...]]]], next_offsets: dict[int, int]
+    ) -> None:
+        """Run ``statements`` (SQL, rows) and advance the offsets, in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for sql, rows in statements:
+                    self._db.executemany(sql, rows)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
+                    [(self.topic, p, o) for p, o in next_offsets.items()],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+
+class ReadModel(_SqliteMaterialization):
+    """SQLite-backed job index. ``apply``/``offsets`` from any thread; reads on one thread."""
+
+    fields: tuple[str, ...] | None = None  # what the feeder decodes: the whole record
+    layout_version = LAYOUT_VERSION
+    schema = SCHEMA
+
+    def __init__(self, path: Path, topic: str) -> None:
+        super().__init__(path, topic)
+        self.schemas = registry()
 
     def _row(self, change: Change) -> tuple[Any, ...]:
         job = change.job
@@ -141,21 +180,13 @@ class ReadModel:
             applied += 1
         upserts = [self._row(c) for c in latest.values() if c.job is not None]
         deletes = [(c.request_id,) for c in latest.values() if c.job is None]
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany("DELETE FROM jobs WHERE request_id = ?", deletes)
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", upserts
-                )
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
-                    [(self.topic, p, o) for p, o in next_offsets.items()],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        self._commit(
+            [
+                ("DELETE FROM jobs WHERE request_id = ?", deletes),
+                ("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", upserts),
+            ],
+            next_offsets,
+        )
         return applied
 
     # --- reads (event-loop thread) ------------------------------------------------------------
@@ -226,7 +257,7 @@ class ReadModel:
         return str(row[0]) if row else None
 
 
-class IdIndex:
+class IdIndex(_SqliteMaterialization):
     """Which tag every job id belongs to: all a writer without the API needs of the jobs topic.
 
     The writer checks that a client id is not reused with another tag (which lands in another
@@ -237,33 +268,11 @@ class IdIndex:
     """
 
     fields: tuple[str, ...] | None = ("request_id", "tag")  # all the feeder must decode
-
-    def __init__(self, path: Path, topic: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.topic = topic
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(
-            "CREATE TABLE IF NOT EXISTS ids (request_id TEXT PRIMARY KEY, tag TEXT NOT NULL) "
-            "WITHOUT ROWID; CREATE TABLE IF NOT EXISTS offsets (topic TEXT NOT NULL, "
-            "partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, "
-            "PRIMARY KEY (topic, partition));"
-        )
-        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-
-    def close(self) -> None:
-        with self._lock:
-            self._reader.close()
-            self._db.close()
-
-    def offsets(self) -> dict[int, int]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT partition, next_offset FROM offsets WHERE topic = ?", (self.topic,)
-            ).fetchall()
-        return {int(p): int(o) for p, o in rows}
+    layout_version = 1
+    schema = (
+        "CREATE TABLE IF NOT EXISTS ids "
+        "(request_id TEXT PRIMARY KEY, tag TEXT NOT NULL) WITHOUT ROWID;"
+    )
 
     def apply(self, changes: Iterable[Change]) -> int:
         inserts: dict[str, str] = {}
@@ -281,19 +290,13 @@ class IdIndex:
                 inserts[change.request_id] = job.tag if isinstance(job, Job) else job["tag"]
             next_offsets[change.partition] = change.offset + 1
             applied += 1
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany("DELETE FROM ids WHERE request_id = ?", deletes)
-                self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?)", inserts.items())
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
-                    [(self.topic, p, o) for p, o in next_offsets.items()],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        self._commit(
+            [
+                ("DELETE FROM ids WHERE request_id = ?", deletes),
+                ("INSERT OR IGNORE INTO ids VALUES (?, ?)", list(inserts.items())),
+            ],
+            next_offsets,
+        )
         return applied
 
     def tag_of(self, request_id: str) -> str | None:

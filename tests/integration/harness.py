@@ -193,3 +193,11 @@ async def latest_jobs(settings: Settings) -> dict[str, dict[str, Any]]:
     for message in await read_topic(settings, "jobs"):
         latest[message.key.decode()] = plain_fastavro_job_status(message.value)
     return latest
+
+
+async def start_worker(workers: list[Worker], settings: Settings, name: str) -> Worker:
+    """Start a worker, remember it in ``workers`` (the fixture kills leftovers), wait ready."""
+    worker = Worker(settings, name).start()
+    workers.append(worker)
+    await worker.wait_ready()
+    return worker

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from app.settings import Settings
-from tests.integration.harness import Publisher, Worker, eventually, latest_jobs, request
+from tests.integration.harness import (
+    Publisher,
+    Worker,
+    eventually,
+    latest_jobs,
+    request,
+    start_worker,
+)
 
 pytestmark = pytest.mark.integration
 
 FAST = {"tick_seconds": 0.5, "heartbeat_seconds": 0.5, "consumer_session_timeout_seconds": 6.0}
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        if worker.proc is not None and worker.proc.poll() is None:
-            worker.kill()
-
-
-async def start_worker(workers: list[Worker], settings: Settings, name: str) -> Worker:
-    worker = Worker(settings, name).start()
-    workers.append(worker)
-    await worker.wait_ready()
-    return worker
 
 
 def metric(text: str, name: str, **labels: str) -> float:

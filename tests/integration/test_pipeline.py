@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,27 +19,12 @@ from tests.integration.harness import (
     latest_jobs,
     read_topic,
     request,
+    start_worker,
 )
 
 pytestmark = pytest.mark.integration
 
 FAST = {"tick_seconds": 1.0, "heartbeat_seconds": 0.5, "consumer_session_timeout_seconds": 6.0}
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        if worker.proc is not None and worker.proc.poll() is None:
-            worker.kill()
-
-
-async def start_worker(workers: list[Worker], settings: Settings, name: str) -> Worker:
-    worker = Worker(settings, name).start()
-    workers.append(worker)
-    await worker.wait_ready()
-    return worker
 
 
 async def test_thousand_requests_over_200_tags_with_30_percent_duplicates(

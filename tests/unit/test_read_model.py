@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from app.errors import InvalidConfig
 from app.model import Job
-from app.read_model import Change, ReadModel
+from app.read_model import Change, IdIndex, ReadModel
 
 
 def job(
@@ -68,3 +69,23 @@ def test_a_forged_cursor_is_a_clear_error(tmp_path: Path) -> None:
     model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
     with pytest.raises(InvalidConfig, match="cursor"):
         model.list("acme", cursor="not-a-cursor!")
+
+
+def test_the_id_index_keeps_each_jobs_tag_and_its_offsets(tmp_path: Path) -> None:
+    index = IdIndex(tmp_path / "ids.sqlite3", "jobs")
+    index.apply([Change(0, 4, "a", {"request_id": "a", "tag": "t1"}),
+                 Change(1, 9, "b", {"request_id": "b", "tag": "t2"})])  # fmt: skip
+    index.apply([Change(0, 5, "a", {"request_id": "a", "tag": "t1"}), Change(1, 10, "b", None)])
+    assert index.tag_of("a") == "t1" and index.tag_of("b") is None
+    assert index.offsets() == {0: 6, 1: 11}
+    index.close()
+
+
+def test_a_file_of_another_layout_is_dropped_and_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "rm.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE jobs (request_id TEXT, record TEXT); PRAGMA user_version=1;")
+    old.close()
+    model = ReadModel(path, "jobs")
+    assert model.count() == 0 and model.offsets() == {}  # rebuilt from offset zero
+    model.close()
