@@ -74,12 +74,6 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    jobs: list[Job]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class RecordPage:
     records: list[Record]
     next_cursor: str | None
@@ -234,18 +228,6 @@ class ReadModel(_SqliteMaterialization):
             encode_cursor(last["submitted_at"], last["request_id"]) if more and last else None
         )
         return RecordPage(records, next_cursor)
-
-    def list(
-        self,
-        channel: str,
-        *,
-        tag: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page:
-        page = self.list_records(channel, tag=tag, status=status, limit=limit, cursor=cursor)
-        return Page([Job.from_record(r) for r in page.records], page.next_cursor)
 
     def count(self) -> int:
         return int(self._reader.execute("SELECT count(*) FROM jobs").fetchone()[0])

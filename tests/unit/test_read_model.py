@@ -48,27 +48,27 @@ def test_listing_is_per_channel_newest_first_and_paginates(tmp_path: Path) -> No
     seen: list[str] = []
     cursor = None
     while True:
-        page = model.list("acme", limit=3, cursor=cursor)
-        seen += [j.request_id for j in page.jobs]
+        page = model.list_records("acme", limit=3, cursor=cursor)
+        seen += [r["request_id"] for r in page.records]
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
     assert seen == [f"j{i}" for i in range(9, -1, -1)]
-    assert [j.request_id for j in model.list("acme", tag="t1", limit=50).jobs] == [
+    assert [r["request_id"] for r in model.list_records("acme", tag="t1", limit=50).records] == [
         "j9",
         "j7",
         "j5",
         "j3",
         "j1",
     ]
-    assert [j.request_id for j in model.list("evil", limit=50).jobs] == ["other"]
-    assert model.list("acme", status="SUCCESS", limit=50).jobs == []
+    assert [r["request_id"] for r in model.list_records("evil", limit=50).records] == ["other"]
+    assert model.list_records("acme", status="SUCCESS", limit=50).records == []
 
 
 def test_a_forged_cursor_is_a_clear_error(tmp_path: Path) -> None:
     model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
     with pytest.raises(InvalidConfig, match="cursor"):
-        model.list("acme", cursor="not-a-cursor!")
+        model.list_records("acme", cursor="not-a-cursor!")
 
 
 def test_the_id_index_keeps_each_jobs_tag_and_its_offsets(tmp_path: Path) -> None:
