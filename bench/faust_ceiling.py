@@ -50,6 +50,7 @@ def main() -> int:
 
     logging.basicConfig(level="WARNING")
     worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # as Exhaust's worker: no terminal spinner (it turns DEBUG on)
     worker.execute_from_commandline()
     return 0
 
