@@ -49,10 +49,11 @@ bench: $(STAMP) ## Run the pipeline and status-read benchmarks against the local
 	$(PY) -m deploy.local.stack run -- $(PY) -m bench.reads
 
 SOAK_RUNS ?= 20
-soak-kill: $(STAMP) ## The kill -9 test and the fault tests $(SOAK_RUNS) times in a row (one stack)
+soak-kill: $(STAMP) ## The kill -9 and lost-work-item tests 20 times each (SOAK_RUNS=n), stop at the first failure
 	$(VENV)/bin/pytest -q --count=$(SOAK_RUNS) -x \
 		tests/integration/test_pipeline.py::test_kill_9_during_generation_every_job_still_succeeds_once \
-		tests/integration/test_faults.py $(PYTEST_ARGS)
+		tests/integration/test_faults.py::test_a_lost_work_item_is_dispatched_again_and_the_job_succeeds \
+		$(PYTEST_ARGS)
 
 clean: ## Remove the venv, caches and local stack data (keeps fetched jars in .cache)
 	rm -rf $(VENV) .stack .stack-test .state .mypy_cache .ruff_cache .pytest_cache

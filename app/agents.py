@@ -457,7 +457,7 @@ class Pipeline:
 class ReadModelFeeder(Service):
     """Keeps the read model up to date with every partition of ``exhaust.jobs``."""
 
-    BATCH = 5000
+    BATCH = 20_000
 
     def __init__(
         self, settings: Settings, read_model: Materialized, metrics: Metrics, **kw: Any
@@ -491,33 +491,59 @@ class ReadModelFeeder(Service):
                 else:
                     await consumer.seek_to_beginning(tp)
             targets = await consumer.end_offsets(partitions)
-            while not self.should_stop:
-                changes = await self._gather(consumer)
-                if changes:
-                    await asyncio.to_thread(self.read_model.apply, changes)
-                    self.metrics.count("read_model_records", len(changes))
-                if not self.caught_up.is_set() and all(
-                    await asyncio.gather(
-                        *(self._reached(consumer, tp, targets) for tp in partitions)
-                    )
-                ):
-                    self.caught_up.set()
+            # One batch is written (in a thread; SQLite releases the GIL) while the next one is
+            # fetched and decoded.
+            writing: asyncio.Future[int] | None = None
+            try:
+                while not self.should_stop:
+                    changes = self._changes(await self._gather(consumer))
+                    if writing is not None:
+                        await writing
+                        writing = None
+                    if changes:
+                        apply = asyncio.to_thread(self.read_model.apply, changes)
+                        writing = asyncio.ensure_future(apply)
+                        self.metrics.count("read_model_records", len(changes))
+                    if not self.caught_up.is_set() and all(
+                        await asyncio.gather(
+                            *(self._reached(consumer, tp, targets) for tp in partitions)
+                        )
+                    ):
+                        if writing is not None:
+                            await writing
+                            writing = None
+                        await asyncio.to_thread(self.read_model.caught_up)
+                        self.caught_up.set()
+            finally:
+                if writing is not None:
+                    await writing
         finally:
             await consumer.stop()
 
-    async def _gather(self, consumer: Any) -> list[Change]:
+    async def _gather(self, consumer: Any) -> list[Any]:
         """Records for one transaction: up to ``BATCH`` of them, or what arrived within
         ``linger`` of the first. One SQLite commit per handful of records (the steady state
         of a busy topic) cost more than the rows themselves."""
         batch = await consumer.getmany(timeout_ms=500, max_records=self.BATCH)
-        changes = [self._change(m) for ms in batch.values() for m in ms]
+        messages = [m for ms in batch.values() for m in ms]
         deadline = time.monotonic() + self.linger
-        while changes and len(changes) < self.BATCH and (left := deadline - time.monotonic()) > 0:
+        while messages and len(messages) < self.BATCH and (left := deadline - time.monotonic()) > 0:
             more = await consumer.getmany(
-                timeout_ms=int(left * 1000) + 1, max_records=self.BATCH - len(changes)
+                timeout_ms=int(left * 1000) + 1, max_records=self.BATCH - len(messages)
             )
-            changes += [self._change(m) for ms in more.values() for m in ms]
-        return changes
+            messages += [m for ms in more.values() for m in ms]
+        return messages
+
+    def _changes(self, messages: list[Any]) -> list[Change]:
+        """Decode only each job's last record of the batch; earlier ones only advance offsets
+        (the topic is a changelog: the last state is the state)."""
+        last = {m.key: i for i, m in enumerate(messages)}
+        return [
+            self._change(m)
+            if last[m.key] == i
+            else Change(m.partition, m.offset, m.key.decode(), None, skip=True)
+            for i, m in enumerate(messages)
+        ]
 
     @staticmethod
     async def _reached(consumer: Any, tp: Any, targets: dict[Any, int]) -> bool:

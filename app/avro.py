@@ -107,7 +107,7 @@ class SchemaRegistry:
             raw = json.loads(self.schema(name).source.read_text())
             raw["fields"] = [f for f in raw["fields"] if f["name"] in fields]
             parsed = self._projections[key] = fastavro.parse_schema(
-                _strip_timestamp_logical_types(raw), _write_hint=False
+                _strip_timestamp_logical_types(raw)
             )
         return parsed
 

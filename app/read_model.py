@@ -1,12 +1,14 @@
 """The read model: ``exhaust.jobs`` materialised into an indexed SQLite file.
 
-Every worker that serves the API (or writes jobs) keeps one, fed from *all* partitions of the
-jobs topic, so any worker answers any query. The file stores, in the same transaction as the
+Every worker that serves the API keeps one, fed from *all* partitions of the jobs topic, so any
+worker answers any query (a writer without the API keeps only :class:`IdIndex`). The file stores, in the same transaction as the
 rows, the next offset of each partition; a restart resumes where it stopped and an empty file
 rebuilds everything from the topic (the compacted topic alone is the source of truth).
 
 Rows keep the record's Avro bytes exactly as read from the topic (no re-encoding on the way in)
-next to the columns that are queried. Two connections on one WAL file: the feeder writes
+next to the columns that are queried, in an ordinary rowid table (~500-byte rows insert 3x
+faster than WITHOUT ROWID). A rebuild from offset zero bulk-loads without the listing indexes
+and creates them once caught up; the feeder decodes only the queried fields. Two connections on one WAL file: the feeder writes
 through one (from a worker thread, under a lock); reads go through the other from the event
 loop thread only, without a lock and without a thread hop (a point read is ~10 µs; WAL readers
 never wait for the writer). A file written by an older layout is dropped and rebuilt: it is
@@ -31,7 +33,7 @@ from app.avro import registry
 from app.errors import InvalidConfig
 from app.model import Job
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     request_id   TEXT PRIMARY KEY,
@@ -42,7 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     submitted_at INTEGER NOT NULL,
     last_updated INTEGER NOT NULL,
     record       BLOB NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS jobs_by_channel ON jobs (channel, submitted_at DESC, request_id DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_tag ON jobs (channel, tag, submitted_at DESC, request_id DESC);
 """
@@ -112,6 +114,9 @@ class _SqliteMaterialization:
             self._reader.close()
             self._db.close()
 
+    def caught_up(self) -> None:
+        """Called once the feeder has reached the end of the topic."""
+
     def offsets(self) -> dict[int, int]:
         with self._lock:
             rows = self._db.execute(
@@ -141,13 +146,28 @@ class _SqliteMaterialization:
 class ReadModel(_SqliteMaterialization):
     """SQLite-backed job index. ``apply``/``offsets`` from any thread; reads on one thread."""
 
-    fields: tuple[str, ...] | None = None  # what the feeder decodes: the whole record
+    # What the feeder decodes: the queried columns (the record is stored as read).
+    fields: tuple[str, ...] | None = (
+        "request_id", "channel", "tag", "status", "dataset", "submitted_at", "last_updated"
+    )  # fmt: skip
     layout_version = LAYOUT_VERSION
     schema = SCHEMA
 
     def __init__(self, path: Path, topic: str) -> None:
         super().__init__(path, topic)
         self.schemas = registry()
+        if not self.offsets():
+            # Built from offset zero: bulk-load without the listing indexes, create them once
+            # caught up (:meth:`caught_up`); maintaining them row by row cost more than the rows.
+            with self._lock:
+                self._db.executescript(
+                    "DROP INDEX IF EXISTS jobs_by_channel; DROP INDEX IF EXISTS jobs_by_tag;"
+                )
+
+    def caught_up(self) -> None:
+        """The feeder has reached the topic's end: make sure the listing indexes exist."""
+        with self._lock:
+            self._db.executescript(SCHEMA)
 
     def _row(self, change: Change) -> tuple[Any, ...]:
         job = change.job

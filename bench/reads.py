@@ -107,8 +107,9 @@ def hey(url: str, channel: str, seconds: float, concurrency: int) -> dict[str, f
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = float(re.search(r"50% in ([\d.]+) secs", out).group(1))  # type: ignore[union-attr]
-    p99 = float(re.search(r"99% in ([\d.]+) secs", out).group(1))  # type: ignore[union-attr]
+    # hey prints "50%% in 0.0012 secs".
+    p50 = float(re.search(r"50%+ in ([\d.]+) secs", out).group(1))  # type: ignore[union-attr]
+    p99 = float(re.search(r"99%+ in ([\d.]+) secs", out).group(1))  # type: ignore[union-attr]
     statuses = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
     bad = sum(int(n) for code, n in statuses if code != "200")
     if bad:
@@ -137,6 +138,7 @@ async def main() -> None:
     url = f"http://127.0.0.1:{settings.http_port}"
     try:
         rebuilt = wait_ready(url, proc, timeout=600)
+        print(f"ready after {rebuilt:.1f}s", flush=True)
         job_url = f"{url}/v1/jobs/{7:032X}"  # channel ch-7
         get = hey(job_url, "ch-7", args.seconds, args.concurrency)
         listing = hey(f"{url}/v1/jobs?limit=20", "ch-7", args.seconds, args.concurrency)
