@@ -1,18 +1,19 @@
 """The read model: ``exhaust.jobs`` materialised into an indexed SQLite file.
 
-Every worker that serves the API keeps one, fed from *all* partitions of the jobs topic, so any
-worker answers any query (a writer without the API keeps only :class:`IdIndex`). The file stores, in the same transaction as the
-rows, the next offset of each partition; a restart resumes where it stopped and an empty file
-rebuilds everything from the topic (the compacted topic alone is the source of truth).
+Every worker that serves the API keeps one, fed from *all* partitions of the jobs topic, so
+any worker answers any query (a writer without the API keeps only :class:`IdIndex`). The file
+stores, in the same transaction as the rows, the next offset of each partition; a restart
+resumes where it stopped and an empty file rebuilds everything from the topic (the compacted
+topic alone is the source of truth).
 
-Rows keep the record's Avro bytes exactly as read from the topic (no re-encoding on the way in)
-next to the columns that are queried, in an ordinary rowid table (~500-byte rows insert 3x
-faster than WITHOUT ROWID). A rebuild from offset zero bulk-loads without the listing indexes
-and creates them once caught up; the feeder decodes only the queried fields. Two connections on one WAL file: the feeder writes
-through one (from a worker thread, under a lock); reads go through the other from the event
-loop thread only, without a lock and without a thread hop (a point read is ~10 µs; WAL readers
-never wait for the writer). A file written by an older layout is dropped and rebuilt: it is
-derived state.
+Rows keep the record's Avro bytes exactly as read from the topic (no re-encoding on the way
+in) next to the columns that are queried, in an ordinary rowid table (~500-byte rows insert
+3x faster than WITHOUT ROWID). A rebuild from offset zero bulk-loads without the listing
+indexes and creates them once caught up; the feeder decodes only the queried fields. Two
+connections on one WAL file: the feeder writes through one (from a worker thread, under a
+lock); reads go through the other from the event loop thread only, without a lock and without
+a thread hop (a point read is ~10 µs; WAL readers never wait for the writer). A file written
+by an older layout is dropped and rebuilt: it is derived state.
 
 Queries are per channel: a channel never sees another channel's jobs. Listing is newest first
 (by ``submitted_at``, then ``request_id``) with an opaque cursor.
