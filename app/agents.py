@@ -34,9 +34,7 @@ from functools import partial
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer
 from faust.serializers import codecs
-from mode import Service
 
 from app.avro import SchemaRegistry, registry
 from app.datasets import Catalog
@@ -47,10 +45,9 @@ from app.leases import LeaseIndex
 from app.metrics import Metrics
 from app.model import DatasetRequest, Job, JobEvent
 from app.publisher import dead_letter_headers, log_dead_letter
-from app.read_model import Change, Materialized
+from app.read_model import Materialized
 from app.settings import Settings
 from app.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
-from app.topics import assign_all
 from app.watchdog import ConsumerStalled, StallDetector
 from app.work_queue import (
     Dispatches,
@@ -460,110 +457,3 @@ class Pipeline:
             self.metrics.set_work_lag(self.queue.lag())
         except Exception as exc:  # the broker is restarting, say: re-dispatch decides without it
             log.warning("cannot read the generators' queue: %r", exc)
-
-
-class ReadModelFeeder(Service):
-    """Keeps the read model up to date with every partition of ``exhaust.jobs``."""
-
-    BATCH = 20_000
-
-    def __init__(
-        self, settings: Settings, read_model: Materialized, metrics: Metrics, **kw: Any
-    ) -> None:
-        super().__init__(**kw)
-        self.settings = settings
-        self.read_model = read_model
-        self.metrics = metrics
-        self.schemas = registry()
-        self.caught_up = asyncio.Event()
-        # Freshness of the read model vs cost: the API's reads wait for it, the writer's
-        # id index does not.
-        self.linger = 0.02 if read_model.fields is None else 0.25
-
-    @Service.task
-    async def _feed(self) -> None:
-        topic = self.settings.topic("jobs")
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-        )
-        await consumer.start()
-        try:
-            partitions = await assign_all(consumer, topic)
-            stored = await asyncio.to_thread(self.read_model.offsets)
-            for tp in partitions:
-                if tp.partition in stored:
-                    consumer.seek(tp, stored[tp.partition])
-                else:
-                    await consumer.seek_to_beginning(tp)
-            targets = await consumer.end_offsets(partitions)
-            # One batch is written (in a thread; SQLite releases the GIL) while the next one is
-            # fetched and decoded.
-            writing: asyncio.Future[int] | None = None
-            try:
-                while not self.should_stop:
-                    changes = self._changes(await self._gather(consumer))
-                    if writing is not None:
-                        await writing
-                        writing = None
-                    if changes:
-                        apply = asyncio.to_thread(self.read_model.apply, changes)
-                        writing = asyncio.ensure_future(apply)
-                        self.metrics.count("read_model_records", len(changes))
-                    if not self.caught_up.is_set() and all(
-                        await asyncio.gather(
-                            *(self._reached(consumer, tp, targets) for tp in partitions)
-                        )
-                    ):
-                        if writing is not None:
-                            await writing
-                            writing = None
-                        await asyncio.to_thread(self.read_model.caught_up)
-                        self.caught_up.set()
-            finally:
-                if writing is not None:
-                    await writing
-        finally:
-            await consumer.stop()
-
-    async def _gather(self, consumer: Any) -> list[Any]:
-        """Records for one transaction: up to ``BATCH`` of them, or what arrived within
-        ``linger`` of the first. One SQLite commit per handful of records (the steady state
-        of a busy topic) cost more than the rows themselves."""
-        batch = await consumer.getmany(timeout_ms=500, max_records=self.BATCH)
-        messages = [m for ms in batch.values() for m in ms]
-        deadline = time.monotonic() + self.linger
-        while messages and len(messages) < self.BATCH and (left := deadline - time.monotonic()) > 0:
-            more = await consumer.getmany(
-                timeout_ms=int(left * 1000) + 1, max_records=self.BATCH - len(messages)
-            )
-            messages += [m for ms in more.values() for m in ms]
-        return messages
-
-    def _changes(self, messages: list[Any]) -> list[Change]:
-        """Decode only each job's last record of the batch; earlier ones only advance offsets
-        (the topic is a changelog: the last state is the state)."""
-        last = {m.key: i for i, m in enumerate(messages)}
-        return [
-            self._change(m)
-            if last[m.key] == i
-            else Change(m.partition, m.offset, m.key.decode(), None, skip=True)
-            for i, m in enumerate(messages)
-        ]
-
-    @staticmethod
-    async def _reached(consumer: Any, tp: Any, targets: dict[Any, int]) -> bool:
-        return bool(await consumer.position(tp) >= targets[tp])
-
-    def _change(self, message: Any) -> Change:
-        request_id = message.key.decode()
-        if message.value is None:
-            return Change(message.partition, message.offset, request_id, None)
-        try:
-            record = self.schemas.decode("JobStatus", message.value, self.read_model.fields)
-        except PoisonMessage:
-            log.error("jobs record %s@%d is undecodable; skipped", request_id, message.offset)
-            return Change(message.partition, message.offset, request_id, None, skip=True)
-        return Change(message.partition, message.offset, request_id, record, raw=message.value)

@@ -31,9 +31,10 @@ import mode
 from aiohttp import web
 from mode import Service
 
-from app.agents import Pipeline, ReadModelFeeder, now_ms, worker_id
+from app.agents import Pipeline, now_ms, worker_id
 from app.datasets import Catalog, default_catalog
 from app.errors import ExhaustError, TransientError
+from app.feeder import ReadModelFeeder
 from app.generator import Generator
 from app.health import Health
 from app.http_api import ApiContext, create_web_app
