@@ -136,7 +136,6 @@ class Pipeline:
         self.requests = app.topic(settings.topic("requests"), **raw)
         self.requests_topic = settings.topic("requests")
         self.job_events = app.topic(settings.topic("job-events"), **raw)
-        self.work = app.topic(settings.topic("work"), **raw)
         self.work_topic = settings.topic("work")
         self.dlq = app.topic(settings.topic("dlq"), **raw)
         changelog = app.topic(

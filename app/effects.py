@@ -50,14 +50,12 @@ class EffectLedger:
         self.handoff_timeout = handoff_timeout
         self.table_writes = 0  # table writes made by the agents
         self.handed_over = 0  # changelog sends that reached the Kafka client
-        self.sent = 0
         self.failures: list[str] = []
 
     def table_write(self) -> None:
         self.table_writes += 1
 
     def watch(self, topic: str, future: Any) -> None:
-        self.sent += 1
         if topic == self.changelog_topic:
             self.handed_over += 1
         future.add_done_callback(self._delivered)

@@ -115,7 +115,6 @@ class Runtime(Service):
         self.parts = parts
         self.metrics = metrics
         self.catalog = catalog
-        self.read_model = read_model
         self.store = S3ObjectStore(settings)
         self.publisher = KafkaPublisher(settings, metrics)
         self.feeder = (
