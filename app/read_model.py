@@ -125,6 +125,20 @@ class _SqliteMaterialization:
             ).fetchall()
         return {int(p): int(o) for p, o in rows}
 
+    @staticmethod
+    def _last_states(changes: Iterable[Change]) -> tuple[dict[str, Change], dict[int, int], int]:
+        """Each job's last change of a batch (the topic is a changelog: the last state is the
+        state), the next offset of every partition the batch advances, and how many it held."""
+        latest: dict[str, Change] = {}
+        next_offsets: dict[int, int] = {}
+        applied = 0
+        for change in changes:
+            if not change.skip:
+                latest[change.request_id] = change
+            next_offsets[change.partition] = change.offset + 1
+            applied += 1
+        return latest, next_offsets, applied
+
     def _commit(
         self, statements: list[tuple[str, Iterable[tuple[Any, ...]]]], next_offsets: dict[int, int]
     ) -> None:
@@ -185,14 +199,7 @@ class ReadModel(_SqliteMaterialization):
 
         Within a batch only each job's last state is written (the topic is a changelog).
         """
-        latest: dict[str, Change] = {}
-        next_offsets: dict[int, int] = {}
-        applied = 0
-        for change in changes:
-            if not change.skip:
-                latest[change.request_id] = change
-            next_offsets[change.partition] = change.offset + 1
-            applied += 1
+        latest, next_offsets, applied = self._last_states(changes)
         upserts = [self._row(c) for c in latest.values() if c.job is not None]
         deletes = [(c.request_id,) for c in latest.values() if c.job is None]
         self._commit(
@@ -278,25 +285,17 @@ class IdIndex(_SqliteMaterialization):
     )
 
     def apply(self, changes: Iterable[Change]) -> int:
-        inserts: dict[str, str] = {}
-        deletes: list[tuple[str]] = []
-        next_offsets: dict[int, int] = {}
-        applied = 0
-        for change in changes:
-            job = change.job
-            if change.skip:
-                pass
-            elif job is None:
-                inserts.pop(change.request_id, None)
-                deletes.append((change.request_id,))
-            else:
-                inserts[change.request_id] = job.tag if isinstance(job, Job) else job["tag"]
-            next_offsets[change.partition] = change.offset + 1
-            applied += 1
+        latest, next_offsets, applied = self._last_states(changes)
+        inserts = [
+            (rid, c.job.tag if isinstance(c.job, Job) else c.job["tag"])
+            for rid, c in latest.items()
+            if c.job is not None
+        ]
+        deletes = [(rid,) for rid, c in latest.items() if c.job is None]
         self._commit(
             [
                 ("DELETE FROM ids WHERE request_id = ?", deletes),
-                ("INSERT OR IGNORE INTO ids VALUES (?, ?)", list(inserts.items())),
+                ("INSERT OR IGNORE INTO ids VALUES (?, ?)", inserts),
             ],
             next_offsets,
         )

@@ -133,10 +133,17 @@ class Runtime(Service):
         self.work: WorkConsumer | None = None
         self.closers: list[Callable[[], Awaitable[None]]] = []
 
+    @property
+    def produces(self) -> bool:
+        """Generators and the API write to S3 / produce outside the writer; a processor-only
+        worker needs neither (the writer produces through Faust)."""
+        return self.parts.generator or self.parts.api
+
     async def on_start(self) -> None:
-        await self.store.__aenter__()
-        await self.publisher.start()
-        self.context.store = self.store
+        if self.produces:
+            await self.store.__aenter__()
+            await self.publisher.start()
+            self.context.store = self.store
         if self.parts.generator:
             generator = Generator(
                 self.catalog,
@@ -176,8 +183,9 @@ class Runtime(Service):
     async def on_shutdown(self) -> None:
         # After the children (work consumer, feeder) have stopped: uploads and reports may
         # still be running until then.
-        await self.publisher.stop()
-        await self.store.__aexit__(None, None, None)
+        if self.produces:
+            await self.publisher.stop()
+            await self.store.__aexit__(None, None, None)
         for close in self.closers:
             await close()
 

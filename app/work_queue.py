@@ -141,15 +141,11 @@ class WorkQueueProbe:
         return committed, {(tp.topic, tp.partition): o for tp, o in ends.items()}
 
     async def snapshot(self, now: int) -> QueueSnapshot:
-        assert self._admin is not None and self._consumer is not None
-        offsets: dict[Any, Any] = await self._admin.list_consumer_group_offsets(self.group)
-        committed = {
-            tp.partition: meta.offset
-            for tp, meta in offsets.items()
-            if tp.topic == self.topic and meta.offset >= 0
-        }
-        ends = await self._consumer.end_offsets(self._partitions)
-        return QueueSnapshot(now, committed, {tp.partition: o for tp, o in ends.items()})
+        """The generators' group on the work topic."""
+        committed, ends = await self.group_offsets(self.group, [self.topic], len(self._partitions))
+        return QueueSnapshot(
+            now, {p: o for (_, p), o in committed.items()}, {p: o for (_, p), o in ends.items()}
+        )
 
 
 def generator_group(settings: Settings) -> str:
