@@ -123,7 +123,7 @@ class Pipeline:
         self.probe = WorkQueueProbe(settings)
         self._probe_lock = asyncio.Lock()
         self.queue: QueueSnapshot | None = None
-        self.ledger = EffectLedger(settings.topic("jobs"))
+        self.ledger = EffectLedger(settings.topic("jobs"), settings.topic("datasets"))
         self.drop_work_items = settings.fault_drop_work_items
         self.pause_after = settings.fault_pause_requests_after
         self.health = health

@@ -45,8 +45,8 @@ class EffectLost(ExhaustError):
 class EffectLedger:
     """Counts the writer's effects and the failures of their deliveries."""
 
-    def __init__(self, changelog_topic: str, handoff_timeout: float = 30.0) -> None:
-        self.changelog_topic = changelog_topic
+    def __init__(self, *changelog_topics: str, handoff_timeout: float = 30.0) -> None:
+        self.changelog_topics = frozenset(changelog_topics)
         self.handoff_timeout = handoff_timeout
         self.table_writes = 0  # table writes made by the agents
         self.handed_over = 0  # changelog sends that reached the Kafka client
@@ -56,7 +56,7 @@ class EffectLedger:
         self.table_writes += 1
 
     def watch(self, topic: str, future: Any) -> None:
-        if topic == self.changelog_topic:
+        if topic in self.changelog_topics:
             self.handed_over += 1
         future.add_done_callback(self._delivered)
 

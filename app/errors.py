@@ -11,6 +11,14 @@ whether retrying can help::
     ├── PoisonMessage               undecodable input: goes to the dead-letter topic
     │   └── UnknownSchema           single-object encoding with a fingerprint we do not know
     ├── MalformedRequest            an HTTP body that is not the expected JSON shape
+    ├── FillRefused                 a dataset fill that cannot be applied (nothing of it is)
+    │   ├── InvalidColumns          a column declaration that is not valid
+    │   ├── InvalidInsertData       insert-data that is not base64 / gzip / JSON rows
+    │   ├── InvalidRow              a row that does not fit the columns (names row and column)
+    │   └── ColumnsMismatch         an append whose columns differ from the dataset's
+    ├── LimitExceeded               a configured limit (HTTP 413); each has its own code
+    │   ├── BodyTooLarge, DecompressedTooLarge, TooManyRows, TooManyColumns,
+    │   └── ValueTooLarge, TooManySegments
     ├── RequestRejected             a decodable request that cannot run (-> FAILED job)
     │   ├── UnknownDataset
     │   ├── InvalidConfig
@@ -34,12 +42,13 @@ class ExhaustError(Exception):
     http_status: ClassVar[int] = 500
     retryable: ClassVar[bool] = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, **details: str | int) -> None:
         super().__init__(message)
         self.message = message
+        self.details = details  # machine-readable context, e.g. row and column of a bad value
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+    def to_dict(self) -> dict[str, str | int]:
+        return {"code": self.code, "message": self.message, **self.details}
 
 
 class ConfigurationError(ExhaustError):
@@ -66,6 +75,57 @@ class UnknownSchema(PoisonMessage):
 class MalformedRequest(ExhaustError):
     code = "MALFORMED_REQUEST"
     http_status = 400
+
+
+class FillRefused(ExhaustError):
+    code = "FILL_REFUSED"
+    http_status = 400
+
+
+class InvalidColumns(FillRefused):
+    code = "INVALID_COLUMNS"
+
+
+class InvalidInsertData(FillRefused):
+    code = "INVALID_INSERT_DATA"
+
+
+class InvalidRow(FillRefused):
+    code = "INVALID_ROW"
+
+
+class ColumnsMismatch(FillRefused):
+    code = "COLUMNS_MISMATCH"
+    http_status = 409
+
+
+class LimitExceeded(ExhaustError):
+    code = "LIMIT_EXCEEDED"
+    http_status = 413
+
+
+class BodyTooLarge(LimitExceeded):
+    code = "BODY_TOO_LARGE"
+
+
+class DecompressedTooLarge(LimitExceeded):
+    code = "DECOMPRESSED_TOO_LARGE"
+
+
+class TooManyRows(LimitExceeded):
+    code = "TOO_MANY_ROWS"
+
+
+class TooManyColumns(LimitExceeded):
+    code = "TOO_MANY_COLUMNS"
+
+
+class ValueTooLarge(LimitExceeded):
+    code = "VALUE_TOO_LARGE"
+
+
+class TooManySegments(LimitExceeded):
+    code = "TOO_MANY_SEGMENTS"
 
 
 class RequestRejected(ExhaustError):
@@ -109,3 +169,17 @@ class TransientError(ExhaustError):
     code = "TRANSIENT_ERROR"
     http_status = 503
     retryable = True
+
+
+def error_for(code: str, message: str) -> ExhaustError:
+    """The error of the tree whose code is ``code`` (a recorded outcome read back), else a
+    plain :class:`ExhaustError` carrying that code."""
+    stack: list[type[ExhaustError]] = [ExhaustError]
+    while stack:
+        cls = stack.pop()
+        if cls.code == code:
+            return cls(message)
+        stack.extend(cls.__subclasses__())
+    error = ExhaustError(message)
+    error.details = {"code": code}
+    return error

@@ -26,7 +26,6 @@ from aiohttp import web
 from app import dedup, identifiers
 from app.datasets import Catalog
 from app.errors import (
-    AccessDenied,
     ExhaustError,
     InvalidConfig,
     MalformedRequest,
@@ -35,6 +34,8 @@ from app.errors import (
     TransientError,
 )
 from app.health import Health
+from app.http_edge import channel_of, json_response
+from app.http_fill import FillContext, add_routes
 from app.metrics import CONTENT_TYPE, Metrics
 from app.model import JOB_STATES, DatasetRequest, Job
 from app.read_model import ReadModel
@@ -68,13 +69,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ExhaustError as exc:
         return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
-
-
-def channel_of(request: web.Request) -> str:
-    channel = request.headers.get("X-Channel-ID", "")
-    if not channel:
-        raise AccessDenied("X-Channel-ID header is required")
-    return identifiers.check("X-Channel-ID", channel)
 
 
 def ctx(request: web.Request) -> ApiContext:
@@ -127,14 +121,6 @@ async def get_job(request: web.Request) -> web.Response:
     context = ctx(request)
     _, store = ready_parts(context)
     return json_response(job_view(record, store, context.settings))
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(),
-        status=status,
-        content_type="application/json",
-    )
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -266,8 +252,11 @@ async def cancel(request: web.Request) -> web.Response:
     )
 
 
-def create_web_app(context: ApiContext, *, api: bool = True) -> web.Application:
-    """The HTTP app; ``api=False`` serves only health and metrics (processor, generator)."""
+def create_web_app(
+    context: ApiContext, *, api: bool = True, fills: FillContext | None = None
+) -> web.Application:
+    """The HTTP app; ``api=False`` serves only health and metrics (processor, generator);
+    ``fills`` adds the dataset-fill profile and the catalog routes."""
     app = web.Application(middlewares=[error_middleware])
     app[CONTEXT] = context
     app.router.add_get("/healthz", healthz)
@@ -279,4 +268,6 @@ def create_web_app(context: ApiContext, *, api: bool = True) -> web.Application:
     app.router.add_get("/v1/jobs", list_jobs)
     app.router.add_get("/v1/jobs/{request_id}", get_job)
     app.router.add_post("/v1/jobs/{request_id}/cancel", cancel)
+    if fills is not None:
+        add_routes(app, fills)
     return app

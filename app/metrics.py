@@ -91,6 +91,25 @@ class Metrics:
             ["consumer", "action"],
             registry=r,
         )
+        self.fills = Counter(
+            "exhaust_fills",
+            "Dataset fills by outcome: at the API (accepted, refused, pending) and at the "
+            "writer (fill_applied, fill_rejected, fill_repeated, fill_redelivered).",
+            ["outcome"],
+            registry=r,
+        )
+        self.fill_rows = Counter("exhaust_fill_rows", "Rows of applied fills.", registry=r)
+        self.fill_seconds = Histogram(
+            "exhaust_fill_seconds",
+            "POST /dataset-fill: decode, convert, stage and publish (not the wait).",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.segments_deleted = Counter(
+            "exhaust_dataset_segments_deleted",
+            "Retired segments deleted after their grace period.",
+            registry=r,
+        )
         # Label children are cached: .labels() costs more than the increment itself.
         self._t: dict[str, Counter] = {}
         self._p: dict[str, Counter] = {}

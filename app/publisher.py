@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from app.avro import registry
 from app.errors import ExhaustError, TransientError
+from app.managed_datasets import Fill
 from app.metrics import Metrics
 from app.model import DatasetRequest, JobEvent
 from app.settings import Settings
@@ -83,6 +84,11 @@ class KafkaPublisher:
     async def job_event(self, tag: str, event: JobEvent) -> None:
         await self.send(
             "job-events", tag.encode(), self.schemas.encode("JobEvent", event.to_record())
+        )
+
+    async def fill(self, fill: Fill) -> None:
+        await self.send(
+            "fills", fill.key.encode(), self.schemas.encode("DatasetFill", fill.to_record())
         )
 
     async def dead_letter(self, message: Any, error: ExhaustError) -> None:

@@ -32,12 +32,15 @@ from aiohttp import web
 from mode import Service
 
 from app.agents import Pipeline, now_ms, worker_id
+from app.dataset_view import DatasetView
 from app.datasets import Catalog, default_catalog
 from app.errors import ExhaustError, TransientError
 from app.feeder import ReadModelFeeder
+from app.fill_writer import FillWriter
 from app.generator import Generator
 from app.health import Health
 from app.http_api import ApiContext, create_web_app
+from app.http_fill import FillContext
 from app.metrics import Metrics
 from app.model import Job, JobEvent
 from app.publisher import KafkaPublisher
@@ -129,6 +132,12 @@ class Runtime(Service):
             submit=self.publisher.request,
             cancel=self.cancel,
         )
+        self.datasets = DatasetView(settings) if parts.api else None
+        self.fills = (
+            FillContext(settings, metrics, self.datasets, self.publisher)
+            if self.datasets is not None
+            else None
+        )
         self._runner: web.AppRunner | None = None
         self.work: WorkConsumer | None = None
         self.closers: list[Callable[[], Awaitable[None]]] = []
@@ -144,6 +153,8 @@ class Runtime(Service):
             await self.store.__aenter__()
             await self.publisher.start()
             self.context.store = self.store
+            if self.fills is not None:
+                self.fills.store = self.store
         if self.parts.generator:
             generator = Generator(
                 self.catalog,
@@ -161,7 +172,9 @@ class Runtime(Service):
             await self.add_runtime_dependency(self.work)
         if self.feeder is not None:
             await self.add_runtime_dependency(self.feeder)
-        app = create_web_app(self.context, api=self.parts.api)
+        if self.datasets is not None:
+            await self.add_runtime_dependency(self.datasets)
+        app = create_web_app(self.context, api=self.parts.api, fills=self.fills)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -173,6 +186,8 @@ class Runtime(Service):
         if self.feeder is not None:
             await self.feeder.caught_up.wait()
             log.info("read model caught up with %s", self.settings.topic("jobs"))
+        if self.datasets is not None:
+            await self.datasets.caught_up.wait()
         self.health.passed("worker", worker_id())
         log.info("ready")
 
@@ -228,8 +243,9 @@ def create_app(
     )
     metrics = Metrics()
     pipeline = Pipeline(app, settings, catalog, metrics, read_model, health)
+    fills = FillWriter(app, settings, metrics, pipeline)
     runtime = Runtime(settings, health, parts, metrics, read_model, catalog)
-    runtime.closers.append(pipeline.probe.stop)
+    runtime.closers += [pipeline.probe.stop, fills.close]
     app.service(runtime)  # type: ignore[arg-type]  # Faust accepts instances too
     return app, pipeline
 

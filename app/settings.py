@@ -100,6 +100,67 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="An attempt running longer fails (and is retried)."
     )
 
+    # --- Managed datasets (POST /dataset-fill) ---------------------------------------------
+    fill_max_body_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest /dataset-fill request body (BODY_TOO_LARGE).",
+    )
+    fill_max_decompressed_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1024,
+        description="Largest insert-data once un-gzipped; inflation stops there, a gzip bomb is "
+        "refused before it is inflated in full (DECOMPRESSED_TOO_LARGE).",
+    )
+    fill_max_rows: int = Field(
+        1_000_000, ge=1, description="Most rows in one fill (TOO_MANY_ROWS); send more in appends."
+    )
+    dataset_max_columns: int = Field(
+        500, ge=1, le=10_000, description="Most columns of a dataset (TOO_MANY_COLUMNS)."
+    )
+    fill_max_value_bytes: int = Field(
+        64 * 1024, ge=16, description="Longest single value, in bytes of UTF-8 (VALUE_TOO_LARGE)."
+    )
+    dataset_max_segments: int = Field(
+        2000,
+        ge=1,
+        le=20_000,
+        description="Most segments (appends) in one version of a dataset (TOO_MANY_SEGMENTS); "
+        "a truncate starts again from one. Keeps a catalog entry well under a Kafka message.",
+    )
+    fill_inline_max_bytes: int = Field(
+        256 * 1024,
+        ge=0,
+        le=768 * 1024,
+        description="A fill's Parquet segment up to this size travels inside its event; a "
+        "larger one is staged in object storage first and the event carries its key.",
+    )
+    fill_wait_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long POST /dataset-fill waits for the fill to be applied before "
+        "answering 202 with an operation to poll.",
+    )
+    fill_concurrency: int = Field(
+        2, ge=1, le=64, description="Fills one API worker decodes and converts at the same time."
+    )
+    fill_history: int = Field(
+        20, ge=1, le=1000, description="Outcomes of recent fills kept in each catalog entry."
+    )
+    dataset_grace_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="Superseded segments (after a truncate) and refused staged segments are "
+        "deleted this long after they stop being used.",
+    )
+    dataset_sweep_seconds: float = Field(
+        60.0, gt=0, description="How often a fill writer looks for segments past their grace."
+    )
+    duckdb_memory_limit: str = Field(
+        "512MB", description="DuckDB memory_limit of each conversion (it spills beyond it)."
+    )
+    duckdb_threads: int = Field(2, ge=1, le=64, description="DuckDB threads per conversion.")
+
     # --- Worker ---------------------------------------------------------------------------
     state_dir: Path = Field(
         Path(".state"), description="Local state of a worker (job table store, read model)."

@@ -43,6 +43,10 @@ class ObjectStore(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    async def delete_keys(self, keys: list[str]) -> None:
+        """Delete objects (missing ones are not an error)."""
+        ...
+
     async def presign_get(self, key: str, expires_in: int) -> str: ...
 
     def link(self, key: str, expires_in: int) -> tuple[str, int]:
@@ -161,6 +165,19 @@ class S3ObjectStore:
                 return False
             raise
         return True
+
+    async def delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            with storage_errors("DeleteObjects", batch[0]["Key"]):
+                answer = await self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise StorageError(
+                    f"object storage refused to delete {first.get('Key')!r} ({first.get('Code')})"
+                )
 
     async def presign_get(self, key: str, expires_in: int) -> str:
         return self.links.sign(key, expires_in)

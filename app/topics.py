@@ -10,6 +10,8 @@ job-events     tag         N (same)       co-partitioned with requests: one writ
 jobs           request_id  N (same)       compacted; the table changelog = job store
 work           request_id  N              work items for generators
 dlq            source key  N              undecodable input, error in headers
+fills          dataset     N (same)       dataset fills, one writer per dataset
+datasets       dataset     N (same)       compacted; the catalog of managed datasets
 =============  ==========  =============  ==============================================
 
 An existing topic that breaks co-partitioning or compaction is a configuration error: the
@@ -49,6 +51,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic("jobs"), n, dict(COMPACTED), co_partitioned=True),
         TopicSpec(settings.topic("work"), n),
         TopicSpec(settings.topic("dlq"), n),
+        TopicSpec(settings.topic("fills"), n, co_partitioned=True),
+        TopicSpec(settings.topic("datasets"), n, dict(COMPACTED), co_partitioned=True),
     ]
 
 

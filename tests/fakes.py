@@ -34,6 +34,10 @@ class MemoryStore:
     async def exists(self, key: str) -> bool:
         return key in self.objects
 
+    async def delete_keys(self, keys: list[str]) -> None:
+        for key in keys:
+            self.objects.pop(key, None)
+
     async def presign_get(self, key: str, expires_in: int) -> str:
         return f"memory://{key}?expires={expires_in}"
 

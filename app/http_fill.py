@@ -1,0 +1,360 @@
+"""The dataset-fill profile (seed 003) and the native catalog routes of managed datasets.
+
+* ``POST /dataset-fill`` — the seed's body (``user-code``, ``dataset-code``, ``columns``,
+  ``insert-data``, ``append``, ``compressed``). The rows are decoded, converted to the declared
+  types and written to one Parquet segment here (:mod:`app.fill_decoder`, in a worker thread);
+  the segment travels inline in the fill event when small, else is staged in object storage
+  first (claim check); the event goes to ``exhaust.fills``, and the call waits up to
+  ``fill_wait_seconds`` for the dataset's writer to apply it:
+
+  - applied: ``200 {"status": "success", "dataset-code", "rows-inserted", "fill-id", "version",
+    "append", "total-rows"}``;
+  - refused by the writer (an append whose columns differ, too many segments): the error
+    envelope, e.g. ``409 {"error": {"code": "COLUMNS_MISMATCH", ...}}``;
+  - not applied yet: ``202 {"status": "pending", "dataset-code", "fill-id", "operation"}``,
+    where ``operation`` is the URL to poll.
+
+  A bad row is refused before anything is published: ``400 INVALID_ROW`` naming the row
+  (counted from 1) and the column. ``X-Fill-ID`` (optional) makes a retried call apply once.
+* ``GET /v1/datasets``, ``GET /v1/datasets/{code}`` — the channel's datasets.
+* ``GET /v1/datasets/{code}/fills/{fill_id}`` — one fill's outcome (the operation).
+
+All of them need ``X-Channel-ID``; another channel's dataset is answered as not found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from app import identifiers
+from app.dataset_view import DatasetView
+from app.errors import (
+    BodyTooLarge,
+    InvalidInsertData,
+    MalformedRequest,
+    NotFound,
+    TransientError,
+    error_for,
+)
+from app.fill_decoder import Limits, convert, spool_insert_data
+from app.http_edge import channel_of, json_response
+from app.managed_datasets import Column, Fill, FillRecord, ManagedDataset, parse_columns
+from app.metrics import Metrics
+from app.publisher import KafkaPublisher
+from app.settings import Settings
+from app.storage import ObjectStore
+
+
+@dataclass
+class FillContext:
+    settings: Settings
+    metrics: Metrics
+    view: DatasetView
+    publisher: KafkaPublisher
+    store: ObjectStore | None = None
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.settings.fill_concurrency)
+
+    @property
+    def limits(self) -> Limits:
+        s = self.settings
+        return Limits(
+            max_decompressed_bytes=s.fill_max_decompressed_bytes,
+            max_rows=s.fill_max_rows,
+            max_value_bytes=s.fill_max_value_bytes,
+            memory_limit=s.duckdb_memory_limit,
+            threads=s.duckdb_threads,
+        )
+
+
+FILL_CONTEXT = web.AppKey("fill_context", FillContext)
+
+
+@dataclass(frozen=True, slots=True)
+class FillBody:
+    user_code: str
+    dataset_code: str
+    columns: list[Column]
+    insert_data: str
+    append: bool
+    compressed: bool
+
+
+def parse_fill_body(body: Any, max_columns: int) -> FillBody:
+    """The seed's body, checked field by field (the error names the field)."""
+    if not isinstance(body, dict):
+        raise MalformedRequest("body must be a JSON object")
+    for name in ("user-code", "dataset-code"):
+        if not isinstance(body.get(name), str):
+            raise MalformedRequest(f"{name} is required (a string)")
+        identifiers.check(name, body[name])
+    insert_data = body.get("insert-data")
+    if not isinstance(insert_data, str):
+        raise InvalidInsertData(
+            "insert-data is required: the rows as JSON text, or base64 of their gzip when "
+            "compressed is true"
+        )
+    flags = {}
+    for name, default in (("append", True), ("compressed", False)):
+        value = body.get(name, default)
+        if value is None:
+            value = default
+        if not isinstance(value, bool):
+            raise MalformedRequest(f"{name} must be true or false")
+        flags[name] = value
+    return FillBody(
+        user_code=body["user-code"],
+        dataset_code=body["dataset-code"],
+        columns=parse_columns(body.get("columns"), max_columns),
+        insert_data=insert_data,
+        append=flags["append"],
+        compressed=flags["compressed"],
+    )
+
+
+def segment_key(channel: str, code: str, fill_id: str) -> str:
+    """Where a fill's segment lives; unique per attempt (a retried call stages anew)."""
+    return f"datasets/{channel}/{code}/segments/{fill_id}-{uuid.uuid4().hex[:12]}.parquet"
+
+
+def prepare(
+    raw: bytes, channel: str, fill_id: str, spool: Path, context: FillContext
+) -> tuple[Fill, Path]:
+    """Blocking: the body to a validated segment on disk and its (data-less) fill event."""
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedRequest("body is not valid JSON") from exc
+    parsed = parse_fill_body(body, context.settings.dataset_max_columns)
+    del body
+    rows_json = spool / "rows.json"
+    limits = context.limits
+    spool_insert_data(
+        parsed.insert_data, parsed.compressed, rows_json, limits.max_decompressed_bytes
+    )
+    segment = spool / "segment.parquet"
+    rows = convert(rows_json, parsed.columns, segment, limits)
+    rows_json.unlink()
+    fill = Fill(
+        kind="FILL",
+        fill_id=fill_id,
+        channel=channel,
+        dataset_code=parsed.dataset_code,
+        user_code=parsed.user_code,
+        mode="APPEND" if parsed.append else "TRUNCATE",
+        columns=tuple(parsed.columns),
+        rows=rows,
+        bytes=segment.stat().st_size,
+        segment_key=segment_key(channel, parsed.dataset_code, fill_id),
+        requested_at=int(time.time() * 1000),
+    )
+    return fill, segment
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body, refused as soon as it passes ``limit`` (before reading the rest)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(_body_message(request.content_length, limit))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(_body_message(size, limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _body_message(size: int, limit: int) -> str:
+    return (
+        f"request body of {size}+ bytes; at most {limit} (EXHAUST_FILL_MAX_BODY_BYTES): send "
+        "the rows in several fills with append=true, compressed"
+    )
+
+
+def fill_context(request: web.Request) -> FillContext:
+    context = request.app.get(FILL_CONTEXT)
+    if context is None or context.store is None or not context.view.caught_up.is_set():
+        raise TransientError("worker is still starting")
+    return context
+
+
+async def dataset_fill(request: web.Request) -> web.Response:
+    channel = channel_of(request)
+    context = fill_context(request)
+    fill_id = request.headers.get("X-Fill-ID") or uuid.uuid4().hex
+    identifiers.check("X-Fill-ID", fill_id)
+    raw = await read_body(request, context.settings.fill_max_body_bytes)
+    started = time.monotonic()
+    async with context.slots:
+        try:
+            with tempfile.TemporaryDirectory(
+                prefix="exhaust-fill-", dir=context.settings.spool_dir
+            ) as spool:
+                fill, segment = await asyncio.to_thread(
+                    prepare, raw, channel, fill_id, Path(spool), context
+                )
+                del raw  # the body can be large: not held while the fill waits
+                if fill.bytes <= context.settings.fill_inline_max_bytes:
+                    data = await asyncio.to_thread(segment.read_bytes)
+                    fill = Fill(**{**_fields(fill), "data": data})
+                else:
+                    assert context.store is not None
+                    await context.store.upload_file(fill.segment_key, segment)
+            await context.publisher.fill(fill)
+        except Exception:
+            context.metrics.fills.labels("refused").inc()
+            raise
+    context.metrics.fills.labels("accepted").inc()
+    context.metrics.fill_seconds.observe(time.monotonic() - started)
+    record = await context.view.wait_for_fill(
+        channel, fill.dataset_code, fill.fill_id, context.settings.fill_wait_seconds
+    )
+    if record is None:
+        context.metrics.fills.labels("pending").inc()
+        return json_response(
+            {
+                "status": "pending",
+                "dataset-code": fill.dataset_code,
+                "fill-id": fill.fill_id,
+                "operation": f"/v1/datasets/{fill.dataset_code}/fills/{fill.fill_id}",
+            },
+            status=202,
+        )
+    if record.status == "REJECTED":
+        raise error_for(record.error_code or "FILL_REFUSED", record.error_message or "refused")
+    entry = context.view.dataset(channel, fill.dataset_code)
+    return json_response(
+        {
+            "status": "success",
+            "dataset-code": fill.dataset_code,
+            "rows-inserted": record.rows,
+            "fill-id": record.fill_id,
+            "version": record.version,
+            "append": record.mode == "APPEND",
+            "total-rows": entry.rows if entry is not None else None,
+        }
+    )
+
+
+def _fields(fill: Fill) -> dict[str, Any]:
+    return {name: getattr(fill, name) for name in Fill.__slots__}
+
+
+def column_view(column: Column) -> dict[str, Any]:
+    return {
+        "name": column.name,
+        "alias": column.alias,
+        "type": column.type.lower(),
+        "subtype": column.subtype,
+        "format": column.format,
+    }
+
+
+def fill_view(record: FillRecord) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "fill_id": record.fill_id,
+        "status": record.status,
+        "mode": record.mode,
+        "rows": record.rows,
+        "version": record.version,
+        "user_code": record.user_code,
+        "requested_at": record.requested_at,
+        "applied_at": record.applied_at,
+    }
+    if record.error_code:
+        view["error"] = {"code": record.error_code, "message": record.error_message}
+    return view
+
+
+def dataset_view(entry: ManagedDataset, detail: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "code": entry.code,
+        "version": entry.version,
+        "columns": [column_view(c) for c in entry.columns],
+        "rows": entry.rows,
+        "bytes": entry.bytes,
+        "segments": len(entry.segments),
+        "versions": {
+            "current": entry.version,
+            "retained": sorted({r.version for r in entry.retired if r.reason == "superseded"}),
+        },
+        "created_at": entry.created_at,
+        "updated_at": entry.updated_at,
+        "last_fill": fill_view(entry.fills[-1]) if entry.fills else None,
+    }
+    if detail:
+        view["segments"] = [
+            {
+                "key": s.key,
+                "rows": s.rows,
+                "bytes": s.bytes,
+                "fill_id": s.fill_id,
+                "added_at": s.added_at,
+            }
+            for s in entry.segments
+        ]
+        view["fills"] = [fill_view(f) for f in reversed(entry.fills)]
+    return view
+
+
+def _view_of(request: web.Request) -> DatasetView:
+    context = request.app.get(FILL_CONTEXT)
+    if context is None or not context.view.caught_up.is_set():
+        raise TransientError("worker is still starting")
+    return context.view
+
+
+async def list_datasets(request: web.Request) -> web.Response:
+    channel = channel_of(request)
+    datasets = [dataset_view(e) for e in _view_of(request).datasets(channel)]
+    return json_response({"count": len(datasets), "datasets": datasets})
+
+
+def _dataset(request: web.Request) -> ManagedDataset:
+    channel = channel_of(request)
+    code = identifiers.check("dataset code", request.match_info["code"])
+    entry = _view_of(request).dataset(channel, code)
+    if entry is None:
+        raise NotFound(f"no dataset {code!r} in channel {channel!r}")
+    return entry
+
+
+async def get_dataset(request: web.Request) -> web.Response:
+    return json_response(dataset_view(_dataset(request), detail=True))
+
+
+async def get_fill(request: web.Request) -> web.Response:
+    channel = channel_of(request)
+    code = identifiers.check("dataset code", request.match_info["code"])
+    fill_id = identifiers.check("fill id", request.match_info["fill_id"])
+    found = _view_of(request).outcome(channel, code, fill_id)
+    if found is None:
+        raise NotFound(
+            f"no fill {fill_id!r} of dataset {code!r} in channel {channel!r} (outcomes of the "
+            "latest fills of a dataset are kept)"
+        )
+    if found == "PENDING":
+        return json_response({"fill_id": fill_id, "status": "PENDING"})
+    return json_response(fill_view(found))
+
+
+def add_routes(app: web.Application, context: FillContext) -> None:
+    app[FILL_CONTEXT] = context
+    app.router.add_post("/dataset-fill", dataset_fill)
+    app.router.add_get("/v1/datasets", list_datasets)
+    app.router.add_get("/v1/datasets/{code}", get_dataset)
+    app.router.add_get("/v1/datasets/{code}/fills/{fill_id}", get_fill)
+
+
+__all__ = ["FillContext", "add_routes", "parse_fill_body"]
