@@ -5,6 +5,8 @@
 * ``exhaust submit`` publishes a ``DatasetRequest`` straight to Kafka (no HTTP needed) and prints
   its job id; ``--wait`` follows ``exhaust.jobs`` until the job is terminal.
 * ``exhaust status`` asks a worker's HTTP API for a job and prints it as JSON.
+* ``exhaust fill data.csv --dataset-code X [--append]`` fills a managed dataset from a CSV file
+  through ``POST /dataset-fill``, in compressed chunks, with a progress bar on a terminal.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from app.errors import ExhaustError, InvalidConfig, NotFound, TransientError
@@ -98,7 +101,7 @@ async def wait_for(settings: Settings, request_id: str, seconds: float) -> dict[
 
 
 def status(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    url = f"{args.url or f'http://{settings.http_host}:{settings.http_port}'}/v1/jobs/{args.request_id}"
+    url = f"{_base_url(settings, args)}/v1/jobs/{args.request_id}"
     request = urllib.request.Request(url, headers={"X-Channel-ID": args.channel})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -110,6 +113,58 @@ def status(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         raise TransientError(f"{url} answered {exc.code}") from exc
     except urllib.error.URLError as exc:
         raise TransientError(f"no worker at {url}: {exc.reason}") from exc
+
+
+def fill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Fill a dataset from a CSV file; a progress bar on a terminal, the outcome as JSON."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from app import identifiers
+    from app.client import ExhaustClient
+
+    identifiers.check("--dataset-code", args.dataset_code)
+    columns = None
+    if args.columns is not None:
+        declared = (
+            json.loads(Path(args.columns).read_text()) if Path(args.columns).is_file() else None
+        )
+        columns = declared if declared is not None else _json_list(args.columns, "--columns")
+    client = ExhaustClient(_base_url(settings, args), args.channel, user=args.user_code)
+    console = Console(stderr=True)
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        "rows", TimeRemainingColumn(), console=console, disable=not console.is_terminal,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(f"filling {args.dataset_code}", total=None)
+        summary = client.fill_csv(
+            args.file, args.dataset_code, columns=columns, append=args.append,
+            chunk_rows=args.chunk_rows, user_code=args.user_code,
+            progress=lambda sent, total: bar.update(task, completed=sent, total=total),
+        )  # fmt: skip
+    return {
+        "status": "success",
+        "dataset-code": summary.dataset_code,
+        "rows-inserted": summary.rows,
+        "chunks": summary.chunks,
+        "version": summary.version,
+        "seconds": round(summary.seconds, 3),
+        "rows-per-second": round(summary.rows / summary.seconds) if summary.seconds else None,
+    }
+
+
+def _json_list(text: str, what: str) -> list[Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidConfig(f"{what} is neither a file nor JSON: {exc.msg}") from exc
+    if not isinstance(value, list):
+        raise InvalidConfig(f"{what} must be a JSON array of columns")
+    return value
+
+
+def _base_url(settings: Settings, args: argparse.Namespace) -> str:
+    return str(args.url or f"http://{settings.http_host}:{settings.http_port}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -139,6 +194,19 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("request_id")
     show.add_argument("--channel", required=True)
     show.add_argument("--url", default=None, help="worker URL (default from EXHAUST_HTTP_*)")
+
+    load = sub.add_parser("fill", help="fill a managed dataset from a CSV file (with a header)")
+    load.add_argument("file", type=Path)
+    load.add_argument("--dataset-code", required=True)
+    load.add_argument("--channel", required=True)
+    load.add_argument("--user-code", default="cli")
+    load.add_argument("--append", action="store_true",
+                      help="add the rows (default: they replace the dataset's)")  # fmt: skip
+    load.add_argument("--columns", default=None,
+                      help="the columns (a JSON file or JSON text, as in POST /dataset-fill); "
+                      "default: the header's names, types sniffed by DuckDB")  # fmt: skip
+    load.add_argument("--chunk-rows", type=int, default=100_000, help="rows per request")
+    load.add_argument("--url", default=None, help="worker URL (default from EXHAUST_HTTP_*)")
     return root
 
 
@@ -150,11 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.service import run_worker
 
             return run_worker(settings, loglevel=args.loglevel, role=args.role)
-        result = (
-            asyncio.run(submit(settings, args))
-            if args.command == "submit"
-            else status(settings, args)
-        )
+        if args.command == "submit":
+            result = asyncio.run(submit(settings, args))
+        elif args.command == "fill":
+            result = fill(settings, args)
+        else:
+            result = status(settings, args)
         print(json.dumps(result, indent=2))
         failed = args.command == "submit" and result.get("status") not in ("SUBMITTED", "SUCCESS")
         return 1 if failed else 0

@@ -159,7 +159,13 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = Field(
         "512MB", description="DuckDB memory_limit of each conversion (it spills beyond it)."
     )
-    duckdb_threads: int = Field(2, ge=1, le=64, description="DuckDB threads per conversion.")
+    duckdb_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="DuckDB threads per conversion (its JSON reader is single-threaded; "
+        "concurrent fills use the cores).",
+    )
 
     # --- Worker ---------------------------------------------------------------------------
     state_dir: Path = Field(

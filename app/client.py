@@ -1,0 +1,316 @@
+"""A small Python client of the HTTP API: fill managed datasets, read them back.
+
+    client = ExhaustClient("http://127.0.0.1:8080", channel="acme")
+    client.fill("people", rows=[["1", "Ada"]], columns=[{"name": "id", "type": "integer"},
+                                                        {"name": "name", "type": "string"}])
+    client.fill_csv("people.csv", "people")          # columns sniffed by DuckDB, chunked
+
+``fill_csv`` does what the seed's sample script does by hand, for files of any size: DuckDB
+reads the CSV (every value as text, as the seed sends them), and each chunk of rows becomes
+JSON, gzip, base64, and one ``POST /dataset-fill``. The first chunk truncates unless
+``append=True``; the next ones append. Chunk ``i`` of a run is sent with ``X-Fill-ID =
+{run}-{i}``, so a retried chunk (connection lost, worker restarting) is applied once. The next
+chunk is prepared while the current one is in flight.
+
+Memory: the CSV is loaded into a DuckDB database in a temp directory (it spills to disk beyond
+``memory_limit``), and at most two chunks are held at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from app.errors import ExhaustError, TransientError, error_for
+
+DUCKDB_TYPES = {
+    "BIGINT": "integer", "INTEGER": "integer", "SMALLINT": "integer", "TINYINT": "integer",
+    "HUGEINT": "string", "UBIGINT": "string",
+    "DOUBLE": "number", "FLOAT": "number", "BOOLEAN": "boolean",
+    "DATE": "date", "TIMESTAMP": "datetime", "TIMESTAMP WITH TIME ZONE": "datetime",
+}  # fmt: skip
+"""DuckDB's sniffed CSV types and the fill types they become (anything else: string)."""
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]  # (rows sent so far, rows in total)
+
+
+@dataclass(frozen=True, slots=True)
+class FillSummary:
+    dataset_code: str
+    rows: int
+    chunks: int
+    seconds: float
+    version: int | None
+
+
+class ExhaustClient:
+    def __init__(
+        self,
+        base_url: str,
+        channel: str,
+        user: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 5,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.channel = channel
+        self.user = user
+        self.timeout = timeout
+        self.retries = retries
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """One call; the JSON answer, or the API's error raised as its :class:`ExhaustError`."""
+        all_headers = {"X-Channel-ID": self.channel, "Content-Type": "application/json"}
+        if self.user:
+            all_headers["X-Authenticated-Userid"] = self.user
+        all_headers.update(headers or {})
+        request = urllib.request.Request(
+            self.base_url + path, data=body, method=method, headers=all_headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                error = json.loads(raw)["error"]
+            except (ValueError, KeyError, TypeError):
+                raise TransientError(f"{method} {path} answered {exc.code}") from exc
+            raise error_for(error["code"], error["message"]) from exc
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            raise TransientError(f"no answer from {self.base_url}: {exc}") from exc
+
+    def _retrying(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Any:
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                return self.call(method, path, body, headers)[1]
+            except ExhaustError as exc:
+                if not exc.retryable or attempt == self.retries:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+        raise AssertionError("unreachable")
+
+    # --- datasets -------------------------------------------------------------------------
+
+    def datasets(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.call("GET", "/v1/datasets")[1]["datasets"]
+        return found
+
+    def dataset(self, code: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.call("GET", f"/v1/datasets/{code}")[1]
+        return found
+
+    def fill(
+        self,
+        dataset_code: str,
+        rows: Sequence[Sequence[Any]] | Sequence[dict[str, Any]],
+        columns: Sequence[dict[str, Any]],
+        *,
+        append: bool = True,
+        user_code: str | None = None,
+        fill_id: str | None = None,
+        wait_seconds: float = 600.0,
+    ) -> dict[str, Any]:
+        """Fill ``dataset_code`` with ``rows`` (lists in column order, or dicts by name)."""
+        text = json.dumps(rows, separators=(",", ":"), default=str)
+        return self.send_fill(
+            dataset_code, text, columns, append=append, user_code=user_code,
+            fill_id=fill_id, wait_seconds=wait_seconds,
+        )  # fmt: skip
+
+    def send_fill(
+        self,
+        dataset_code: str,
+        rows_json: str,
+        columns: Sequence[dict[str, Any]],
+        *,
+        append: bool,
+        user_code: str | None = None,
+        fill_id: str | None = None,
+        wait_seconds: float = 600.0,
+    ) -> dict[str, Any]:
+        """One ``POST /dataset-fill`` of JSON rows, compressed; waits until it is applied."""
+        body = fill_body(dataset_code, rows_json, columns, append, user_code or self.user)
+        return self.post_fill(body, dataset_code, fill_id or uuid.uuid4().hex, wait_seconds)
+
+    def post_fill(
+        self, body: bytes, dataset_code: str, fill_id: str, wait_seconds: float = 600.0
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = self._retrying(
+            "POST", "/dataset-fill", body, {"X-Fill-ID": fill_id}
+        )
+        deadline = time.monotonic() + wait_seconds
+        while answer.get("status") == "pending":
+            if time.monotonic() > deadline:
+                raise TransientError(f"fill {fill_id} not applied after {wait_seconds:.0f}s")
+            time.sleep(0.5)
+            outcome = self.call("GET", answer["operation"])[1]
+            if outcome["status"] == "REJECTED":
+                raise error_for(outcome["error"]["code"], outcome["error"]["message"])
+            if outcome["status"] == "APPLIED":
+                answer = {
+                    "status": "success",
+                    "dataset-code": dataset_code,
+                    "rows-inserted": outcome["rows"],
+                    "fill-id": fill_id,
+                    "version": outcome["version"],
+                }
+        return answer
+
+    def fill_csv(
+        self,
+        path: Path | str,
+        dataset_code: str,
+        *,
+        columns: Sequence[dict[str, Any]] | None = None,
+        append: bool = False,
+        chunk_rows: int = 100_000,
+        user_code: str | None = None,
+        progress: Progress | None = None,
+    ) -> FillSummary:
+        """Fill a dataset from a CSV file with a header row, in chunks (see module doc)."""
+        started = time.monotonic()
+        run = uuid.uuid4().hex[:16]
+        user = user_code or self.user
+        version: int | None = None
+        chunks = sent = 0
+        with CsvChunks(Path(path), chunk_rows, columns) as source, ThreadPoolExecutor(1) as pool:
+            bodies = (
+                (rows, fill_body(dataset_code, text, source.columns, append or i > 0, user))
+                for i, (rows, text) in enumerate(source)
+            )
+            for rows, body in prefetch(bodies, pool):  # the next is built while this one flies
+                version = self.post_fill(body, dataset_code, f"{run}-{chunks}").get("version")
+                chunks += 1
+                sent += rows
+                if progress is not None:
+                    progress(sent, source.rows)
+            if chunks == 0 and not append:  # no rows: a truncate still empties the dataset
+                body = fill_body(dataset_code, "[]", source.columns, False, user)
+                version = self.post_fill(body, dataset_code, f"{run}-0").get("version")
+                chunks = 1
+        return FillSummary(dataset_code, sent, chunks, time.monotonic() - started, version)
+
+
+def prefetch(items: Iterator[T], pool: ThreadPoolExecutor) -> Iterator[T]:
+    """``items``, each produced in ``pool`` while the caller works on the one before."""
+    done = object()
+    future = pool.submit(next, items, done)
+    while (item := future.result()) is not done:
+        future = pool.submit(next, items, done)
+        yield item  # type: ignore[misc]
+
+
+def fill_body(
+    dataset_code: str,
+    rows_json: str,
+    columns: Sequence[dict[str, Any]],
+    append: bool,
+    user_code: str | None,
+) -> bytes:
+    """The seed's body: rows as JSON text, gzip (level 1: speed over size) and base64."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+    packed = packer.compress(rows_json.encode()) + packer.flush()
+    body = {
+        "user-code": user_code or "exhaust-client",
+        "dataset-code": dataset_code,
+        "columns": list(columns),
+        "insert-data": base64.b64encode(packed).decode(),
+        "append": append,
+        "compressed": True,
+    }
+    return json.dumps(body).encode()
+
+
+class CsvChunks:
+    """The rows of a CSV file as JSON text, ``chunk_rows`` at a time, through DuckDB."""
+
+    def __init__(
+        self, path: Path, chunk_rows: int, columns: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        if not path.is_file():
+            raise ExhaustError(f"no file {path}")
+        self.path = path
+        self.chunk_rows = chunk_rows
+        self._tmp = tempfile.TemporaryDirectory(prefix="exhaust-csv-")
+        self.con = duckdb.connect(str(Path(self._tmp.name) / "csv.duckdb"))
+        self.columns = list(columns) if columns is not None else self.sniff()
+        names = [c["name"] for c in self.columns]
+        self.con.execute(
+            "CREATE TABLE csv AS SELECT row_number() OVER () AS rn, * "
+            "FROM read_csv($path, all_varchar = true, header = true)",
+            {"path": str(path)},
+        )
+        found = [d[0] for d in self.con.execute("SELECT * FROM csv LIMIT 0").description][1:]
+        if len(found) != len(names):
+            raise ExhaustError(f"{path} has {len(found)} columns, {len(names)} are declared")
+        self._values = ", ".join('"' + n.replace('"', '""') + '"' for n in found)
+        row = self.con.execute("SELECT count(*) FROM csv").fetchone()
+        self.rows = int(row[0]) if row else 0
+
+    def sniff(self) -> list[dict[str, Any]]:
+        """Columns from the header and DuckDB's type detection (formats of dates included)."""
+        found = self.con.execute(
+            "SELECT Columns, DateFormat, TimestampFormat FROM sniff_csv($path)",
+            {"path": str(self.path)},
+        ).fetchone()
+        assert found is not None
+        sniffed, date_format, timestamp_format = found
+        columns = []
+        for column in sniffed:
+            kind = DUCKDB_TYPES.get(column["type"], "string")
+            header = str(column["name"])
+            name = re.sub(r"[^A-Za-z0-9_]", "_", header)[:64]  # a header is the label
+            name = name if re.match(r"[A-Za-z_]", name) else f"_{name}"[:64]
+            declared: dict[str, Any] = {"name": name, "alias": header, "type": kind}
+            if kind == "date" and date_format:
+                declared["format"] = date_format
+            if kind == "datetime" and timestamp_format:
+                declared["format"] = timestamp_format
+            columns.append(declared)
+        return columns
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for start in range(0, self.rows, self.chunk_rows):
+            end = min(start + self.chunk_rows, self.rows)
+            found = self.con.execute(
+                f"SELECT '[' || string_agg(to_json([{self._values}]), ',' ORDER BY rn) || ']' "
+                "FROM csv WHERE rn > $start AND rn <= $end",
+                {"start": start, "end": end},
+            ).fetchone()
+            yield end - start, found[0] if found and found[0] else "[]"
+
+    def __enter__(self) -> CsvChunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.close()
+        self._tmp.cleanup()
+
+
+__all__ = ["CsvChunks", "ExhaustClient", "FillSummary", "fill_body"]
