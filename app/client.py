@@ -99,7 +99,8 @@ class ExhaustClient:
                 error = json.loads(raw)["error"]
             except (ValueError, KeyError, TypeError):
                 raise TransientError(f"{method} {path} answered {exc.code}") from exc
-            raise error_for(error["code"], error["message"]) from exc
+            extra = {k: v for k, v in error.items() if k not in ("code", "message")}
+            raise error_for(error["code"], error["message"], **extra) from exc
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             raise TransientError(f"no answer from {self.base_url}: {exc}") from exc
 

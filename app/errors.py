@@ -171,15 +171,13 @@ class TransientError(ExhaustError):
     retryable = True
 
 
-def error_for(code: str, message: str) -> ExhaustError:
-    """The error of the tree whose code is ``code`` (a recorded outcome read back), else a
-    plain :class:`ExhaustError` carrying that code."""
+def error_for(code: str, message: str, **details: str | int) -> ExhaustError:
+    """The error of the tree whose code is ``code`` (a recorded outcome or an HTTP answer read
+    back), else a plain :class:`ExhaustError` carrying that code."""
     stack: list[type[ExhaustError]] = [ExhaustError]
     while stack:
         cls = stack.pop()
         if cls.code == code:
-            return cls(message)
+            return cls(message, **details)
         stack.extend(cls.__subclasses__())
-    error = ExhaustError(message)
-    error.details = {"code": code}
-    return error
+    return ExhaustError(message, **details, code=code)

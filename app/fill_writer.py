@@ -181,7 +181,9 @@ class FillWriter:
                 if keys:
                     await (await self.store()).delete_keys(keys)
             except Exception as exc:  # the next sweep tries again
-                log.warning("sweep of %s: cannot delete %d segments: %r", key, len(keys), exc)
+                log.warning(
+                    "sweep of %s: cannot delete %d segments: %r", key.decode(), len(keys), exc
+                )
                 continue
             # No other write of this key can have happened meanwhile: they are all this
             # agent's, and it is here.

@@ -1,0 +1,273 @@
+"""Managed datasets end to end: POST /dataset-fill on real workers, Kafka and S3Proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from app.avro import registry
+from app.client import ExhaustClient, fill_body
+from app.errors import ExhaustError
+from app.settings import Settings
+from app.storage import S3ObjectStore
+from tests.integration.harness import Worker, eventually, read_topic, start_worker
+
+pytestmark = pytest.mark.integration
+
+COLUMNS = [
+    {"name": "id", "alias": "ID", "type": "integer"},
+    {"name": "label", "alias": "Label", "type": "string"},
+]
+
+
+def client(worker: Worker, channel: str = "acme") -> ExhaustClient:
+    return ExhaustClient(worker.url, channel, user="tester", timeout=60, retries=0)
+
+
+def rss_kib(worker: Worker, field: str) -> int:
+    assert worker.proc is not None
+    for line in Path(f"/proc/{worker.proc.pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(field)
+
+
+async def read_back(
+    settings: Settings, worker: Worker, code: str, tmp_path: Path, channel: str = "acme"
+) -> tuple[dict[str, Any], duckdb.DuckDBPyConnection]:
+    """The dataset's catalog entry, and a DuckDB view ``back`` over its segments."""
+    status, entry = await worker.get(f"/v1/datasets/{code}", channel)
+    assert status == 200, entry
+    folder = tmp_path / f"back-{code}"
+    folder.mkdir(exist_ok=True)
+    async with S3ObjectStore(settings) as store:
+        for i, segment in enumerate(entry["segments"]):
+            (folder / f"{i:05}.parquet").write_bytes(await store.get_bytes(segment["key"]))
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW back AS SELECT * FROM read_parquet('{folder}/*.parquet')")
+    return entry, con
+
+
+def checksum(con: duckdb.DuckDBPyConnection, relation: str, names: list[str]) -> tuple[int, int]:
+    """Row count and an order-independent checksum of ``names``, computed by DuckDB."""
+    columns = ", ".join(f'"{n}"' for n in names)
+    found = con.execute(
+        f"SELECT count(*), sum(hash({columns})::HUGEINT) FROM {relation}"
+    ).fetchone()
+    assert found is not None
+    return int(found[0]), int(found[1] or 0)
+
+
+async def test_a_million_row_csv_filled_in_chunks_reads_back_identical(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    settings = settings_factory()
+    worker = await start_worker(workers, settings, "w1")
+    csv = tmp_path / "people.csv"
+    duckdb.connect().execute(
+        f"""COPY (SELECT i AS id,
+                    'name ' || (i * 7919 % 100003) || CASE WHEN i % 97 = 0 THEN ', "quoted"' ELSE '' END AS name,
+                    round((i % 20000) / 7.0 - 1000, 2) AS amount,
+                    i % 3 = 0 AS active,
+                    strftime(DATE '2020-01-01' + (i % 1500)::INTEGER, '%d/%m/%Y') AS day,
+                    TIMESTAMP '2021-01-01 00:00:00' + to_seconds(i * 37) AS seen_at,
+                    CASE WHEN i % 11 = 0 THEN NULL ELSE ['Paris', 'Lagos', 'Lima', 'Oslo'][i % 4 + 1] END AS city
+                FROM range(1000000) t(i)) TO '{csv}' (HEADER)"""
+    )  # fmt: skip
+
+    summary = await asyncio.to_thread(client(worker).fill_csv, csv, "people", chunk_rows=100_000)
+    assert (summary.rows, summary.chunks, summary.version) == (1_000_000, 10, 1)
+
+    entry, con = await read_back(settings, worker, "people", tmp_path)
+    names = [c["name"] for c in entry["columns"]]
+    con.execute(f"CREATE VIEW source AS SELECT * FROM read_csv('{csv}')")
+    source_types = con.execute("DESCRIBE source").fetchall()
+    back_types = con.execute("DESCRIBE back").fetchall()
+    assert [(t[0], t[1]) for t in back_types] == [(t[0], t[1]) for t in source_types]
+    assert [t[1] for t in back_types] == ["BIGINT", "VARCHAR", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP", "VARCHAR"]  # fmt: skip
+    assert entry["rows"] == 1_000_000 and len(entry["segments"]) == 10
+    assert checksum(con, "back", names) == checksum(con, "source", names)
+    assert worker.stop() == 0
+
+
+async def test_truncate_replaces_bad_rows_and_other_columns_change_nothing(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    settings = settings_factory(dataset_grace_seconds=1.0, dataset_sweep_seconds=0.5)
+    worker = await start_worker(workers, settings, "w1")
+    api = client(worker)
+    api.fill("ds", [["1", "a"], ["2", "b"]], COLUMNS, append=False)
+    first, _ = await read_back(settings, worker, "ds", tmp_path)
+
+    # A bad row deep in a fill: refused with row and column, nothing of it applied.
+    rows = [[str(i), f"x{i}"] for i in range(5000)]
+    rows[4321][0] = "12abc"
+    with pytest.raises(ExhaustError) as caught:
+        api.fill("ds", rows, COLUMNS)
+    assert caught.value.code == "INVALID_ROW"
+    assert caught.value.details == {"row": 4322, "column": "id"}
+    # An append declaring other columns: refused by the dataset's writer.
+    with pytest.raises(ExhaustError) as caught:
+        api.fill("ds", [["x", "y"]], [{**COLUMNS[0], "type": "string"}, COLUMNS[1]])
+    assert caught.value.code == "COLUMNS_MISMATCH"
+    unchanged, _ = await read_back(settings, worker, "ds", tmp_path)
+    for field in ("version", "rows", "segments", "columns"):
+        assert unchanged[field] == first[field], field
+
+    # A truncate replaces the rows and may redefine the columns.
+    redefined = [{"name": "code", "alias": "Code", "type": "string"}]
+    answer = api.fill("ds", [["only"]], redefined, append=False)
+    assert answer == {
+        **answer,
+        "status": "success",
+        "rows-inserted": 1,
+        "version": 2,
+        "append": False,
+    }
+    entry, con = await read_back(settings, worker, "ds", tmp_path)
+    assert con.execute("SELECT * FROM back").fetchall() == [("only",)]
+    assert (entry["rows"], [c["alias"] for c in entry["columns"]]) == (1, ["Code"])
+
+    # The superseded version's segment is deleted after its grace; the current one stays.
+    old_key = first["segments"][0]["key"]
+    async with S3ObjectStore(settings) as store:
+
+        async def deleted() -> bool:
+            return not await store.exists(old_key)
+
+        await eventually(deleted, 30, "the superseded segment to be deleted")
+        assert await store.exists(entry["segments"][0]["key"])
+    status, listed = await worker.get("/v1/datasets", "acme")
+    assert status == 200 and [d["code"] for d in listed["datasets"]] == ["ds"]
+    # Another channel sees nothing of it.
+    assert await worker.get("/v1/datasets", "globex") == (200, {"count": 0, "datasets": []})
+    assert (await worker.get("/v1/datasets/ds", "globex"))[0] == 404
+    assert worker.stop() == 0
+
+
+async def test_a_gzip_bomb_is_refused_while_memory_stays_flat(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    settings = settings_factory(fill_max_decompressed_bytes=64 * 1024 * 1024)
+    worker = await start_worker(workers, settings, "w1")
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    spaces = b" " * (1 << 20)
+    packed = packer.compress(b"[") + b"".join(packer.compress(spaces) for _ in range(2048))
+    packed += packer.flush()  # 2 GiB of JSON whitespace in ~2 MB
+    body = {"user-code": "u", "dataset-code": "bomb", "columns": COLUMNS,
+            "insert-data": base64.b64encode(packed).decode(), "compressed": True}  # fmt: skip
+    before = rss_kib(worker, "VmRSS")
+    status, answer = await worker.post("/dataset-fill", body, "acme")
+    assert status == 413 and answer["error"]["code"] == "DECOMPRESSED_TOO_LARGE"
+    peak = rss_kib(worker, "VmHWM")
+    assert peak - before < 96 * 1024, f"RSS rose from {before} KiB to a peak of {peak} KiB"
+    assert (await worker.get("/v1/datasets/bomb", "acme"))[0] == 404
+    assert worker.stop() == 0
+
+
+async def test_two_fillers_of_one_dataset_are_applied_in_the_order_their_events_were_written(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    settings = settings_factory()
+    worker = await start_worker(workers, settings, "w1")
+    api = client(worker)
+
+    def filler(name: str) -> None:
+        for i in range(6):
+            fill_id = f"{name}{i}"
+            api.fill("shared", [[str(i), fill_id]], COLUMNS, append=False, fill_id=fill_id)
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(filler, "a"), pool.submit(filler, "b")]:
+            done.result()
+
+    written = [
+        registry().decode("DatasetFill", m.value)["fill_id"]
+        for m in await read_topic(settings, "fills")
+        if m.key == b"acme/shared"
+    ]
+    assert sorted(written) == sorted([f"a{i}" for i in range(6)] + [f"b{i}" for i in range(6)])
+    entry, con = await read_back(settings, worker, "shared", tmp_path)
+    applied = [f["fill_id"] for f in reversed(entry["fills"]) if f["status"] == "APPLIED"]
+    assert applied == written, "applied in the order of the fills topic"
+    assert entry["version"] == 12
+    assert con.execute("SELECT label FROM back").fetchall() == [(written[-1],)]
+    assert worker.stop() == 0
+
+
+async def test_a_worker_killed_mid_fill_leaves_each_fill_whole_or_absent(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    settings = settings_factory(consumer_session_timeout_seconds=6.0)
+    worker = await start_worker(workers, settings, "w1")
+    # Fill k holds 2^k * 1000 rows: any total row count names exactly which fills are in.
+    sizes = {f"f{k}": (2**k) * 1000 for k in range(8)}
+
+    def rows_of(fill_id: str) -> list[list[str]]:
+        return [[str(i), f"{fill_id}-{i}"] for i in range(sizes[fill_id])]
+
+    bodies = {f: fill_body("killed", json.dumps(rows_of(f)), COLUMNS, True, "u") for f in sizes}
+    acknowledged: list[str] = []
+
+    def send(fill_ids: list[str], api: ExhaustClient) -> None:
+        for fill_id in fill_ids:
+            try:
+                api.post_fill(bodies[fill_id], "killed", fill_id, wait_seconds=5)
+                acknowledged.append(fill_id)
+            except ExhaustError:
+                return  # the worker is gone
+
+    api = client(worker)
+    senders = asyncio.gather(
+        asyncio.to_thread(send, ["f0", "f2", "f4", "f6"], api),
+        asyncio.to_thread(send, ["f1", "f3", "f5", "f7"], api),
+    )
+
+    async def two_acknowledged() -> bool:
+        return len(acknowledged) >= 2
+
+    await eventually(two_acknowledged, 60, "two fills acknowledged", interval=0.01)
+    worker.kill()  # mid-fill: the others are being decoded, staged, published or applied
+    await senders
+    before_restart = list(acknowledged)
+    assert len(before_restart) < len(sizes), "the kill came after every fill: nothing tested"
+
+    again = await start_worker(workers, settings, "w2")
+
+    # Every fill event written before the kill gets applied (or was) by the new writer.
+    async def settled() -> dict[str, Any] | None:
+        status, entry = await again.get("/v1/datasets/killed", "acme")
+        if status != 200:
+            return None
+        ends = len([m for m in await read_topic(settings, "fills") if m.key == b"acme/killed"])
+        outcomes = len({f["fill_id"] for f in entry["fills"]})
+        return entry if outcomes >= ends else None
+
+    entry = await eventually(settled, 60, "the fills written before the kill to be applied")
+    in_dataset = {s["fill_id"]: s["rows"] for s in entry["segments"]}
+    assert set(before_restart) <= set(in_dataset), "an acknowledged fill is durable"
+    assert all(in_dataset[f] == sizes[f] for f in in_dataset), "no fill is partly there"
+    assert entry["rows"] == sum(in_dataset.values())
+
+    # The client retries what it does not know: each fill applies once, whatever happened.
+    for fill_id in sizes:
+        client(again).post_fill(bodies[fill_id], "killed", fill_id)
+    entry, con = await read_back(settings, again, "killed", tmp_path)
+    assert sorted(s["fill_id"] for s in entry["segments"]) == sorted(sizes)
+    expected = tmp_path / "expected.json"
+    expected.write_text(json.dumps([r for f in sizes for r in rows_of(f)]))
+    con.execute(
+        f"CREATE VIEW expected AS SELECT r[1]::BIGINT AS id, r[2] AS label FROM "
+        f"read_json('{expected}', format='array', records=false, columns={{'r': 'VARCHAR[]'}})"
+    )
+    assert checksum(con, "back", ["id", "label"]) == checksum(con, "expected", ["id", "label"])
+    assert again.stop() == 0

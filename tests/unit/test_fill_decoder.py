@@ -1,0 +1,164 @@
+"""insert-data to a typed Parquet segment: bounded inflation, strict types, the first bad row."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import gzip
+import json
+import resource
+import zlib
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from app.errors import ExhaustError
+from app.fill_decoder import Limits, convert, spool_insert_data
+from app.managed_datasets import Column, parse_columns
+
+LIMITS = Limits(max_decompressed_bytes=10**8, max_rows=1000, max_value_bytes=100)
+
+
+def columns(*declared: dict[str, Any]) -> list[Column]:
+    return parse_columns(list(declared), 100)
+
+
+def run(tmp_path: Path, rows: Any, cols: list[Column], limits: Limits = LIMITS) -> list[Any]:
+    source = tmp_path / "rows.json"
+    source.write_text(json.dumps(rows))
+    out = tmp_path / "out.parquet"
+    count = convert(source, cols, out, limits)
+    found = duckdb.connect().execute(f"SELECT * FROM read_parquet('{out}')").fetchall()
+    assert count == len(found)
+    return found
+
+
+def refusal(tmp_path: Path, rows: Any, cols: list[Column], limits: Limits = LIMITS) -> ExhaustError:
+    with pytest.raises(ExhaustError) as caught:
+        run(tmp_path, rows, cols, limits)
+    return caught.value
+
+
+def test_compressed_insert_data_is_base64_of_gzip(tmp_path: Path) -> None:
+    text = json.dumps([["1", "a"]] * 100)
+    packed = base64.b64encode(gzip.compress(text.encode())).decode()
+    size = spool_insert_data(packed, True, tmp_path / "rows.json", 10**6)
+    assert (tmp_path / "rows.json").read_text() == text and size == len(text)
+    assert spool_insert_data(text, False, tmp_path / "plain.json", 10**6) == len(text)
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [("not base64!", "INVALID_INSERT_DATA"),
+     (base64.b64encode(b"not gzip").decode(), "INVALID_INSERT_DATA"),
+     (base64.b64encode(gzip.compress(b"[1]")[:-8]).decode(), "INVALID_INSERT_DATA")],
+)  # fmt: skip
+def test_broken_compressed_data_is_refused(tmp_path: Path, data: str, code: str) -> None:
+    with pytest.raises(ExhaustError) as caught:
+        spool_insert_data(data, True, tmp_path / "rows.json", 10**6)
+    assert caught.value.code == code
+
+
+def test_a_gzip_bomb_is_refused_before_it_is_inflated_in_full(tmp_path: Path) -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = b"0" * (1 << 20)
+    packed = b"".join(packer.compress(zeros) for _ in range(2048)) + packer.flush()  # 2 GiB
+    bomb = base64.b64encode(packed).decode()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ExhaustError) as caught:
+        spool_insert_data(bomb, True, tmp_path / "rows.json", 8 * 1024 * 1024)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
+    assert caught.value.code == "DECOMPRESSED_TOO_LARGE"
+    assert (tmp_path / "rows.json").stat().st_size <= 8 * 1024 * 1024
+    assert grown_kib < 32 * 1024, f"peak RSS grew {grown_kib} KiB"
+
+
+def test_values_are_converted_to_their_declared_types(tmp_path: Path) -> None:
+    cols = columns(
+        {"name": "i", "type": "integer"},
+        {"name": "n", "type": "number"},
+        {"name": "d", "type": "number", "subtype": "decimal(6,2)"},
+        {"name": "b", "type": "boolean"},
+        {"name": "day", "type": "date", "format": "%d/%m/%Y"},
+        {"name": "iso", "type": "date"},
+        {"name": "at", "type": "datetime"},
+        {"name": "s", "type": "string"},
+        {"name": "u", "type": "string", "subtype": "uuid"},
+    )
+    rows = [
+        [" 42 ", "1.5e3", "12.34", "Yes", "31/12/2020", "2020-12-31", "2020-01-01T10:00:00+02:00", "", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"],
+        ["-7", ".5", "-1", "f", "", None, "2020-01-01 10:00:00", "x", None],
+    ]  # fmt: skip
+    assert run(tmp_path, rows, cols) == [
+        (42, 1500.0, decimal.Decimal("12.34"), True, datetime.date(2020, 12, 31),
+         datetime.date(2020, 12, 31), datetime.datetime(2020, 1, 1, 8, 0), "",
+         "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        (-7, 0.5, decimal.Decimal("-1.00"), False, None, None,
+         datetime.datetime(2020, 1, 1, 10, 0), "x", None),
+    ]  # fmt: skip
+
+
+def test_rows_may_be_objects_keyed_by_column_name(tmp_path: Path) -> None:
+    cols = columns({"name": "id", "type": "integer"}, {"name": "name", "type": "string"})
+    rows = [{"id": 1, "name": "Ada"}, {"name": "Alan", "id": "2"}, {"id": 3}]
+    assert run(tmp_path, rows, cols) == [(1, "Ada"), (2, "Alan"), (3, None)]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [({"type": "integer"}, "1.5"), ({"type": "integer"}, "0x10"), ({"type": "integer"}, "1_000"),
+     ({"type": "integer", "subtype": "int8"}, "200"), ({"type": "number"}, "NaN"),
+     ({"type": "number"}, "1,5"), ({"type": "boolean"}, "maybe"),
+     ({"type": "date", "format": "%d/%m/%Y"}, "31/02/2020"), ({"type": "date"}, "yesterday"),
+     ({"type": "datetime"}, "10:00"), ({"type": "string", "subtype": "uuid"}, "not-a-uuid")],
+)  # fmt: skip
+def test_a_value_that_does_not_fit_is_refused_naming_row_and_column(
+    tmp_path: Path, column: dict[str, Any], value: str
+) -> None:
+    cols = columns({"name": "id", "type": "string"}, {"name": "x", **column})
+    error = refusal(tmp_path, [["a", None], ["b", ""], ["c", value], ["d", value]], cols)
+    assert error.code == "INVALID_ROW"
+    assert error.to_dict()["row"] == 3 and error.to_dict()["column"] == "x"
+    assert f"row 3, column 'x': {value!r}" in error.message
+
+
+def test_malformed_rows_and_documents_are_refused(tmp_path: Path) -> None:
+    cols = columns({"name": "a", "type": "string"}, {"name": "b", "type": "string"})
+    assert (
+        refusal(tmp_path, [["1", "2"], ["1"]], cols).message == "row 2 is not an array of 2 values"
+    )
+    assert refusal(tmp_path, [{"a": "1"}, ["1", "2"]], cols).message == "row 2 is not an object"
+    assert refusal(tmp_path, {"a": 1}, cols).code == "INVALID_INSERT_DATA"
+    (tmp_path / "cut.json").write_text('[["1", "2"], ["3"')
+    with pytest.raises(ExhaustError) as caught:
+        convert(tmp_path / "cut.json", cols, tmp_path / "out.parquet", LIMITS)
+    assert caught.value.code == "INVALID_INSERT_DATA"
+    assert "rows.json" not in caught.value.message and "cut.json" not in caught.value.message
+
+
+def test_limits_on_rows_and_value_sizes(tmp_path: Path) -> None:
+    cols = columns({"name": "s", "type": "string"})
+    assert refusal(tmp_path, [["x"]] * 1001, cols).code == "TOO_MANY_ROWS"
+    error = refusal(tmp_path, [["x"], ["y" * 101]], cols)
+    assert (error.code, error.to_dict()["row"]) == ("VALUE_TOO_LARGE", 2)
+
+
+def test_no_rows_is_an_empty_segment_with_the_declared_types(tmp_path: Path) -> None:
+    cols = columns(
+        {"name": "i", "type": "integer", "subtype": "int32"}, {"name": "d", "type": "date"}
+    )
+    assert run(tmp_path, [], cols) == []
+    types = (
+        duckdb.connect().execute(f"DESCRIBE SELECT * FROM '{tmp_path / 'out.parquet'}'").fetchall()
+    )
+    assert [(t[0], t[1]) for t in types] == [("i", "INTEGER"), ("d", "DATE")]
+
+
+def test_request_text_never_reaches_the_sql(tmp_path: Path) -> None:
+    hostile = "%d'); DROP TABLE x; --"
+    cols = columns({"name": "d", "type": "date", "format": hostile})
+    error = refusal(tmp_path, [["2020-01-01"]], cols)
+    assert error.code == "INVALID_ROW"  # the format was a bound parameter, not SQL

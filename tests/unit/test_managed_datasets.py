@@ -1,0 +1,209 @@
+"""The rules of managed datasets: declared columns and how fills change a catalog entry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.avro import registry
+from app.errors import ExhaustError
+from app.http_fill import parse_fill_body
+from app.managed_datasets import (
+    Column,
+    Fill,
+    ManagedDataset,
+    Policy,
+    apply_fill,
+    due_for_deletion,
+    parse_columns,
+)
+
+POLICY = Policy(history=5, max_segments=3, max_columns=10, grace_ms=1000)
+COLUMNS = [
+    {"name": "id", "alias": "ID", "type": "integer"},
+    {"name": "born", "alias": "Born", "type": "date", "format": "%d/%m/%Y"},
+]
+
+
+def fill(
+    fill_id: str, mode: str = "APPEND", rows: int = 10, columns: list[dict[str, Any]] | None = None
+) -> Fill:
+    declared = tuple(parse_columns(columns or COLUMNS, 10))
+    return Fill(
+        "FILL", fill_id, "acme", "people", "u1", mode, declared,  # type: ignore[arg-type]
+        rows, rows * 10, f"datasets/acme/people/segments/{fill_id}-x.parquet", 1,
+    )  # fmt: skip
+
+
+def applied(*fills: Fill) -> ManagedDataset:
+    entry: ManagedDataset | None = None
+    for offset, f in enumerate(fills):
+        outcome = apply_fill(entry, f, offset, now=100 + offset, policy=POLICY)
+        entry = outcome.entry or entry
+    assert entry is not None
+    return entry
+
+
+# --- columns -----------------------------------------------------------------------------
+
+
+def test_columns_are_parsed_with_defaults_and_synonyms() -> None:
+    columns = parse_columns(
+        [
+            {"name": "a", "type": "INT"},
+            {"name": "b", "alias": "Bee", "type": "float", "subtype": "decimal(10, 2)"},
+            {"name": "c", "type": "timestamp", "subtype": ""},
+        ],
+        10,
+    )
+    assert columns == [
+        Column("a", "a", "INTEGER"),
+        Column("b", "Bee", "NUMBER", "decimal(10,2)"),
+        Column("c", "c", "DATETIME"),
+    ]
+    assert columns[1].decimal == (10, 2)
+    # The default subtype is no subtype: an append declaring it explicitly still matches.
+    assert (
+        parse_columns([{"name": "a", "type": "integer", "subtype": "int64"}], 1)[0].subtype is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("columns", "code", "names"),
+    [
+        ([], "INVALID_COLUMNS", "non-empty"),
+        ([{"name": "1a", "type": "string"}], "INVALID_COLUMNS", "columns[0].name"),
+        ([{"name": "a b", "type": "string"}], "INVALID_COLUMNS", "columns[0].name"),
+        (
+            [{"name": "a", "type": "string"}, {"name": "A", "type": "string"}],
+            "INVALID_COLUMNS",
+            "columns[1].name",
+        ),
+        ([{"name": "a", "type": "blob"}], "INVALID_COLUMNS", "columns[0].type"),
+        (
+            [{"name": "a", "type": "integer", "subtype": "int128"}],
+            "INVALID_COLUMNS",
+            "columns[0].subtype",
+        ),
+        (
+            [{"name": "a", "type": "number", "subtype": "decimal(40,2)"}],
+            "INVALID_COLUMNS",
+            "columns[0].subtype",
+        ),
+        (
+            [{"name": "a", "type": "integer", "format": "%d"}],
+            "INVALID_COLUMNS",
+            "columns[0].format",
+        ),
+        (
+            [{"name": "a", "type": "date", "format": "dd/mm"}],
+            "INVALID_COLUMNS",
+            "columns[0].format",
+        ),
+        (
+            [{"name": f"c{i}", "type": "string"} for i in range(11)],
+            "TOO_MANY_COLUMNS",
+            "at most 10",
+        ),
+    ],
+)
+def test_bad_column_declarations_are_refused_naming_the_field(
+    columns: list[dict[str, Any]], code: str, names: str
+) -> None:
+    with pytest.raises(ExhaustError) as caught:
+        parse_columns(columns, 10)
+    assert caught.value.code == code
+    assert names in caught.value.message
+
+
+def test_the_fill_body_is_the_seeds_and_append_defaults_to_true() -> None:
+    body = {"user-code": "u1", "dataset-code": "people", "columns": COLUMNS, "insert-data": "[]"}
+    parsed = parse_fill_body(body, 10)
+    assert (parsed.append, parsed.compressed) == (True, False)
+    for field, value, code in [
+        ("dataset-code", "../x", "INVALID_IDENTIFIER"),
+        ("user-code", None, "MALFORMED_REQUEST"),
+        ("insert-data", 5, "INVALID_INSERT_DATA"),
+        ("append", "yes", "MALFORMED_REQUEST"),
+    ]:
+        with pytest.raises(ExhaustError) as caught:
+            parse_fill_body({**body, field: value}, 10)
+        assert caught.value.code == code, field
+
+
+# --- fills -------------------------------------------------------------------------------
+
+
+def test_appends_add_segments_and_a_truncate_starts_a_new_version() -> None:
+    entry = applied(fill("f1", "TRUNCATE", 10), fill("f2", "APPEND", 5))
+    assert (entry.version, entry.rows, [s.fill_id for s in entry.segments]) == (1, 15, ["f1", "f2"])
+    entry = applied(fill("f1", "TRUNCATE", 10), fill("f2"), fill("f3", "TRUNCATE", 7))
+    assert (entry.version, entry.rows, [s.fill_id for s in entry.segments]) == (2, 7, ["f3"])
+    assert [(r.version, r.reason, len(r.segments)) for r in entry.retired] == [(1, "superseded", 2)]
+    assert [f.status for f in entry.fills] == ["APPLIED"] * 3
+
+
+def test_a_first_append_creates_the_dataset() -> None:
+    entry = applied(fill("f1", "APPEND", 3))
+    assert (entry.version, entry.rows, entry.columns[0].name) == (1, 3, "id")
+
+
+def test_an_append_with_other_columns_is_refused_and_changes_no_rows() -> None:
+    before = applied(fill("f1", "TRUNCATE", 10))
+    other = [{"name": "id", "type": "string"}, COLUMNS[1]]
+    outcome = apply_fill(before, fill("f2", columns=other), 1, now=200, policy=POLICY)
+    assert outcome.counter == "fill_rejected" and outcome.entry is not None
+    after = outcome.entry
+    assert (after.version, after.rows, after.segments, after.columns) == (
+        before.version, before.rows, before.segments, before.columns,
+    )  # fmt: skip
+    assert outcome.record is not None and outcome.record.error_code == "COLUMNS_MISMATCH"
+    assert after.retired[-1].reason == "refused"  # its staged segment will be deleted
+    # Format and alias may differ on append; a truncate may redefine everything.
+    relabelled = [{**COLUMNS[0], "alias": "Number"}, {**COLUMNS[1], "format": "%Y-%m-%d"}]
+    assert (
+        apply_fill(before, fill("f3", columns=relabelled), 2, 300, POLICY).counter == "fill_applied"
+    )
+    redefined = apply_fill(before, fill("f4", "TRUNCATE", columns=other), 3, 400, POLICY)
+    assert redefined.entry is not None and redefined.entry.columns[0].type == "STRING"
+
+
+def test_redelivered_events_and_repeated_fill_ids_apply_once() -> None:
+    entry = applied(fill("f1", "TRUNCATE", 10), fill("f2", "APPEND", 5))
+    assert apply_fill(entry, fill("f9"), offset=1, now=300, policy=POLICY).entry is None
+    repeated = apply_fill(entry, fill("f2"), offset=7, now=300, policy=POLICY)
+    assert repeated.counter == "fill_repeated" and repeated.entry is not None
+    assert (repeated.entry.rows, repeated.entry.fills_offset) == (15, 7)
+
+
+def test_too_many_segments_are_refused_with_a_way_out() -> None:
+    entry = applied(fill("a", "TRUNCATE"), fill("b"), fill("c"))
+    outcome = apply_fill(entry, fill("d"), 3, 300, POLICY)
+    assert outcome.record is not None and outcome.record.error_code == "TOO_MANY_SEGMENTS"
+    assert "append=false" in (outcome.record.error_message or "")
+
+
+def test_history_is_bounded() -> None:
+    entry = applied(*(fill(f"f{i}") for i in range(3)), fill("t", "TRUNCATE"), fill("u"), fill("v"))
+    assert [f.fill_id for f in entry.fills] == ["f1", "f2", "t", "u", "v"]
+
+
+def test_retired_segments_are_deleted_after_their_grace() -> None:
+    entry = applied(fill("f1", "TRUNCATE"), fill("f2", "TRUNCATE"))
+    retired_at = entry.retired[0].retired_at
+    assert due_for_deletion(entry, retired_at + 999, POLICY) == (None, [])
+    updated, keys = due_for_deletion(entry, retired_at + 1000, POLICY)
+    assert keys == ["datasets/acme/people/segments/f1-x.parquet"]
+    assert updated is not None and updated.retired == () and updated.segments == entry.segments
+
+
+def test_entries_and_fills_round_trip_through_their_avro_schemas() -> None:
+    entry = applied(fill("f1", "TRUNCATE"), fill("f2", columns=[{"name": "x", "type": "string"}]))
+    decoded = registry().decode(
+        "ManagedDataset", registry().encode("ManagedDataset", entry.to_record())
+    )
+    assert ManagedDataset.from_record(decoded) == entry
+    event = fill("f3")
+    raw = registry().encode("DatasetFill", event.to_record())
+    assert Fill.from_record(registry().decode("DatasetFill", raw)) == event
