@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -151,6 +153,43 @@ async def test_truncate_replaces_bad_rows_and_other_columns_change_nothing(
     # Another channel sees nothing of it.
     assert await worker.get("/v1/datasets", "globex") == (200, {"count": 0, "datasets": []})
     assert (await worker.get("/v1/datasets/ds", "globex"))[0] == 404
+    assert worker.stop() == 0
+
+
+async def test_the_cli_fills_from_a_csv_and_a_slow_fill_answers_with_an_operation(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    settings = settings_factory(fill_wait_seconds=0)  # never wait: always the 202 path
+    worker = await start_worker(workers, settings, "w1")
+    csv = tmp_path / "people.csv"
+    csv.write_text("id,name,born\n1,Ada,10/12/1815\n2,Alan,23/06/1912\n")
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "fill", str(csv), "--dataset-code", "people",
+         "--channel", "acme", "--url", worker.url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows-inserted"] == 2
+    status, entry = await worker.get("/v1/datasets/people", "acme")
+    assert status == 200 and entry["rows"] == 2
+    assert [(c["name"], c["type"], c["format"]) for c in entry["columns"]] == [
+        ("id", "integer", None), ("name", "string", None), ("born", "date", "%d/%m/%Y"),
+    ]  # fmt: skip
+
+    body = {"user-code": "u", "dataset-code": "people", "columns": entry["columns"],
+            "insert-data": json.dumps([["3", "Grace", "09/12/1906"]])}  # fmt: skip
+    status, answer = await worker.post("/dataset-fill", body, "acme")
+    assert status == 202 and answer["status"] == "pending"
+
+    async def applied() -> dict[str, Any] | None:
+        status, outcome = await worker.get(answer["operation"], "acme")
+        assert status == 200 and outcome["status"] in ("PENDING", "APPLIED"), outcome
+        return outcome if outcome["status"] == "APPLIED" else None
+
+    outcome = await eventually(applied, 30, "the fill to be applied")
+    assert (outcome["rows"], outcome["mode"]) == (1, "APPEND")
+    assert (await worker.get(answer["operation"], "globex"))[0] == 404
     assert worker.stop() == 0
 
 
