@@ -8,6 +8,9 @@ So every API worker answers for every dataset, and ``POST /dataset-fill`` can wa
 * :meth:`DatasetView.outcome` — a fill's recorded outcome, ``"PENDING"`` while its event is
   past its entry's ``fills_offset``, or None (unknown, or older than the kept history).
 * :meth:`DatasetView.wait_for_fill` — until the fill's outcome is in its entry, or a timeout.
+* :meth:`DatasetView.sync` — until the view has read both topics up to their ends as of the
+  call: a read that follows a write (``POST`` answered 202, then ``GET`` the operation, perhaps
+  on another worker) sees that write instead of a transient 404.
 
 Memory: one decoded entry per dataset (bounded by ``dataset_max_segments`` and
 ``fill_history``) and one id per fill not yet applied.
@@ -43,6 +46,9 @@ class DatasetView(Service):
         self.pending: dict[str, tuple[str, int]] = {}  # fill_id -> (dataset key, offset)
         self._waiters: dict[str, list[asyncio.Future[FillRecord]]] = {}
         self.caught_up = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._parts: list[TopicPartition] = []
+        self._progress = asyncio.Condition()
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -89,6 +95,28 @@ class DatasetView(Service):
             if not waiting:
                 self._waiters.pop(fill_id, None)
 
+    async def sync(self, seconds: float) -> bool:
+        """Read both topics up to their current ends; False if that took over ``seconds``."""
+        consumer, parts = self._consumer, self._parts
+        if consumer is None or not parts:
+            return False
+        try:
+            async with asyncio.timeout(seconds):
+                targets = await consumer.end_offsets(parts)
+                async with self._progress:
+                    while not await self._reached(consumer, targets):
+                        await self._progress.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    @staticmethod
+    async def _reached(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:
+        for tp, end in targets.items():
+            if await consumer.position(tp) < end:
+                return False
+        return True
+
     # --- feeding --------------------------------------------------------------------------
 
     def apply_entry(self, key: str, value: bytes | None, offset: int) -> None:
@@ -131,6 +159,7 @@ class DatasetView(Service):
             catalog = await assign_all(consumer, datasets)
             fill_parts = [TopicPartition(fills, p) for p in range(self.settings.topic_partitions)]
             consumer.assign(catalog + fill_parts)
+            self._consumer, self._parts = consumer, catalog + fill_parts
             await consumer.seek_to_beginning(*catalog)
             await self._seek_to_writer(consumer, fill_parts)
             targets = await consumer.end_offsets(catalog)
@@ -149,7 +178,10 @@ class DatasetView(Service):
                         self.caught_up.set()
                         log.info("dataset catalog caught up: %d datasets", len(self.entries))
                 self._prune()
+                async with self._progress:
+                    self._progress.notify_all()
         finally:
+            self._consumer = None
             await consumer.stop()
 
     async def _seek_to_writer(self, consumer: Any, parts: list[TopicPartition]) -> None:

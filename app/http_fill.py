@@ -78,6 +78,7 @@ class FillContext:
 
 
 FILL_CONTEXT = web.AppKey("fill_context", FillContext)
+SYNC_SECONDS = 5.0  # how long an unknown fill id waits for the view to read up to the log end
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +339,10 @@ async def get_fill(request: web.Request) -> web.Response:
     channel = channel_of(request)
     code = identifiers.check("dataset code", request.match_info["code"])
     fill_id = identifiers.check("fill id", request.match_info["fill_id"])
-    found = _view_of(request).outcome(channel, code, fill_id)
+    view = _view_of(request)
+    found = view.outcome(channel, code, fill_id)
+    if found is None and await view.sync(SYNC_SECONDS):
+        found = view.outcome(channel, code, fill_id)  # the fill may be younger than our view
     if found is None:
         raise NotFound(
             f"no fill {fill_id!r} of dataset {code!r} in channel {channel!r} (outcomes of the "

@@ -190,6 +190,14 @@ async def test_the_cli_fills_from_a_csv_and_a_slow_fill_answers_with_an_operatio
     outcome = await eventually(applied, 30, "the fill to be applied")
     assert (outcome["rows"], outcome["mode"]) == (1, "APPEND")
     assert (await worker.get(answer["operation"], "globex"))[0] == 404
+
+    # Read your writes: an operation polled the instant its 202 arrives is known, never a 404.
+    for n in range(10):
+        body["insert-data"] = json.dumps([[str(10 + n), "Edsger", "11/05/1930"]])
+        status, answer = await worker.post("/dataset-fill", body, "acme")
+        assert status == 202
+        status, outcome = await worker.get(answer["operation"], "acme")
+        assert status == 200 and outcome["status"] in ("PENDING", "APPLIED"), (n, outcome)
     assert worker.stop() == 0
 
 
