@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.errors import ExhaustError, InvalidConfig, NotFound, TransientError
+from app.domain.errors import ExhaustError, InvalidConfig, NotFound, TransientError
 from app.settings import Settings
 
 
@@ -40,10 +40,10 @@ async def submit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
     """Publish one request keyed by its tag; optionally wait for a terminal status."""
     from aiokafka import AIOKafkaProducer
 
-    from app import identifiers
-    from app.avro import registry
-    from app.dedup import request_id_for
-    from app.model import DatasetRequest
+    from app.domain import identifiers
+    from app.domain.dedup import request_id_for
+    from app.domain.model import DatasetRequest
+    from app.stream.avro import registry
 
     for what in ("channel", "tag", "dataset"):
         identifiers.check(what, getattr(args, what))
@@ -75,9 +75,9 @@ async def wait_for(settings: Settings, request_id: str, seconds: float) -> dict[
     """Follow ``exhaust.jobs`` until ``request_id`` is terminal; return its last status."""
     from aiokafka import AIOKafkaConsumer
 
-    from app.avro import registry
-    from app.model import TERMINAL
-    from app.topics import assign_all
+    from app.domain.model import TERMINAL
+    from app.stream.avro import registry
+    from app.stream.topics import assign_all
 
     topic = settings.topic("jobs")
     consumer = AIOKafkaConsumer(
@@ -120,8 +120,8 @@ def fill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from app import identifiers
     from app.client import ExhaustClient
+    from app.domain import identifiers
 
     identifiers.check("--dataset-code", args.dataset_code)
     columns = None

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from app.errors import ExhaustError, TransientError, error_for
+from app.domain.errors import ExhaustError, TransientError, error_for
 
 DUCKDB_TYPES = {
     "BIGINT": "integer", "INTEGER": "integer", "SMALLINT": "integer", "TINYINT": "integer",

@@ -1,7 +1,7 @@
 """Process metrics on ``GET /metrics``, through prometheus-client.
 
 Each :class:`Metrics` owns its own ``CollectorRegistry`` (several live in one test process).
-Counter names are the state machine's :data:`~app.state_machine.Counter` literals plus the
+Counter names are the state machine's :data:`~app.domain.state_machine.Counter` literals plus the
 pipeline's own :data:`PipelineCounter`, so a typo fails type checking.
 """
 
@@ -12,7 +12,7 @@ from typing import Literal
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from app.state_machine import Counter as TransitionCounter
+from app.domain.state_machine import Counter as TransitionCounter
 
 PipelineCounter = Literal[
     "requests_received",

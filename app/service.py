@@ -31,24 +31,24 @@ import mode
 from aiohttp import web
 from mode import Service
 
-from app.agents import Pipeline, now_ms, worker_id
-from app.dataset_view import DatasetView
-from app.datasets import Catalog, default_catalog
-from app.errors import ExhaustError, TransientError
-from app.feeder import ReadModelFeeder
-from app.fill_writer import FillWriter
-from app.generator import Generator
+from app.api.fills import FillContext
+from app.api.jobs import ApiContext, create_web_app
+from app.catalog.types import Catalog, default_catalog
+from app.domain.errors import ExhaustError, TransientError
+from app.domain.model import Job, JobEvent
+from app.engine.generator import Generator
+from app.engine.storage import S3ObjectStore
 from app.health import Health
-from app.http_api import ApiContext, create_web_app
-from app.http_fill import FillContext
 from app.metrics import Metrics
-from app.model import Job, JobEvent
-from app.publisher import KafkaPublisher
-from app.read_model import IdIndex, Materialized, ReadModel
 from app.settings import Settings
-from app.storage import S3ObjectStore
-from app.topics import ensure_topics
-from app.work_consumer import WorkConsumer
+from app.stream.agents import Pipeline, now_ms, worker_id
+from app.stream.dataset_view import DatasetView
+from app.stream.feeder import ReadModelFeeder
+from app.stream.fill_writer import FillWriter
+from app.stream.publisher import KafkaPublisher
+from app.stream.read_model import IdIndex, Materialized, ReadModel
+from app.stream.topics import ensure_topics
+from app.stream.work_consumer import WorkConsumer
 
 log = logging.getLogger("exhaust")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from app.settings import Settings
-from app.topics import ensure_topics
+from app.stream.topics import ensure_topics
 from bench.pipeline import ROOT, drain_rate, follow, job_id, publish, request_value, stop
 
 

@@ -41,10 +41,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import OffsetAndMetadata
 
-from app.avro import registry
-from app.model import DatasetRequest
+from app.domain.model import DatasetRequest
 from app.settings import Settings
-from app.topics import TopicSpec, assign_all, ensure_topics
+from app.stream.avro import registry
+from app.stream.topics import TopicSpec, assign_all, ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = 150

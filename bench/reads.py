@@ -27,10 +27,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from app.avro import registry
-from app.model import Job, OutputFile
+from app.domain.model import Job, OutputFile
 from app.settings import Settings
-from app.topics import ensure_topics
+from app.stream.avro import registry
+from app.stream.topics import ensure_topics
 from bench.pipeline import ROOT, spawn, stop
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.errors import NotFound
+from app.domain.errors import NotFound
 
 
 class MemoryStore:
-    """An :class:`app.storage.ObjectStore` in a dict; presigned URLs are fake but distinct."""
+    """An :class:`app.engine.storage.ObjectStore` in a dict; presigned URLs are fake but distinct."""
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}

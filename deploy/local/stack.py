@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import StackError
+from app.domain.errors import StackError
 from app.settings import Settings
 
 HERE = Path(__file__).resolve().parent

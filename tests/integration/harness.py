@@ -20,10 +20,10 @@ from typing import Any, cast
 import fastavro
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from app.avro import SCHEMA_DIR, registry
-from app.model import DatasetRequest
+from app.domain.model import DatasetRequest
 from app.settings import Settings
-from app.topics import assign_all
+from app.stream.avro import SCHEMA_DIR, registry
+from app.stream.topics import assign_all
 
 ROOT = Path(__file__).resolve().parents[2]
 

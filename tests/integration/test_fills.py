@@ -16,11 +16,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from app.avro import registry
 from app.client import ExhaustClient, fill_body
-from app.errors import ExhaustError
+from app.domain.errors import ExhaustError
+from app.engine.storage import S3ObjectStore
 from app.settings import Settings
-from app.storage import S3ObjectStore
+from app.stream.avro import registry
 from tests.integration.harness import Worker, eventually, read_topic, start_worker
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.avro import MAGIC, registry
 from app.settings import Settings
+from app.stream.avro import MAGIC, registry
 from tests.integration.harness import (
     Publisher,
     Worker,

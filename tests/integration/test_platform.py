@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from app.errors import TopicLayoutError
+from app.domain.errors import TopicLayoutError
+from app.engine.storage import S3ObjectStore
 from app.settings import Settings
-from app.storage import S3ObjectStore
-from app.topics import TopicSpec, ensure_topics, topic_specs
+from app.stream.topics import TopicSpec, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import Settings
-from app.topics import TopicSpec, ensure_topics
+from app.stream.topics import TopicSpec, ensure_topics
 from deploy.local.stack import port_is_free
 from tests.integration.harness import ROOT, Worker, eventually, free_port
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.avro import MAGIC, SCHEMA_DIR, fingerprint, load_schema, registry
-from app.errors import PoisonMessage, UnknownSchema
+from app.domain.errors import PoisonMessage, UnknownSchema
+from app.stream.avro import MAGIC, SCHEMA_DIR, fingerprint, load_schema, registry
 
 # Computed by the hand-written CRC-64 before fastavro's fingerprints replaced it.
 JOB_STATUS_FINGERPRINT = "37672d50e4cec447"

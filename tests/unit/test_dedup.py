@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
-from app.dedup import derive_request_id, fingerprint, request_id_for
-from app.errors import InvalidIdentifier
-from app.model import DatasetRequest
+from app.domain.dedup import derive_request_id, fingerprint, request_id_for
+from app.domain.errors import InvalidIdentifier
+from app.domain.model import DatasetRequest
 
 DAY_MS = 86_400_000
 BASE = DatasetRequest(

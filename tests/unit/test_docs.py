@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from app.avro import registry
+from app.stream.avro import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def test_the_fastavro_producer_example_in_events_md_makes_bytes_the_service_read
 
 
 def test_every_error_code_is_documented() -> None:
-    from app import errors
+    from app.domain import errors
 
     documented = (ROOT / "docs" / "events.md").read_text()
     codes = {

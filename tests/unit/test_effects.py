@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.effects import EffectLedger, EffectLost, guard_producer
+from app.stream.effects import EffectLedger, EffectLost, guard_producer
 
 
 class FakeProducer:

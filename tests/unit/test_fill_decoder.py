@@ -15,9 +15,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from app.errors import ExhaustError
-from app.fill_decoder import Limits, convert, spool_insert_data
-from app.managed_datasets import Column, parse_columns
+from app.domain.errors import ExhaustError
+from app.domain.managed_datasets import Column, parse_columns
+from app.engine.fill_decoder import Limits, convert, spool_insert_data
 
 LIMITS = Limits(max_decompressed_bytes=10**8, max_rows=1000, max_value_bytes=100)
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from app.datasets import default_catalog
-from app.generator import Generator
-from app.model import JobEvent, WorkItem
+from app.catalog.types import default_catalog
+from app.domain.model import JobEvent, WorkItem
+from app.engine.generator import Generator
 from tests.fakes import MemoryStore
 
 ITEM = WorkItem(

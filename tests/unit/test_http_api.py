@@ -9,13 +9,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from app.datasets import default_catalog
+from app.api.jobs import ApiContext, create_web_app
+from app.catalog.types import default_catalog
+from app.domain.model import DatasetRequest, Job, OutputFile
 from app.health import Health
-from app.http_api import ApiContext, create_web_app
 from app.metrics import Metrics
-from app.model import DatasetRequest, Job, OutputFile
-from app.read_model import Change, ReadModel
 from app.settings import Settings
+from app.stream.read_model import Change, ReadModel
 from tests.fakes import MemoryStore
 
 Client = TestClient[web.Request, web.Application]

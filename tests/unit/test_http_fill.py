@@ -7,12 +7,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from app.dataset_view import DatasetView
-from app.http_api import error_middleware
-from app.http_fill import FillContext, add_routes
-from app.managed_datasets import dataset_key
+from app.api.fills import FillContext, add_routes
+from app.api.jobs import error_middleware
+from app.domain.managed_datasets import dataset_key
 from app.metrics import Metrics
 from app.settings import Settings
+from app.stream.dataset_view import DatasetView
 
 
 class LaggingView(DatasetView):

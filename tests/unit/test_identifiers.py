@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import InvalidIdentifier
-from app.identifiers import check, is_valid
+from app.domain.errors import InvalidIdentifier
+from app.domain.identifiers import check, is_valid
 
 
 @pytest.mark.parametrize(

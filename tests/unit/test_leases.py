@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from app.leases import LeaseIndex
-from app.model import Job
+from app.domain.leases import LeaseIndex
+from app.domain.model import Job
 
 
 def ids(entries: list[tuple[str, bool, int]]) -> list[str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiobotocore.session import get_session
 
+from app.engine.storage import LinkSigner
 from app.settings import Settings
-from app.storage import LinkSigner
 
 KEY = "acme/demo-export/a:b@c/1/data.csv"
 

@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from app.avro import registry
-from app.errors import ExhaustError
-from app.http_fill import parse_fill_body
-from app.managed_datasets import (
+from app.api.fills import parse_fill_body
+from app.domain.errors import ExhaustError
+from app.domain.managed_datasets import (
     Column,
     Fill,
     ManagedDataset,
@@ -18,6 +17,7 @@ from app.managed_datasets import (
     due_for_deletion,
     parse_columns,
 )
+from app.stream.avro import registry
 
 POLICY = Policy(history=5, max_segments=3, max_columns=10, grace_ms=1000)
 COLUMNS = [

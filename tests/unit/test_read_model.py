@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import InvalidConfig
-from app.model import Job
-from app.read_model import Change, IdIndex, ReadModel
+from app.domain.errors import InvalidConfig
+from app.domain.model import Job
+from app.stream.read_model import Change, IdIndex, ReadModel
 
 
 def job(

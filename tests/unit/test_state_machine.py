@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from app.datasets import default_catalog
-from app.model import DatasetRequest, EventKind, Job, JobError, JobEvent, OutputFile
-from app.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
+from app.catalog.types import default_catalog
+from app.domain.model import DatasetRequest, EventKind, Job, JobError, JobEvent, OutputFile
+from app.domain.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
 
 POLICY = Policy(max_attempts=3, lease_ms=10_000, retention_ms=100_000, dedup_window_seconds=86400)
 CATALOG = default_catalog()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from app.errors import StorageError, TransientError
-from app.storage import storage_errors
+from app.domain.errors import StorageError, TransientError
+from app.engine.storage import storage_errors
 
 
 def client_error(status: int, code: str) -> ClientError:

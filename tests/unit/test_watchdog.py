@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.watchdog import StallDetector
+from app.stream.watchdog import StallDetector
 
 P = ("requests", 0)
 

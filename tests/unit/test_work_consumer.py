@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.work_consumer import PartitionProgress
+from app.stream.work_consumer import PartitionProgress
 
 
 def test_commits_only_past_a_contiguous_finished_prefix() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from app.work_queue import Dispatches, QueueSnapshot, work_partition, work_waiting
+from app.stream.work_queue import Dispatches, QueueSnapshot, work_partition, work_waiting
 
 NOW = 100_000
 

@@ -2,7 +2,8 @@
 
 * ``POST /dataset-fill`` — the seed's body (``user-code``, ``dataset-code``, ``columns``,
   ``insert-data``, ``append``, ``compressed``). The rows are decoded, converted to the declared
-  types and written to one Parquet segment here (:mod:`app.fill_decoder`, in a worker thread);
+  types and written to one Parquet segment here (:mod:`app.engine.fill_decoder`, in a worker
+  thread);
   the segment travels inline in the fill event when small, else is staged in object storage
   first (claim check); the event goes to ``exhaust.fills``, and the call waits up to
   ``fill_wait_seconds`` for the dataset's writer to apply it:
@@ -35,9 +36,9 @@ from typing import Any
 
 from aiohttp import web
 
-from app import identifiers
-from app.dataset_view import DatasetView
-from app.errors import (
+from app.api.edge import channel_of, json_response
+from app.domain import identifiers
+from app.domain.errors import (
     BodyTooLarge,
     InvalidInsertData,
     MalformedRequest,
@@ -45,13 +46,13 @@ from app.errors import (
     TransientError,
     error_for,
 )
-from app.fill_decoder import Limits, convert, spool_insert_data
-from app.http_edge import channel_of, json_response
-from app.managed_datasets import Column, Fill, FillRecord, ManagedDataset, parse_columns
+from app.domain.managed_datasets import Column, Fill, FillRecord, ManagedDataset, parse_columns
+from app.engine.fill_decoder import Limits, convert, spool_insert_data
+from app.engine.storage import ObjectStore
 from app.metrics import Metrics
-from app.publisher import KafkaPublisher
 from app.settings import Settings
-from app.storage import ObjectStore
+from app.stream.dataset_view import DatasetView
+from app.stream.publisher import KafkaPublisher
 
 
 @dataclass

@@ -15,7 +15,7 @@ matters, the offset commit:
   by the next owner of the partition (replays are idempotent).
 * Every send's future is watched (``producer.send`` is wrapped too), so a failure that aiokafka
   reports only on the future is seen. A lost *work item* alone would also be repaired by the
-  dispatch deadline (:func:`app.state_machine.on_tick`); the guard is what protects the table
+  dispatch deadline (:func:`app.domain.state_machine.on_tick`); the guard is what protects the table
   write and the dead letters.
 
 Wrapping two methods of Faust's producer instance is the narrowest hook Faust offers here: its
@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from app.errors import ExhaustError
+from app.domain.errors import ExhaustError
 
 log = logging.getLogger("exhaust.effects")
 

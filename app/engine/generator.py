@@ -29,12 +29,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from app.datasets import Cancelled, Catalog, GeneratedFile, GenerationContext
-from app.dedup import canonical_json
-from app.errors import ExhaustError
+from app.catalog.types import Cancelled, Catalog, GeneratedFile, GenerationContext
+from app.domain.dedup import canonical_json
+from app.domain.errors import ExhaustError
+from app.domain.model import JobError, JobEvent, OutputFile, WorkItem, output_record
+from app.engine.storage import ObjectStore
 from app.metrics import Metrics
-from app.model import JobError, JobEvent, OutputFile, WorkItem, output_record
-from app.storage import ObjectStore
 
 log = logging.getLogger("exhaust.generator")
 

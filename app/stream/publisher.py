@@ -1,7 +1,8 @@
 """Producing outside the writer: generators' reports, API submissions, dead letters of work items.
 
 The writer (Faust agents) produces through Faust's producer under the commit guard of
-:mod:`app.effects`. Everything else in a worker (generators, the HTTP API) produces through one
+:mod:`app.stream.effects`. Everything else in a worker (generators, the HTTP API) produces through
+one
 plain idempotent aiokafka producer and awaits each delivery: its callers need the answer (a
 generator must not commit a work item before its COMPLETED is durable; an HTTP 202 must mean
 the request is in Kafka).
@@ -14,12 +15,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from app.avro import registry
-from app.errors import ExhaustError, TransientError
-from app.managed_datasets import Fill
+from app.domain.errors import ExhaustError, TransientError
+from app.domain.managed_datasets import Fill
+from app.domain.model import DatasetRequest, JobEvent
 from app.metrics import Metrics
-from app.model import DatasetRequest, JobEvent
 from app.settings import Settings
+from app.stream.avro import registry
 
 log = logging.getLogger("exhaust.publisher")
 

@@ -2,7 +2,8 @@
 
 A type declares its config parameters (name, type, bounds, default); :meth:`DatasetType.validate`
 checks a request's config against them and returns the normalised config, or raises
-:class:`~app.errors.InvalidConfig` naming the parameter. ``generate`` runs in a worker thread,
+:class:`~app.domain.errors.InvalidConfig` naming the parameter. ``generate`` runs in a worker
+thread,
 writes files into a spool directory and reports progress through ``ctx.progress``.
 
 Built in for now: ``demo-export``, a small deterministic table (CSV) plus a JSON summary derived
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import InvalidConfig, UnknownDataset
+from app.domain.errors import InvalidConfig, UnknownDataset
 
 
 class Cancelled(Exception):

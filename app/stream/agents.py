@@ -4,21 +4,21 @@ Delivery contract (see docs/architecture.md):
 
 * **requests** (key = tag) and **job-events** (key = tag) are co-partitioned; their agents are the
   single writer of the ``jobs`` table for the partition. Each event is decoded, handed to
-  :mod:`app.state_machine`, and its outcome applied: the table write goes to the compacted
+  :mod:`app.domain.state_machine`, and its outcome applied: the table write goes to the compacted
   changelog ``exhaust.jobs`` (Avro ``JobStatus``, key = request_id), work items and dead letters
   are handed to the producer, and the agent moves on without awaiting each delivery. A source
   offset is still committed only after its effects are durable: Faust flushes the producer
-  before every commit, and :mod:`app.effects` makes that flush wait for the table writes and
+  before every commit, and :mod:`app.stream.effects` makes that flush wait for the table writes and
   refuse (stop the worker) if any delivery failed. A crash replays the events after the last
   commit; replays are idempotent (the same job id, attempt and object keys).
-* **work** (key = request_id) is *not* consumed here but by :mod:`app.work_consumer`, a plain
+* **work** (key = request_id) is *not* consumed here but by :mod:`app.stream.work_consumer`, a plain
   aiokafka consumer with in-order commits: long generations inside Faust stall its rebalances,
   and after a rebalance Faust was seen never delivering the work items of partitions inherited
   from a killed worker (docs/architecture.md, "Decisions").
 * Undecodable input goes to ``exhaust.dlq`` with the error and its source coordinates in headers.
 * Deadlines and expiry: a timer sends a TICK event into every job-events partition this worker
   owns, so those writes, too, happen inside an event of the owning partition. Before it does, it
-  refreshes the snapshot of the generators' queue (:mod:`app.work_queue`) that tells a queued
+  refreshes the snapshot of the generators' queue (:mod:`app.stream.work_queue`) that tells a queued
   work item from a lost one.
 """
 
@@ -36,20 +36,20 @@ from typing import Any
 import faust
 from faust.serializers import codecs
 
-from app.avro import SchemaRegistry, registry
-from app.datasets import Catalog
-from app.effects import EffectLedger, guard_producer
-from app.errors import ExhaustError, PoisonMessage, RequestConflict
+from app.catalog.types import Catalog
+from app.domain.errors import ExhaustError, PoisonMessage, RequestConflict
+from app.domain.leases import LeaseIndex
+from app.domain.model import DatasetRequest, Job, JobEvent
+from app.domain.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
 from app.health import Health
-from app.leases import LeaseIndex
 from app.metrics import Metrics
-from app.model import DatasetRequest, Job, JobEvent
-from app.publisher import dead_letter_headers, log_dead_letter
-from app.read_model import Materialized
 from app.settings import Settings
-from app.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
-from app.watchdog import ConsumerStalled, StallDetector
-from app.work_queue import (
+from app.stream.avro import SchemaRegistry, registry
+from app.stream.effects import EffectLedger, guard_producer
+from app.stream.publisher import dead_letter_headers, log_dead_letter
+from app.stream.read_model import Materialized
+from app.stream.watchdog import ConsumerStalled, StallDetector
+from app.stream.work_queue import (
     Dispatches,
     QueueSnapshot,
     WorkQueueProbe,
@@ -165,7 +165,7 @@ class Pipeline:
     # --- shared -------------------------------------------------------------------------------
 
     def guard(self) -> None:
-        """Install the commit guard on Faust's producer once (see :mod:`app.effects`).
+        """Install the commit guard on Faust's producer once (see :mod:`app.stream.effects`).
 
         Each agent calls it before its first event, so no event is processed unguarded.
         """
@@ -404,7 +404,8 @@ class Pipeline:
             self.app.consumer.pause_partitions(mine)
 
     async def _watch(self) -> None:
-        """The watchdog's Faust edge (see :mod:`app.watchdog`): the writer's own partitions."""
+        """The watchdog's Faust edge (see :mod:`app.stream.watchdog`): the writer's own
+        partitions."""
         topics = [self.requests_topic, self.job_events.get_topic_name()]
         mine = [tp for tp in self.app.consumer.assignment() if tp.topic in topics]
         try:

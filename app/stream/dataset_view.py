@@ -25,12 +25,12 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
-from app.avro import registry
-from app.errors import PoisonMessage
-from app.managed_datasets import FillRecord, ManagedDataset, dataset_key
+from app.domain.errors import PoisonMessage
+from app.domain.managed_datasets import FillRecord, ManagedDataset, dataset_key
 from app.settings import Settings
-from app.topics import assign_all
-from app.work_queue import WorkQueueProbe
+from app.stream.avro import registry
+from app.stream.topics import assign_all
+from app.stream.work_queue import WorkQueueProbe
 
 log = logging.getLogger("exhaust.datasets")
 

@@ -27,10 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from app import dedup, identifiers
-from app.datasets import Catalog
-from app.errors import ExhaustError, RequestConflict, RequestRejected
-from app.model import DatasetRequest, Job, JobError, JobEvent, WorkItem
+from app.catalog.types import Catalog
+from app.domain import dedup, identifiers
+from app.domain.errors import ExhaustError, RequestConflict, RequestRejected
+from app.domain.model import DatasetRequest, Job, JobError, JobEvent, WorkItem
 
 Counter = Literal[
     "job_created",
@@ -295,7 +295,8 @@ def on_tick(job: Job, *, now: int, policy: Policy, work_waiting: bool = False) -
     """Periodic check of one job by its writer: lost work items, dead attempts, old outputs.
 
     ``work_waiting`` is what the writer knows of the job's work item: True when it may still be
-    queued in the work topic behind busy generators (see :mod:`app.work_queue`). A SUBMITTED job
+    queued in the work topic behind busy generators (see :mod:`app.stream.work_queue`). A SUBMITTED
+    job
     past its dispatch deadline is then left alone (``dispatch_deferred``, nothing written);
     otherwise its work item is sent again for the *same* attempt (``redispatched``): generators
     and object keys are idempotent per attempt, and their reports are fenced by it.

@@ -2,9 +2,10 @@
 
 ``exhaust.fills`` (key ``{channel}/{code}``) and the compacted ``exhaust.datasets`` (same key)
 are co-partitioned: the agent that owns a fills partition owns the entries of its datasets,
-applies their fills in the order they were written (:func:`app.managed_datasets.apply_fill`),
+applies their fills in the order they were written (:func:`app.domain.managed_datasets.apply_fill`),
 and writes each outcome as one table write, whose changelog is ``exhaust.datasets``. The commit
-guard of :mod:`app.effects` holds the fill's offset until that write is delivered, so a worker
+guard of :mod:`app.stream.effects` holds the fill's offset until that write is delivered, so a
+worker
 killed mid-fill leaves the whole fill (entry written) or none of it (event replayed; a
 replayed event at or before the entry's ``fills_offset`` changes nothing).
 
@@ -23,13 +24,13 @@ from typing import Any
 import faust
 from faust.serializers import codecs
 
-from app.avro import SchemaRegistry, registry
-from app.errors import ExhaustError
-from app.managed_datasets import Fill, ManagedDataset, Policy, apply_fill, due_for_deletion
+from app.domain.errors import ExhaustError
+from app.domain.managed_datasets import Fill, ManagedDataset, Policy, apply_fill, due_for_deletion
+from app.engine.storage import ObjectStore, S3ObjectStore
 from app.metrics import Metrics
 from app.settings import Settings
-from app.storage import ObjectStore, S3ObjectStore
-from app.work_queue import work_partition
+from app.stream.avro import SchemaRegistry, registry
+from app.stream.work_queue import work_partition
 
 log = logging.getLogger("exhaust.fills")
 
@@ -63,7 +64,7 @@ def policy_from(settings: Settings) -> Policy:
 class FillWriter:
     """Declares the fills topic, the datasets table, the agent and the sweep timer.
 
-    ``pipeline`` is the job writer (:class:`app.agents.Pipeline`): the two share Faust's
+    ``pipeline`` is the job writer (:class:`app.stream.agents.Pipeline`): the two share Faust's
     producer, and so its commit guard and dead-letter path.
     """
 

@@ -30,12 +30,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
-from app.avro import registry
-from app.errors import PoisonMessage
-from app.generator import Generator
+from app.domain.errors import PoisonMessage
+from app.domain.model import WorkItem
+from app.engine.generator import Generator
 from app.metrics import Metrics
-from app.model import WorkItem
 from app.settings import Settings
+from app.stream.avro import registry
 
 log = logging.getLogger("exhaust.work")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from app.model import Job
+from app.domain.model import Job
 
 WATCHED = ("SUBMITTED", "PROCESSING")
 

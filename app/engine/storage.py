@@ -5,8 +5,10 @@ multipart loop: at most one part in memory at a time (``settings.s3_multipart_ch
 and the upload is aborted on any failure so no orphaned parts are left behind.
 
 Failures of writes are classified once, here (:func:`storage_errors`): a 4xx answer (bad key,
-denied, bucket gone) is a :class:`~app.errors.StorageError` that no retry can fix; throttling,
-5xx and connection failures are :class:`~app.errors.TransientError`. Neither carries botocore's
+denied, bucket gone) is a :class:`~app.domain.errors.StorageError` that no retry can fix;
+throttling,
+5xx and connection failures are :class:`~app.domain.errors.TransientError`. Neither carries
+botocore's
 text: the user sees the operation, the HTTP status and the store's error code.
 """
 
@@ -26,7 +28,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.errors import NotFound, StorageError, TransientError
+from app.domain.errors import NotFound, StorageError, TransientError
 from app.settings import Settings
 
 

@@ -16,12 +16,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from mode import Service
 
-from app.avro import registry
-from app.errors import PoisonMessage
+from app.domain.errors import PoisonMessage
 from app.metrics import Metrics
-from app.read_model import Change, Materialized
 from app.settings import Settings
-from app.topics import assign_all
+from app.stream.avro import registry
+from app.stream.read_model import Change, Materialized
+from app.stream.topics import assign_all
 
 log = logging.getLogger("exhaust.feeder")
 

@@ -10,7 +10,7 @@ Routes (native API; the compatibility profiles come later):
 
 Every ``/v1`` call needs ``X-Channel-ID``; a job of another channel is answered as not found,
 so its existence does not leak. Errors are ``{"error": {"code", "message"}}`` with the codes of
-:mod:`app.errors`.
+:mod:`app.domain.errors`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from typing import Any
 
 from aiohttp import web
 
-from app import dedup, identifiers
-from app.datasets import Catalog
-from app.errors import (
+from app.api.edge import channel_of, json_response
+from app.api.fills import FillContext, add_routes
+from app.catalog.types import Catalog
+from app.domain import dedup, identifiers
+from app.domain.errors import (
     ExhaustError,
     InvalidConfig,
     MalformedRequest,
@@ -33,14 +35,12 @@ from app.errors import (
     RequestConflict,
     TransientError,
 )
+from app.domain.model import JOB_STATES, DatasetRequest, Job
+from app.engine.storage import ObjectStore
 from app.health import Health
-from app.http_edge import channel_of, json_response
-from app.http_fill import FillContext, add_routes
 from app.metrics import CONTENT_TYPE, Metrics
-from app.model import JOB_STATES, DatasetRequest, Job
-from app.read_model import ReadModel
 from app.settings import Settings
-from app.storage import ObjectStore
+from app.stream.read_model import ReadModel
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_LIMIT = 500
@@ -148,7 +148,7 @@ def parse_submission(body: Any, channel: str, user: str | None) -> DatasetReques
     """A JSON submission as a :class:`DatasetRequest`; JSON objects become JSON text fields.
 
     Shape errors (wrong JSON types) are :class:`MalformedRequest`; identifiers outside the one
-    pattern are :class:`~app.errors.InvalidIdentifier`.
+    pattern are :class:`~app.domain.errors.InvalidIdentifier`.
     """
     if not isinstance(body, dict):
         raise MalformedRequest("body must be a JSON object")

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from app.errors import (
+from app.domain.errors import (
     ColumnsMismatch,
     ExhaustError,
     InvalidColumns,
@@ -66,7 +66,7 @@ SUBTYPES: dict[ColumnType, tuple[str, ...]] = {
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 DECIMAL = re.compile(r"decimal\(\s*(\d{1,2})\s*,\s*(\d{1,2})\s*\)")
-KEY_SEPARATOR = "/"  # never inside an identifier (app.identifiers), so keys cannot collide
+KEY_SEPARATOR = "/"  # never inside an identifier (app.domain.identifiers), so keys cannot collide
 
 
 def dataset_key(channel: str, code: str) -> str:

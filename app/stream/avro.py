@@ -7,7 +7,7 @@ little-endian CRC-64-AVRO fingerprint + the Avro binary body, so any producer th
 The registry knows the current schemas (``schemas/*.avsc``, used as reader schemas) and older
 compatible versions (``schemas/history/*.avsc``, writer schemas only). A value written with any
 known version is resolved to the current one; an unknown fingerprint, a wrong record type, or a
-truncated or over-long body raises :class:`~app.errors.PoisonMessage` (dead-letter material).
+truncated or over-long body raises :class:`~app.domain.errors.PoisonMessage` (dead-letter material).
 
 Schemas are parsed once, when the registry is built. Timestamps are plain epoch milliseconds
 inside the service: the ``timestamp-millis`` logical type is dropped before parsing, which does
@@ -27,11 +27,11 @@ import fastavro
 from fastavro.schema import fingerprint as avro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
-from app.errors import PoisonMessage, UnknownSchema
+from app.domain.errors import PoisonMessage, UnknownSchema
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def fingerprint(schema: dict[str, Any]) -> bytes:

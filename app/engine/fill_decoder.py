@@ -14,7 +14,7 @@ Runs in a worker thread of the API role (blocking I/O, zlib and DuckDB release t
 Conversions are strict where DuckDB's casts are lenient (``'1.5'`` is not an integer, nor is
 ``'0x10'``; ``'NaN'`` is not a number). Formats and JSON paths reach DuckDB as bound
 parameters; the only request text in the SQL is column names, which match
-``[A-Za-z_][A-Za-z0-9_]*`` (:func:`app.managed_datasets.parse_columns`) and are quoted.
+``[A-Za-z_][A-Za-z0-9_]*`` (:func:`app.domain.managed_datasets.parse_columns`) and are quoted.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from typing import Any
 
 import duckdb
 
-from app.errors import (
+from app.domain.errors import (
     DecompressedTooLarge,
     InvalidInsertData,
     InvalidRow,
     TooManyRows,
     ValueTooLarge,
 )
-from app.managed_datasets import Column
+from app.domain.managed_datasets import Column
 
 STEP = 1024 * 1024  # bytes inflated per step (the bound on memory while inflating)
 # DuckDB's casts alone are lenient ('1.5' -> 2, '0x10', '1_000', 'NaN'): the text must match

@@ -9,7 +9,8 @@ committed offset for the writer, the last offset taken for the generators) and t
 
 :class:`StallDetector` is the rule, without I/O or clock: a partition is *stalled* when it has
 lag (end > progress) and its progress has not moved for ``stall_seconds``. The edges
-(:mod:`app.agents` for the Faust writer, :mod:`app.work_consumer` for the generators) feed it,
+(:mod:`app.stream.agents` for the Faust writer, :mod:`app.stream.work_consumer` for the generators)
+feed it,
 and on a stall: log it, count it (``exhaust_watchdog_*`` metrics), turn ``/readyz`` false, and
 recover without losing events: resume the partition and seek it to its progress marker (what
 follows is redelivered; processing is idempotent). A partition still stalled a full window
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from app.errors import ExhaustError
+from app.domain.errors import ExhaustError
 
 
 class ConsumerStalled(ExhaustError):

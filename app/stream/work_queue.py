@@ -29,7 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from app.settings import Settings
-from app.topics import assign_all
+from app.stream.topics import assign_all
 
 log = logging.getLogger("exhaust.work_queue")
 

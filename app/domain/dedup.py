@@ -15,9 +15,9 @@ import hashlib
 import json
 from typing import Any
 
-from app import identifiers
-from app.errors import InvalidConfig
-from app.model import DatasetRequest
+from app.domain import identifiers
+from app.domain.errors import InvalidConfig
+from app.domain.model import DatasetRequest
 
 
 def canonical_json(text: str | None, what: str) -> Any:
@@ -77,7 +77,7 @@ def derive_request_id(request: DatasetRequest, window_seconds: int) -> str:
 def request_id_for(request: DatasetRequest, window_seconds: int) -> tuple[str, bool]:
     """The job id of ``request`` and whether the client chose it.
 
-    Raises :class:`~app.errors.InvalidIdentifier` for a client id outside the one pattern.
+    Raises :class:`~app.domain.errors.InvalidIdentifier` for a client id outside the one pattern.
     """
     if request.request_id is not None:
         return identifiers.check("request_id", request.request_id), True

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from app import identifiers
-from app.errors import AccessDenied
+from app.domain import identifiers
+from app.domain.errors import AccessDenied
 
 
 def channel_of(request: web.Request) -> str:

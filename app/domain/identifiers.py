@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from app.errors import InvalidIdentifier
+from app.domain.errors import InvalidIdentifier
 
 MAX_LENGTH = 128
 PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")

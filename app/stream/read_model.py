@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.avro import registry
-from app.errors import InvalidConfig
-from app.model import Job
+from app.domain.errors import InvalidConfig
+from app.domain.model import Job
+from app.stream.avro import registry
 
 LAYOUT_VERSION = 3
 SCHEMA = """

@@ -1,0 +1,1 @@
+"""The HTTP API: the core job routes, dataset fill, and one module per compatibility profile."""

@@ -1,0 +1,1 @@
+"""The dataset catalog: the types a request may name, declared as data."""

@@ -1,0 +1,1 @@
+"""The engine: generating outputs and decoding fills, and the object storage they go through."""
