@@ -26,13 +26,14 @@ from app.domain.errors import ExhaustError, InvalidConfig, NotFound, TransientEr
 from app.settings import Settings
 
 
-def _json_object(text: str, what: str) -> dict[str, Any]:
+def _json(text: str, what: str, kind: type[Any], shape: str, failure: str = "is not JSON") -> Any:
+    """``text`` parsed as JSON of type ``kind``, or :class:`InvalidConfig` naming ``what``."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidConfig(f"{what} is not JSON: {exc.msg}") from exc
-    if not isinstance(value, dict):
-        raise InvalidConfig(f"{what} must be a JSON object")
+        raise InvalidConfig(f"{what} {failure}: {exc.msg}") from exc
+    if not isinstance(value, kind):
+        raise InvalidConfig(f"{what} must be {shape}")
     return value
 
 
@@ -55,7 +56,7 @@ async def submit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
         dataset=args.dataset,
         channel=args.channel,
         requested_by=args.requested_by,
-        config=json.dumps(_json_object(args.config, "--config"), sort_keys=True),
+        config=json.dumps(_json(args.config, "--config", dict, "a JSON object"), sort_keys=True),
         submitted_at=int(time.time() * 1000),
     )
     request_id, _ = request_id_for(request, settings.dedup_window_seconds)
@@ -129,7 +130,17 @@ def fill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         declared = (
             json.loads(Path(args.columns).read_text()) if Path(args.columns).is_file() else None
         )
-        columns = declared if declared is not None else _json_list(args.columns, "--columns")
+        columns = (
+            declared
+            if declared is not None
+            else _json(
+                args.columns,
+                "--columns",
+                list,
+                "a JSON array of columns",
+                "is neither a file nor JSON",
+            )
+        )
     client = ExhaustClient(_base_url(settings, args), args.channel, user=args.user_code)
     console = Console(stderr=True)
     with Progress(
@@ -151,16 +162,6 @@ def fill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(summary.seconds, 3),
         "rows-per-second": round(summary.rows / summary.seconds) if summary.seconds else None,
     }
-
-
-def _json_list(text: str, what: str) -> list[Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidConfig(f"{what} is neither a file nor JSON: {exc.msg}") from exc
-    if not isinstance(value, list):
-        raise InvalidConfig(f"{what} must be a JSON array of columns")
-    return value
 
 
 def _base_url(settings: Settings, args: argparse.Namespace) -> str:

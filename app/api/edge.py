@@ -1,4 +1,4 @@
-"""What every HTTP profile shares: the caller's channel and compact JSON answers."""
+"""What every HTTP profile shares: the caller's channel, body checks, compact JSON answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from app.domain import identifiers
-from app.domain.errors import AccessDenied
+from app.domain.errors import AccessDenied, MalformedRequest
 
 
 def channel_of(request: web.Request) -> str:
@@ -17,6 +17,16 @@ def channel_of(request: web.Request) -> str:
     if not channel:
         raise AccessDenied("X-Channel-ID header is required")
     return identifiers.check("X-Channel-ID", channel)
+
+
+def required_identifiers(body: Any, *names: str) -> None:
+    """``body`` is a JSON object whose ``names`` are strings in the one identifier pattern."""
+    if not isinstance(body, dict):
+        raise MalformedRequest("body must be a JSON object")
+    for name in names:
+        if not isinstance(body.get(name), str):
+            raise MalformedRequest(f"{name} is required (a string)")
+        identifiers.check(name, body[name])
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:

@@ -26,6 +26,7 @@ All of them need ``X-Channel-ID``; another channel's dataset is answered as not 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import tempfile
 import time
@@ -36,7 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.api.edge import channel_of, json_response
+from app.api.edge import channel_of, json_response, required_identifiers
 from app.domain import identifiers
 from app.domain.errors import (
     BodyTooLarge,
@@ -94,12 +95,7 @@ class FillBody:
 
 def parse_fill_body(body: Any, max_columns: int) -> FillBody:
     """The seed's body, checked field by field (the error names the field)."""
-    if not isinstance(body, dict):
-        raise MalformedRequest("body must be a JSON object")
-    for name in ("user-code", "dataset-code"):
-        if not isinstance(body.get(name), str):
-            raise MalformedRequest(f"{name} is required (a string)")
-        identifiers.check(name, body[name])
+    required_identifiers(body, "user-code", "dataset-code")
     insert_data = body.get("insert-data")
     if not isinstance(insert_data, str):
         raise InvalidInsertData(
@@ -184,9 +180,11 @@ def _body_message(size: int, limit: int) -> str:
     )
 
 
-def fill_context(request: web.Request) -> FillContext:
+def fill_context(request: web.Request, *, store: bool = True) -> FillContext:
+    """The fill routes' context once the catalog view has caught up (and, for writes, the
+    object store is open); before that a 503 the client retries."""
     context = request.app.get(FILL_CONTEXT)
-    if context is None or context.store is None or not context.view.caught_up.is_set():
+    if context is None or (store and context.store is None) or not context.view.caught_up.is_set():
         raise TransientError("worker is still starting")
     return context
 
@@ -209,7 +207,7 @@ async def dataset_fill(request: web.Request) -> web.Response:
                 del raw  # the body can be large: not held while the fill waits
                 if fill.bytes <= context.settings.fill_inline_max_bytes:
                     data = await asyncio.to_thread(segment.read_bytes)
-                    fill = Fill(**{**_fields(fill), "data": data})
+                    fill = dataclasses.replace(fill, data=data)
                 else:
                     assert context.store is not None
                     await context.store.upload_file(fill.segment_key, segment)
@@ -247,10 +245,6 @@ async def dataset_fill(request: web.Request) -> web.Response:
             "total-rows": entry.rows if entry is not None else None,
         }
     )
-
-
-def _fields(fill: Fill) -> dict[str, Any]:
-    return {name: getattr(fill, name) for name in Fill.__slots__}
 
 
 def column_view(column: Column) -> dict[str, Any]:
@@ -311,10 +305,7 @@ def dataset_view(entry: ManagedDataset, detail: bool = False) -> dict[str, Any]:
 
 
 def _view_of(request: web.Request) -> DatasetView:
-    context = request.app.get(FILL_CONTEXT)
-    if context is None or not context.view.caught_up.is_set():
-        raise TransientError("worker is still starting")
-    return context.view
+    return fill_context(request, store=False).view
 
 
 async def list_datasets(request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.api.edge import channel_of, json_response
+from app.api.edge import channel_of, json_response, required_identifiers
 from app.api.fills import FillContext, add_routes
 from app.catalog.types import Catalog
 from app.domain import dedup, identifiers
@@ -150,12 +150,7 @@ def parse_submission(body: Any, channel: str, user: str | None) -> DatasetReques
     Shape errors (wrong JSON types) are :class:`MalformedRequest`; identifiers outside the one
     pattern are :class:`~app.domain.errors.InvalidIdentifier`.
     """
-    if not isinstance(body, dict):
-        raise MalformedRequest("body must be a JSON object")
-    for name in ("tag", "dataset"):
-        if not isinstance(body.get(name), str):
-            raise MalformedRequest(f"{name} is required (a string)")
-        identifiers.check(name, body[name])
+    required_identifiers(body, "tag", "dataset")
     request_id = body.get("request_id")
     if request_id is not None:
         identifiers.check("request_id", request_id)

@@ -29,7 +29,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from functools import partial
 from typing import Any
 
@@ -63,18 +63,21 @@ JOB_CODEC = "exhaust-jobstatus"
 TICK_KEY = b"__tick__"
 
 
-class JobStatusCodec(codecs.Codec):
-    """Faust codec: the table's values are :class:`Job`, on the wire Avro ``JobStatus``."""
+class AvroRecordCodec(codecs.Codec):
+    """Faust codec for a table of records: on the wire the Avro schema ``schema``, in memory
+    what ``from_record`` builds (``Job`` for ``JobStatus``, ``ManagedDataset`` for itself)."""
 
-    def __init__(self, schemas: SchemaRegistry) -> None:
+    def __init__(
+        self, schemas: SchemaRegistry, schema: str, from_record: Callable[[dict[str, Any]], Any]
+    ) -> None:
         super().__init__()
-        self.schemas = schemas
+        self.schemas, self.schema, self.from_record = schemas, schema, from_record
 
     def _dumps(self, obj: Any) -> bytes:
-        return self.schemas.encode("JobStatus", obj.to_record())
+        return self.schemas.encode(self.schema, obj.to_record())
 
-    def _loads(self, data: bytes) -> Job:
-        return Job.from_record(self.schemas.decode("JobStatus", data))
+    def _loads(self, data: bytes) -> Any:
+        return self.from_record(self.schemas.decode(self.schema, data))
 
 
 def now_ms() -> int:
@@ -129,7 +132,7 @@ class Pipeline:
         self.health = health
         self.stalls = StallDetector(settings.watchdog_stall_seconds)
         self._guarded = False
-        codecs.register(JOB_CODEC, JobStatusCodec(self.schemas))
+        codecs.register(JOB_CODEC, AvroRecordCodec(self.schemas, "JobStatus", Job.from_record))
 
         n = settings.topic_partitions
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "partitions": n}

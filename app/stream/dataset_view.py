@@ -165,11 +165,13 @@ class DatasetView(Service):
             targets = await consumer.end_offsets(catalog)
             while not self.should_stop:
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                catalog_changed = False
                 for tp, messages in batch.items():
                     for m in messages:
                         key = m.key.decode() if m.key else ""
                         if tp.topic == datasets:
                             self.apply_entry(key, m.value, m.offset)
+                            catalog_changed = True
                         elif m.value is not None:
                             self.apply_fill_event(key, m.value, m.offset)
                 if not self.caught_up.is_set():
@@ -177,7 +179,8 @@ class DatasetView(Service):
                     if all(p >= targets[tp] for p, tp in zip(positions, catalog, strict=True)):
                         self.caught_up.set()
                         log.info("dataset catalog caught up: %d datasets", len(self.entries))
-                self._prune()
+                if catalog_changed:  # only a new entry can move past a pending fill
+                    self._prune()
                 async with self._progress:
                     self._progress.notify_all()
         finally:

@@ -29,27 +29,14 @@ from app.domain.managed_datasets import Fill, ManagedDataset, Policy, apply_fill
 from app.engine.storage import ObjectStore, S3ObjectStore
 from app.metrics import Metrics
 from app.settings import Settings
-from app.stream.avro import SchemaRegistry, registry
+from app.stream.agents import AvroRecordCodec
+from app.stream.avro import registry
 from app.stream.work_queue import work_partition
 
 log = logging.getLogger("exhaust.fills")
 
 DATASET_CODEC = "exhaust-manageddataset"
 SWEEP_KEY = b"__sweep__"
-
-
-class ManagedDatasetCodec(codecs.Codec):
-    """Faust codec: the table's values are :class:`ManagedDataset`, on the wire Avro."""
-
-    def __init__(self, schemas: SchemaRegistry) -> None:
-        super().__init__()
-        self.schemas = schemas
-
-    def _dumps(self, obj: Any) -> bytes:
-        return self.schemas.encode("ManagedDataset", obj.to_record())
-
-    def _loads(self, data: bytes) -> ManagedDataset:
-        return ManagedDataset.from_record(self.schemas.decode("ManagedDataset", data))
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -76,7 +63,10 @@ class FillWriter:
         self.policy = policy_from(settings)
         self.schemas = registry()
         self._store: S3ObjectStore | None = None
-        codecs.register(DATASET_CODEC, ManagedDatasetCodec(self.schemas))
+        codecs.register(
+            DATASET_CODEC,
+            AvroRecordCodec(self.schemas, "ManagedDataset", ManagedDataset.from_record),
+        )
 
         n = settings.topic_partitions
         self.fills = app.topic(
@@ -159,11 +149,8 @@ class FillWriter:
                 log.warning("storing the segment of fill %s: %s", fill.fill_id, exc.message)
             except Exception as exc:  # connection errors while object storage restarts
                 log.warning("storing the segment of fill %s: %r", fill.fill_id, exc)
-            await self._sleep(delay)
+            await self.app.sleep(delay)
             delay = min(delay * 2, 10.0)
-
-    async def _sleep(self, seconds: float) -> None:
-        await self.app.sleep(seconds)
 
     async def _sweep(self, partition: int) -> None:
         """Delete segments past their grace, for the datasets of ``partition``."""
@@ -200,4 +187,4 @@ class FillWriter:
                 await self.fills.send(key=SWEEP_KEY, value=value, partition=tp.partition)
 
 
-__all__ = ["DATASET_CODEC", "FillWriter", "ManagedDatasetCodec"]
+__all__ = ["DATASET_CODEC", "FillWriter"]
