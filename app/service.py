@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
 
 import faust
@@ -36,10 +37,12 @@ from app.api.jobs import ApiContext, create_web_app
 from app.catalog.types import Catalog, default_catalog
 from app.domain.errors import ExhaustError, TransientError
 from app.domain.model import Job, JobEvent
+from app.engine.export import Limits
 from app.engine.generator import Generator
 from app.engine.storage import S3ObjectStore
 from app.health import Health
 from app.metrics import Metrics
+from app.sealing import sealer_for
 from app.settings import Settings
 from app.stream.agents import Pipeline, now_ms, worker_id
 from app.stream.dataset_view import DatasetView
@@ -131,11 +134,13 @@ class Runtime(Service):
             read_model=read_model if isinstance(read_model, ReadModel) else None,
             submit=self.publisher.request,
             cancel=self.cancel,
+            sealer=sealer_for(settings),
         )
-        self.datasets = DatasetView(settings) if parts.api else None
+        # Generators read managed datasets' segments; the API serves their catalog and fills.
+        self.datasets = DatasetView(settings) if parts.api or parts.generator else None
         self.fills = (
             FillContext(settings, metrics, self.datasets, self.publisher)
-            if self.datasets is not None
+            if self.datasets is not None and parts.api
             else None
         )
         self._runner: web.AppRunner | None = None
@@ -165,6 +170,13 @@ class Runtime(Service):
                 heartbeat_seconds=self.settings.heartbeat_seconds,
                 timeout_seconds=self.settings.generation_timeout_seconds,
                 metrics=self.metrics,
+                datasets=self.datasets,
+                limits=Limits(
+                    self.settings.export_memory_limit,
+                    self.settings.export_threads,
+                    self.settings.export_max_files,
+                ),
+                sealer=sealer_for(self.settings),
             )
             self.work = WorkConsumer(
                 self.settings, generator, self.publisher.dead_letter, self.metrics
@@ -234,7 +246,7 @@ def create_app(
         broker_heartbeat_interval=settings.consumer_session_timeout_seconds / 10,
         datadir=str(settings.state_dir / "faust"),
     )
-    catalog = catalog or default_catalog()
+    catalog = catalog or default_catalog(_catalog_dirs(settings))
     parts = Parts.of(role)
     read_model: Materialized = (
         ReadModel(settings.state_dir / "read-model.sqlite3", settings.topic("jobs"))
@@ -271,7 +283,9 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
             if parts.api
             else None
         )
-        runtime = Runtime(settings, health, parts, Metrics(), read_model, default_catalog())
+        runtime = Runtime(
+            settings, health, parts, Metrics(), read_model, default_catalog(_catalog_dirs(settings))
+        )
         worker = mode.Worker(runtime, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     # Start-up objects (Faust, botocore, schemas) are permanent: keep them out of every
     # collection, and collect the young generation less often. Full collections over them
@@ -284,3 +298,7 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
 
 
 __all__ = ["ROLES", "Parts", "Role", "Runtime", "bootstrap", "create_app", "run_worker"]
+
+
+def _catalog_dirs(settings: Settings) -> list[Path]:
+    return [settings.catalog_dir] if settings.catalog_dir is not None else []

@@ -167,6 +167,35 @@ class Settings(BaseSettings):
         "concurrent fills use the cores).",
     )
 
+    # --- Generation engine ------------------------------------------------------------------
+    export_memory_limit: str = Field(
+        "256MB",
+        description="DuckDB memory_limit of each export; sorts, groups and splits spill to the "
+        "spool directory beyond it. A generator's peak memory is this times "
+        "generator_concurrency, plus its upload parts.",
+    )
+    export_threads: int = Field(2, ge=1, le=64, description="DuckDB threads of each export.")
+    export_max_files: int = Field(
+        10_000, ge=1, description="Most files one job may write (splits beyond it fail the job)."
+    )
+    upload_concurrency: int = Field(
+        4, ge=1, le=64, description="Parts of one multipart upload in flight at once."
+    )
+    catalog_dir: Path | None = Field(
+        None,
+        description="A directory of extra dataset types (*.yaml), added to the built-in ones.",
+    )
+    public_base_url: str | None = Field(
+        None,
+        description="Base URL of public links: outputs of a type marked public are linked as "
+        "{public_base_url}/{key} instead of presigned (e.g. a CDN or a public-read bucket).",
+    )
+    secrets_key: SecretStr | None = Field(
+        None,
+        description="Fernet key that seals encryption keys between the API and the generator "
+        "(all workers need the same one); unset: read or created at {state_dir}/secrets.key.",
+    )
+
     # --- Worker ---------------------------------------------------------------------------
     state_dir: Path = Field(
         Path(".state"), description="Local state of a worker (job table store, read model)."

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from app.domain.errors import NotFound
+from app.engine.storage import Uploaded
 
 
 class MemoryStore:
@@ -21,9 +23,14 @@ class MemoryStore:
         self.objects[key] = data
         self.writes.append(key)
 
-    async def upload_file(self, key: str, path: Path, content_type: str = "") -> int:
+    async def upload_file(self, key: str, path: Path, content_type: str = "") -> Uploaded:
         data = path.read_bytes()
         await self.put_bytes(key, data, content_type)
+        return Uploaded(len(data), hashlib.sha256(data).hexdigest())
+
+    async def download_file(self, key: str, path: Path) -> int:
+        data = await self.get_bytes(key)
+        path.write_bytes(data)
         return len(data)
 
     async def get_bytes(self, key: str) -> bytes:

@@ -15,11 +15,13 @@ so its existence does not leak. Errors are ``{"error": {"code", "message"}}`` wi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -39,12 +41,13 @@ from app.domain.model import JOB_STATES, DatasetRequest, Job
 from app.engine.storage import ObjectStore
 from app.health import Health
 from app.metrics import CONTENT_TYPE, Metrics
+from app.sealing import Sealer
 from app.settings import Settings
 from app.stream.read_model import ReadModel
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_LIMIT = 500
-HIDDEN = ("fingerprint", "partition", "lease_expires_at", "client_id")
+HIDDEN = ("fingerprint", "partition", "lease_expires_at", "client_id", "sealed_key")
 
 
 @dataclass
@@ -57,6 +60,7 @@ class ApiContext:
     store: ObjectStore | None = None
     submit: Callable[[DatasetRequest], Awaitable[None]] | None = None
     cancel: Callable[[Job], Awaitable[None]] | None = None
+    sealer: Sealer | None = None
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -81,15 +85,35 @@ def ready_parts(context: ApiContext) -> tuple[ReadModel, ObjectStore]:
     return context.read_model, context.store
 
 
-def job_view(record: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
-    """The public JSON of a job (a ``JobStatus`` record); SUCCESS jobs get download links."""
+def job_view(
+    record: dict[str, Any], store: ObjectStore, settings: Settings, catalog: Catalog | None = None
+) -> dict[str, Any]:
+    """The public JSON of a job (a ``JobStatus`` record); SUCCESS jobs get download links:
+    presigned at read time, or plain links when the type is public (see :func:`public_link`)."""
     view = {k: v for k, v in record.items() if k not in HIDDEN}
     view["download_urls"] = []
     if record["status"] == "SUCCESS" and record["outputs"]:
-        links = [store.link(o["key"], settings.link_expiry_seconds) for o in record["outputs"]]
-        view["download_urls"] = [url for url, _ in links]
-        view["links_expire_at"] = min(expires for _, expires in links)
+        keys = [o["key"] for o in record["outputs"]]
+        if is_public(record["dataset"], settings, catalog):
+            view["download_urls"] = [public_link(key, settings) for key in keys]
+            view["links_expire_at"] = None
+        else:
+            links = [store.link(key, settings.link_expiry_seconds) for key in keys]
+            view["download_urls"] = [url for url, _ in links]
+            view["links_expire_at"] = min(expires for _, expires in links)
     return view
+
+
+def is_public(dataset: str, settings: Settings, catalog: Catalog | None) -> bool:
+    """Outputs of a type marked ``public`` get plain links, when a public base URL is set."""
+    found = catalog.types.get(dataset) if catalog is not None else None
+    return bool(settings.public_base_url and found is not None and found.public)
+
+
+def public_link(key: str, settings: Settings) -> str:
+    """A plain link under ``settings.public_base_url`` (which serves the bucket read-only)."""
+    assert settings.public_base_url is not None
+    return f"{settings.public_base_url.rstrip('/')}/{quote(key, safe='/~')}"
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -120,7 +144,7 @@ async def get_job(request: web.Request) -> web.Response:
     record = channel_record(request)
     context = ctx(request)
     _, store = ready_parts(context)
-    return json_response(job_view(record, store, context.settings))
+    return json_response(job_view(record, store, context.settings, context.catalog))
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -140,7 +164,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     page = read_model.list_records(
         channel, tag=query.get("tag"), status=status, limit=limit, cursor=query.get("cursor")
     )
-    jobs = [job_view(r, store, context.settings) for r in page.records]
+    jobs = [job_view(r, store, context.settings, context.catalog) for r in page.records]
     return json_response({"count": len(jobs), "jobs": jobs, "next_cursor": page.next_cursor})
 
 
@@ -214,8 +238,19 @@ async def submit(request: web.Request) -> web.Response:
         raise MalformedRequest("body is not valid JSON") from exc
     dataset_request = parse_submission(body, channel, request.headers.get("X-Authenticated-Userid"))
     # Refuse early what the writer would refuse anyway: unknown dataset, bad config, conflicts.
-    dataset_type = context.catalog.get(dataset_request.dataset, channel)
-    dataset_type.validate(json.loads(dataset_request.config), dataset_request.columns)
+    context.catalog.check(
+        dataset_request.dataset,
+        channel,
+        dataset_request.labels,
+        json.loads(dataset_request.config),
+        dataset_request.columns,
+        dataset_request.filters,
+        dataset_request.output,
+        dataset_request.encryption_key is not None,
+    )
+    if dataset_request.encryption_key is not None and context.sealer is not None:
+        sealed = context.sealer.seal(dataset_request.encryption_key)
+        dataset_request = dataclasses.replace(dataset_request, encryption_key=sealed)
     request_id, client_id = dedup.request_id_for(
         dataset_request, context.settings.dedup_window_seconds
     )

@@ -1,14 +1,17 @@
-"""The catalog of dataset types: declared, validated before a job starts, generated off the loop.
+"""The catalog of dataset types: who may request each, how a request is checked before its job
+starts, and how it generates (in a worker thread, off the event loop).
 
-A type declares its config parameters (name, type, bounds, default); :meth:`DatasetType.validate`
-checks a request's config against them and returns the normalised config, or raises
-:class:`~app.domain.errors.InvalidConfig` naming the parameter. ``generate`` runs in a worker
-thread,
-writes files into a spool directory and reports progress through ``ctx.progress``.
+Two families share :class:`DatasetType`:
 
-Built in for now: ``demo-export``, a small deterministic table (CSV) plus a JSON summary derived
-from its config, so the whole path runs end to end. The generation issue replaces it with the
-DuckDB-backed catalog.
+* **declared types** (:mod:`app.catalog.declared`): YAML files, one per type, run by the DuckDB
+  engine; ``table-export``, ``summary-report`` and the profiles' types are declared this way,
+  and an operator adds more from ``settings.catalog_dir`` without writing Python;
+* **built-in types** (here): ``demo-export`` (a deterministic CSV at a steady, known CPU cost, so
+  the core's tests and benchmarks have a workload that needs no data) and ``noop`` (no files).
+  Their config parameters are declared as :class:`Param`.
+
+Access is per type: channels and roles (the request's ``labels.role``); a type a caller may not
+request is reported as unknown.
 """
 
 from __future__ import annotations
@@ -20,24 +23,35 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from app.domain.errors import InvalidConfig, UnknownDataset
-
-
-class Cancelled(Exception):
-    """Raised inside a generator when its attempt should stop (shutdown or cancel)."""
+from app.domain.errors import (
+    Cancelled,
+    ConfigurationError,
+    EncryptionKeyRequired,
+    InvalidConfig,
+    InvalidFilter,
+    UnknownDataset,
+)
+from app.engine.export import Limits, LocalSource
+from app.engine.query import parse_filters
 
 
 @dataclass
 class GenerationContext:
-    """What a generator gets: its validated config and a place to write files."""
+    """What a generator gets: its validated request, its sources and a place to write files."""
 
     config: dict[str, Any]
     columns: list[str] | None
     spool: Path
     report: Callable[[float], None]
     should_stop: Callable[[], bool] = lambda: False
+    filters: Any = None
+    output: dict[str, Any] | None = None
+    encryption_key: str | None = None
+    sources: list[LocalSource] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    manifest: dict[str, Any] = field(default_factory=dict)  # extra manifest fields of the type
 
     def progress(self, fraction: float) -> None:
         if self.should_stop():
@@ -53,6 +67,18 @@ class GeneratedFile:
     columns: int | None
     content_type: str
     period: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where one source of a declared type comes from, once its config is known."""
+
+    view: str  # the name the type's query reads it by
+    name: str  # a managed dataset code of the job's channel, or an input key
+    input: bool  # True: ``name`` is one of the job's input keys; False: a dataset code
+    optional_input: bool = False  # named by the config: a dataset code or an input key
+    format: str | None = None  # how an input is read (None: from its extension)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +93,46 @@ class Param:
 
 @dataclass(frozen=True)
 class DatasetType:
+    """A dataset type: what it is called, who may request it, how its config is checked and how
+    it generates. Built-in types (below) are Python; declared types (:mod:`app.catalog.declared`)
+    come from YAML files."""
+
     name: str
     description: str
     params: Mapping[str, Param]
     generate: Callable[[GenerationContext], list[GeneratedFile]]
     default_columns: tuple[str, ...] = ()
     channels: frozenset[str] | None = None  # None = every channel may request it
+    roles: frozenset[str] | None = None  # None = every role (the request's labels.role)
+    encryption: Literal["optional", "required"] = "optional"
+    public: bool = False  # outputs get plain links under settings.public_base_url
+
+    def admits(self, channel: str | None, role: str | None) -> bool:
+        if channel is not None and self.channels is not None and channel not in self.channels:
+            return False
+        return not (self.roles is not None and role not in self.roles)
+
+    def sources(self, config: dict[str, Any], inputs: list[str]) -> list[SourceRef]:
+        """The sources to download before :attr:`generate` runs (none for built-in types)."""
+        return []
+
+    def check(
+        self,
+        config: Any,
+        columns: list[str] | None,
+        filters: str | None = None,
+        output: dict[str, Any] | None = None,
+        encrypted: bool = False,
+    ) -> dict[str, Any]:
+        """Everything about a request that can be checked before its sources are read; returns
+        the normalised config. Errors name the field."""
+        if self.encryption == "required" and not encrypted:
+            raise EncryptionKeyRequired(
+                f"{self.name} writes a password-protected zip: encryption_key is required"
+            )
+        if filters is not None and parse_filters(filters) is not None:
+            raise InvalidFilter(f"{self.name} takes no filters")
+        return self.validate(config, columns)
 
     def validate(self, config: Any, columns: list[str] | None = None) -> dict[str, Any]:
         if not isinstance(config, dict):
@@ -188,18 +248,44 @@ class Catalog:
     def register(self, dataset_type: DatasetType) -> None:
         self.types[dataset_type.name] = dataset_type
 
-    def get(self, name: str, channel: str | None = None) -> DatasetType:
+    def get(self, name: str, channel: str | None = None, role: str | None = None) -> DatasetType:
+        """The type ``name`` if ``channel`` (and ``role``) may request it. A type they may not
+        request is reported as unknown, so the catalog of another channel does not leak."""
         found = self.types.get(name)
-        if found is None or (
-            channel is not None and found.channels is not None and channel not in found.channels
-        ):
-            known = ", ".join(sorted(self.types))
+        if found is None or not found.admits(channel, role):
+            known = ", ".join(sorted(n for n, t in self.types.items() if t.admits(channel, role)))
             raise UnknownDataset(f"unknown dataset {name!r} (available: {known})")
         return found
 
+    def check(
+        self,
+        name: str,
+        channel: str,
+        labels: Mapping[str, str],
+        config: Any,
+        columns: list[str] | None,
+        filters: str | None,
+        output: dict[str, Any] | None,
+        encrypted: bool,
+    ) -> DatasetType:
+        """The type of a request, its access and everything checkable before generation."""
+        dataset_type = self.get(name, channel, labels.get("role"))
+        dataset_type.check(config, columns, filters, output, encrypted)
+        return dataset_type
 
-def default_catalog() -> Catalog:
+
+def default_catalog(directories: list[Path] | None = None) -> Catalog:
+    """The built-in types, the declared types shipped in ``app/catalog/builtin/`` and those of
+    ``directories`` (``settings.catalog_dir``); a later file may not redefine a name."""
+    from app.catalog.declared import BUILTIN_DIR, load_declared
+
     catalog = Catalog()
     catalog.register(DEMO_EXPORT)
     catalog.register(NOOP)
+    for declared in load_declared([BUILTIN_DIR, *(directories or [])]):
+        if declared.name in catalog.types:
+            raise ConfigurationError(
+                f"dataset type {declared.name!r} is declared twice (catalog file {declared.origin})"
+            )
+        catalog.register(declared)
     return catalog

@@ -23,7 +23,14 @@ whether retrying can help::
     │   ├── UnknownDataset
     │   ├── InvalidConfig
     │   ├── InvalidIdentifier       a channel, tag, dataset or id outside the one pattern
-    │   └── RequestConflict         a client id reused with different parameters
+    │   ├── RequestConflict         a client id reused with different parameters
+    │   ├── UnknownColumn           a column (in columns, filters, sort, metrics) not in the source
+    │   ├── InvalidFilter           a filter that is not the documented structure
+    │   ├── TypeMismatch            a filter value or metric that does not fit the column's type
+    │   ├── InvalidOutput           output options that cannot be combined or are unknown
+    │   ├── EncryptionKeyRequired   the type requires an encryption key and none was given
+    │   ├── SourceNotFound          a source dataset or input file that does not exist
+    │   └── TooManyFiles            a split that would write more files than allowed
     ├── NotFound                    no such job / dataset / file (HTTP 404)
     ├── AccessDenied                missing or wrong channel (HTTP 403/400)
     ├── StorageError                object storage refused an operation; retrying cannot help
@@ -33,6 +40,11 @@ whether retrying can help::
 from __future__ import annotations
 
 from typing import ClassVar
+
+
+class Cancelled(Exception):
+    """An attempt that must stop (worker shutdown or cancel), raised inside generation. Not an
+    :class:`ExhaustError`: nothing is wrong with the request; the job is dispatched again."""
 
 
 class ExhaustError(Exception):
@@ -148,6 +160,34 @@ class InvalidIdentifier(RequestRejected):
 class RequestConflict(RequestRejected):
     code = "REQUEST_CONFLICT"
     http_status = 409
+
+
+class UnknownColumn(RequestRejected):
+    code = "UNKNOWN_COLUMN"
+
+
+class InvalidFilter(RequestRejected):
+    code = "INVALID_FILTER"
+
+
+class TypeMismatch(RequestRejected):
+    code = "TYPE_MISMATCH"
+
+
+class InvalidOutput(RequestRejected):
+    code = "INVALID_OUTPUT"
+
+
+class EncryptionKeyRequired(RequestRejected):
+    code = "ENCRYPTION_KEY_REQUIRED"
+
+
+class SourceNotFound(RequestRejected):
+    code = "SOURCE_NOT_FOUND"
+
+
+class TooManyFiles(RequestRejected):
+    code = "TOO_MANY_FILES"
 
 
 class NotFound(ExhaustError):

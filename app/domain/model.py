@@ -16,6 +16,14 @@ JobState = Literal[
 TERMINAL: frozenset[str] = frozenset({"SUCCESS", "FAILED", "CANCELLED", "EXPIRED"})
 JOB_STATES: tuple[str, ...] = get_args(JobState)
 
+SEALED_PREFIX = "sealed:v1:"
+
+
+def is_sealed(value: str | None) -> bool:
+    """Whether an encryption key is in its sealed form (see :mod:`app.sealing`)."""
+    return value is not None and value.startswith(SEALED_PREFIX)
+
+
 EventKind = Literal["STARTED", "PROGRESS", "COMPLETED", "FAILED", "CANCEL", "TICK"]
 
 
@@ -123,6 +131,7 @@ class Job:
     inputs: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     has_encryption_key: bool = False
+    sealed_key: str | None = None  # the encryption key, sealed (app/sealing.py); never clear
     client_id: bool = False
     partition: int = -1
     attempts: int = 0
@@ -194,6 +203,7 @@ class WorkItem:
     filters: str | None = None
     output: dict[str, Any] | None = None
     inputs: list[str] = field(default_factory=list)
+    sealed_key: str | None = None
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> WorkItem:
@@ -201,6 +211,9 @@ class WorkItem:
 
     def to_record(self) -> dict[str, Any]:
         return _flat_record(self, _WORK_FIELDS)
+
+    def __repr__(self) -> str:  # never show the sealed key either
+        return f"WorkItem(request_id={self.request_id!r}, attempt={self.attempt})"
 
     @classmethod
     def for_job(cls, job: Job) -> WorkItem:
@@ -217,6 +230,7 @@ class WorkItem:
             filters=job.filters,
             output=job.output,
             inputs=list(job.inputs),
+            sealed_key=job.sealed_key,
         )
 
     @property

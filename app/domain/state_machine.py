@@ -29,8 +29,8 @@ from typing import Literal
 
 from app.catalog.types import Catalog
 from app.domain import dedup, identifiers
-from app.domain.errors import ExhaustError, RequestConflict, RequestRejected
-from app.domain.model import DatasetRequest, Job, JobError, JobEvent, WorkItem
+from app.domain.errors import ConfigurationError, ExhaustError, RequestConflict, RequestRejected
+from app.domain.model import DatasetRequest, Job, JobError, JobEvent, WorkItem, is_sealed
 
 Counter = Literal[
     "job_created",
@@ -103,6 +103,7 @@ def _new_job(
         inputs=list(request.inputs),
         labels=dict(request.labels),
         has_encryption_key=request.encryption_key is not None,
+        sealed_key=request.encryption_key if is_sealed(request.encryption_key) else None,
         client_id=client_id,
         partition=partition,
         lease_expires_at=now + policy.dispatch_timeout_ms,
@@ -198,9 +199,20 @@ def on_request(
         identifiers.check("channel", request.channel)
         identifiers.check("tag", request.tag)
         identifiers.check("dataset", request.dataset)
-        dataset_type = catalog.get(request.dataset, request.channel)
+        if request.encryption_key is not None and not is_sealed(request.encryption_key):
+            raise ConfigurationError("the request's encryption key was not sealed before the "
+                                     "state machine")  # fmt: skip
         dedup.canonical_json(request.filters, "filters")
-        dataset_type.validate(dedup.canonical_json(request.config, "config") or {}, request.columns)
+        catalog.check(
+            request.dataset,
+            request.channel,
+            request.labels,
+            dedup.canonical_json(request.config, "config") or {},
+            request.columns,
+            request.filters,
+            request.output,
+            request.encryption_key is not None,
+        )
     except ExhaustError as exc:
         return Outcome("job_rejected", job=_failed(job, exc, now))
     return Outcome("job_created", job=job, work=WorkItem.for_job(job))

@@ -102,22 +102,22 @@ def _conversion(column: Column, i: int, params: dict[str, Any]) -> str:
     it does not fit. Empty text is NULL for every type but string."""
     raw = f"v{i}"
     x = f"NULLIF({raw}, '')"
-    sql_type = _sql_type(column)
+    target = sql_type(column)
     match column.type:
         case "STRING":
             return raw if column.subtype != "uuid" else f"TRY_CAST({x} AS UUID)::VARCHAR"
         case "INTEGER":
-            return f"CASE WHEN regexp_full_match({x}, '{INTEGER}') THEN {_cast(x, sql_type)} END"
+            return f"CASE WHEN regexp_full_match({x}, '{INTEGER}') THEN {_cast(x, target)} END"
         case "NUMBER":
-            return f"CASE WHEN regexp_full_match({x}, '{NUMBER}') THEN {_cast(x, sql_type)} END"
+            return f"CASE WHEN regexp_full_match({x}, '{NUMBER}') THEN {_cast(x, target)} END"
         case "BOOLEAN":  # true/false, t/f, yes/no, y/n, 1/0, any case
-            return _cast(x, sql_type)
+            return _cast(x, target)
         case "DATE" | "DATETIME":
             if column.format:
                 params[f"format{i}"] = column.format  # bound, never pasted
-                return f"CAST(TRY_STRPTIME({x}, $format{i}) AS {sql_type})"
+                return f"CAST(TRY_STRPTIME({x}, $format{i}) AS {target})"
             if column.type == "DATE":
-                return _cast(x, sql_type)
+                return _cast(x, target)
             # An offset (+02:00, Z) is converted to UTC; a value without one is taken as UTC.
             return f"CAST({_cast(x, 'TIMESTAMPTZ')} AS TIMESTAMP)"
     raise AssertionError(column.type)
@@ -233,12 +233,12 @@ def _problems(column: Column, i: int, limits: Limits, stop: bool) -> str:
 
 def _write_empty(columns: Sequence[Column], out: Path, limits: Limits) -> int:
     with _connect(limits) as con:
-        fields = ", ".join(f"CAST(NULL AS {_sql_type(c)}) AS {quote(c.name)}" for c in columns)
+        fields = ", ".join(f"CAST(NULL AS {sql_type(c)}) AS {quote(c.name)}" for c in columns)
         con.execute(f"COPY (SELECT {fields} LIMIT 0) TO $out (FORMAT parquet)", {"out": str(out)})
     return 0
 
 
-def _sql_type(column: Column) -> str:
+def sql_type(column: Column) -> str:
     match column.type:
         case "STRING":
             return "VARCHAR"

@@ -8,8 +8,13 @@ Contract of :meth:`Generator.run`:
 * writes outputs under the attempt's deterministic prefix
   ``{channel}/{dataset}/{request_id}/{attempt}/`` and the manifest **last**, so a result is
   visible only once complete; a rerun of the same attempt overwrites the same keys;
-* spool files live in a temporary directory removed afterwards, so disk use is bounded by the
-  jobs running at once, and memory by one upload part per job.
+* sources (managed datasets' Parquet segments, the job's input files) are downloaded into a
+  temporary spool directory first, a few at a time; the type then runs in a worker thread
+  (DuckDB for declared types) and writes its files there; they are uploaded with parallel
+  parts. The spool is removed afterwards, so disk use is bounded by the jobs running at once,
+  and memory by DuckDB's ``memory_limit`` plus the upload parts in flight;
+* an encryption key arrives sealed on the work item and is opened here, in memory, for the
+  type only (:mod:`app.sealing`).
 
 Events go out through :class:`EventSink`; the caller decides the transport (Kafka in the
 worker, a list in unit tests).
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import tempfile
@@ -28,13 +32,19 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
-from app.catalog.types import Cancelled, Catalog, GeneratedFile, GenerationContext
+from app.catalog.declared import source_format
+from app.catalog.types import Catalog, DatasetType, GeneratedFile, GenerationContext, SourceRef
 from app.domain.dedup import canonical_json
-from app.domain.errors import ExhaustError
+from app.domain.errors import AccessDenied, Cancelled, ExhaustError, NotFound, SourceNotFound
+from app.domain.managed_datasets import ManagedDataset
 from app.domain.model import JobError, JobEvent, OutputFile, WorkItem, output_record
+from app.engine.export import Limits, LocalSource, SourceFormat
+from app.engine.query import parse_filters
 from app.engine.storage import ObjectStore
 from app.metrics import Metrics
+from app.sealing import Sealer
 
 log = logging.getLogger("exhaust.generator")
 
@@ -47,12 +57,16 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
+class DatasetLookup(Protocol):
+    """The managed datasets a generator reads (the worker's :class:`DatasetView`)."""
+
+    def dataset(self, channel: str, code: str) -> ManagedDataset | None: ...
+
+    async def sync(self, seconds: float) -> bool: ...
+
+
+DOWNLOADS_AT_ONCE = 4
+UPLOADS_AT_ONCE = 4  # files; each also sends settings.upload_concurrency parts at once
 
 
 class Generator:
@@ -67,6 +81,9 @@ class Generator:
         heartbeat_seconds: float = 2.0,
         timeout_seconds: float = 3600.0,
         metrics: Metrics | None = None,
+        datasets: DatasetLookup | None = None,
+        limits: Limits | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -76,6 +93,9 @@ class Generator:
         self.heartbeat_seconds = heartbeat_seconds
         self.timeout_seconds = timeout_seconds
         self.metrics = metrics
+        self.datasets = datasets
+        self.limits = limits or Limits()
+        self.sealer = sealer
         self.stopping = threading.Event()
 
     def _event(self, item: WorkItem, kind: str, **fields: object) -> JobEvent:
@@ -134,15 +154,27 @@ class Generator:
 
     async def _generate(self, item: WorkItem, started: float) -> JobEvent:
         dataset_type = self.catalog.get(item.dataset, item.channel)
-        config = dataset_type.validate(canonical_json(item.config, "config") or {}, item.columns)
+        config = dataset_type.check(
+            canonical_json(item.config, "config") or {},
+            item.columns,
+            item.filters,
+            item.output,
+            item.sealed_key is not None,
+        )
         latest = [0.0]
         with tempfile.TemporaryDirectory(prefix="exhaust-", dir=self.spool_dir) as spool:
+            sources = await self._download(item, dataset_type, config, Path(spool))
             ctx = GenerationContext(
                 config=config,
                 columns=item.columns,
                 spool=Path(spool),
                 report=lambda fraction: latest.__setitem__(0, fraction),
                 should_stop=self.stopping.is_set,
+                filters=parse_filters(item.filters),
+                output=item.output,
+                encryption_key=self._open_key(item),
+                sources=sources,
+                limits=self.limits,
             )
             heartbeat = asyncio.create_task(self._heartbeat(item, latest))
             try:
@@ -151,19 +183,96 @@ class Generator:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
-            outputs = [await self._upload(item, f) for f in files]
-            manifest_key = await self._write_manifest(item, outputs)
+            ctx.encryption_key = None
+            outputs = await self._upload_all(item, files)
+            manifest_key = await self._write_manifest(item, outputs, files, ctx.manifest)
         columns = [f.columns for f in files if f.columns is not None]
         return self._event(
             item,
             "COMPLETED",
             outputs=outputs,
             manifest_key=manifest_key,
-            total_rows=sum(f.rows for f in files if f.columns is not None),
+            total_rows=ctx.manifest.get(
+                "total_rows", sum(f.rows for f in files if f.columns is not None)
+            ),
             total_bytes=sum(o.bytes for o in outputs),
             total_columns=max(columns) if columns else None,
             execution_ms=int((time.monotonic() - started) * 1000),
         )
+
+    def _open_key(self, item: WorkItem) -> str | None:
+        if item.sealed_key is None:
+            return None
+        if self.sealer is None:
+            raise AccessDenied("this worker cannot open encryption keys (no secrets key)")
+        return self.sealer.open(item.sealed_key)
+
+    async def _download(
+        self, item: WorkItem, dataset_type: DatasetType, config: dict[str, object], spool: Path
+    ) -> list[LocalSource]:
+        """Each source of the type, downloaded into the spool (a few objects at a time)."""
+        refs = dataset_type.sources(config, list(item.inputs))
+        if not refs:
+            return []
+        plan: list[tuple[str, SourceFormat, list[str], ManagedDataset | None]] = []
+        for ref in refs:
+            plan.append(await self._resolve(item, ref))
+        merged: dict[str, tuple[SourceFormat, list[str], ManagedDataset | None]] = {}
+        for view, fmt, keys, entry in plan:  # several inputs may feed one view
+            if view in merged:
+                merged[view][1].extend(keys)
+            else:
+                merged[view] = (fmt, list(keys), entry)
+        slots = asyncio.Semaphore(DOWNLOADS_AT_ONCE)
+        sources: list[LocalSource] = []
+        jobs: list[Awaitable[int]] = []
+        for n, (view, (fmt, keys, entry)) in enumerate(merged.items()):
+            folder = spool / "sources" / f"{n}-{view}"
+            folder.mkdir(parents=True)
+            paths = []
+            for i, key in enumerate(keys):
+                path = folder / f"{i:06d}{Path(key).suffix or '.bin'}"
+                paths.append(path)
+                jobs.append(self._fetch(slots, key, path))
+            columns = entry.columns if entry is not None else ()
+            sources.append(LocalSource(view, fmt, paths, columns))
+        await asyncio.gather(*jobs)
+        return sources
+
+    async def _fetch(self, slots: asyncio.Semaphore, key: str, path: Path) -> int:
+        async with slots:
+            try:
+                return await self.store.download_file(key, path)
+            except NotFound as exc:
+                raise SourceNotFound(f"source file {key} is missing from object storage") from exc
+
+    async def _resolve(
+        self, item: WorkItem, ref: SourceRef
+    ) -> tuple[str, SourceFormat, list[str], ManagedDataset | None]:
+        if ref.input:
+            if not ref.name:
+                raise SourceNotFound(f"{item.dataset} reads uploaded input files; none was given")
+            if not ref.name.startswith(f"{item.channel}/"):
+                raise SourceNotFound(f"input {ref.name!r} is not one of channel {item.channel}'s")
+            fmt = source_format(ref.name, ref.format)
+            return ref.view, fmt, [ref.name], None  # type: ignore[return-value]
+        entry = self.datasets.dataset(item.channel, ref.name) if self.datasets else None
+        if entry is None and self.datasets is not None:
+            await self.datasets.sync(5.0)  # a dataset filled moments ago
+            entry = self.datasets.dataset(item.channel, ref.name)
+        if entry is None:
+            hint = " or input" if ref.optional_input else ""
+            raise SourceNotFound(f"no managed dataset{hint} {ref.name!r} in channel {item.channel}")
+        return ref.view, "parquet", [s.key for s in entry.segments], entry
+
+    async def _upload_all(self, item: WorkItem, files: list[GeneratedFile]) -> list[OutputFile]:
+        slots = asyncio.Semaphore(UPLOADS_AT_ONCE)
+
+        async def one(generated: GeneratedFile) -> OutputFile:
+            async with slots:
+                return await self._upload(item, generated)
+
+        return list(await asyncio.gather(*(one(f) for f in files)))
 
     async def _heartbeat(self, item: WorkItem, latest: list[float]) -> None:
         while True:
@@ -172,25 +281,40 @@ class Generator:
 
     async def _upload(self, item: WorkItem, generated: GeneratedFile) -> OutputFile:
         key = item.prefix + generated.name
-        digest = await asyncio.to_thread(sha256_file, generated.path)
-        size = await self.store.upload_file(key, generated.path, generated.content_type)
+        sent = await self.store.upload_file(key, generated.path, generated.content_type)
         return OutputFile(
             key=key,
             rows=generated.rows,
-            bytes=size,
-            sha256=digest,
+            bytes=sent.bytes,
+            sha256=sent.sha256,
             period=generated.period,
             content_type=generated.content_type,
         )
 
-    async def _write_manifest(self, item: WorkItem, outputs: list[OutputFile]) -> str:
+    async def _write_manifest(
+        self,
+        item: WorkItem,
+        outputs: list[OutputFile],
+        files: list[GeneratedFile],
+        extra: dict[str, object],
+    ) -> str:
+        """The manifest, written last: per-file rows, bytes, sha256, period and group, the
+        type's data dictionary and totals. No clock in it, so a rerun writes the same bytes."""
         key = item.prefix + "manifest.json"
+        listed = []
+        for output, generated in zip(outputs, files, strict=True):
+            record = output_record(output)
+            if generated.group is not None:
+                record["group"] = generated.group
+            listed.append(record)
         manifest = {
             "request_id": item.request_id,
             "attempt": item.attempt,
             "dataset": item.dataset,
             "channel": item.channel,
-            "files": [output_record(o) for o in outputs],
+            **extra,
+            "total_bytes": sum(o.bytes for o in outputs),
+            "files": listed,
         }
         await self.store.put_bytes(key, json.dumps(manifest, indent=2).encode(), "application/json")
         return key

@@ -1,8 +1,9 @@
 """Object storage behind one small protocol, and its aiobotocore implementation.
 
 aiobotocore has no transfer manager, so :meth:`S3ObjectStore.upload_file` is our own streaming
-multipart loop: at most one part in memory at a time (``settings.s3_multipart_chunk_bytes``),
-and the upload is aborted on any failure so no orphaned parts are left behind.
+multipart loop: parts of ``settings.s3_multipart_chunk_bytes``, up to
+``settings.upload_concurrency`` in flight, the file hashed as it is read, and the upload aborted
+on any failure so no orphaned parts are left behind.
 
 Failures of writes are classified once, here (:func:`storage_errors`): a 4xx answer (bad key,
 denied, bucket gone) is a :class:`~app.domain.errors.StorageError` that no retry can fix;
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote
 
 from aiobotocore.session import get_session
@@ -39,7 +42,9 @@ class ObjectStore(Protocol):
 
     async def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> None: ...
 
-    async def upload_file(self, key: str, path: Path, content_type: str = ...) -> int: ...
+    async def upload_file(self, key: str, path: Path, content_type: str = ...) -> Uploaded: ...
+
+    async def download_file(self, key: str, path: Path) -> int: ...
 
     async def get_bytes(self, key: str) -> bytes: ...
 
@@ -107,32 +112,62 @@ class S3ObjectStore:
 
     async def upload_file(
         self, key: str, path: Path, content_type: str = "application/octet-stream"
-    ) -> int:
-        """Upload a local file, multipart when larger than one chunk; return bytes sent."""
-        size = (await asyncio.to_thread(path.stat)).st_size
+    ) -> Uploaded:
+        """Upload a local file, multipart when larger than one part, with up to
+        ``settings.upload_concurrency`` parts in flight; return its size and SHA-256.
+
+        The file is read once, a part at a time off the event loop, hashing as it goes; memory is
+        at most ``upload_concurrency + 1`` parts. Any failure aborts the upload (no orphaned
+        parts)."""
         chunk = self.settings.s3_multipart_chunk_bytes
-        if size <= chunk:
-            await self.put_bytes(key, await asyncio.to_thread(path.read_bytes), content_type)
-            return size
+        digest = hashlib.sha256()
+        handle = await asyncio.to_thread(path.open, "rb")
+        try:
+            first = await asyncio.to_thread(_read_hashing, handle, chunk, digest)
+            if len(first) < chunk:
+                await self.put_bytes(key, first, content_type)
+                return Uploaded(len(first), digest.hexdigest())
+            return await self._multipart(key, handle, first, digest, content_type)
+        finally:
+            handle.close()
+
+    async def _multipart(
+        self, key: str, handle: BinaryIO, first: bytes, digest: Any, content_type: str
+    ) -> Uploaded:
+        chunk = self.settings.s3_multipart_chunk_bytes
         with storage_errors("CreateMultipartUpload", key):
             created = await self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ContentType=content_type
             )
         upload_id = created["UploadId"]
-        parts: list[dict[str, Any]] = []
-        try:
-            number = 0
-            async for body in _chunks(path, chunk):
-                number += 1
+        slots = asyncio.Semaphore(self.settings.upload_concurrency)
+        tasks: list[asyncio.Task[dict[str, Any]]] = []
+
+        async def send(number: int, body: bytes) -> dict[str, Any]:
+            try:
                 with storage_errors("UploadPart", key):
                     sent = await self.client.upload_part(
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
+                        Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
                         Body=body,
-                    )
-                parts.append({"ETag": sent["ETag"], "PartNumber": number})
+                    )  # fmt: skip
+                return {"ETag": sent["ETag"], "PartNumber": number}
+            finally:
+                slots.release()
+
+        size = 0
+        try:
+            body, number = first, 0
+            while body:
+                number += 1
+                size += len(body)
+                await slots.acquire()
+                failed = [t for t in tasks if t.done() and t.exception() is not None]
+                if failed:
+                    slots.release()
+                    await failed[0]  # raises its error
+                tasks.append(asyncio.create_task(send(number, body)))
+                body = await asyncio.to_thread(_read_hashing, handle, chunk, digest)
+            parts = list(await asyncio.gather(*tasks))
             with storage_errors("CompleteMultipartUpload", key):
                 await self.client.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -141,11 +176,36 @@ class S3ObjectStore:
                     MultipartUpload={"Parts": parts},
                 )
         except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self.client.abort_multipart_upload(
                     Bucket=self.bucket, Key=key, UploadId=upload_id
                 )
             raise
+        return Uploaded(size, digest.hexdigest())
+
+    async def download_file(self, key: str, path: Path) -> int:
+        """Stream an object into a local file, a block at a time; return its size."""
+        try:
+            response = await self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                raise NotFound(f"no object {key}") from exc
+            with storage_errors("GetObject", key):
+                raise
+        except BotoCoreError as exc:
+            raise TransientError("object storage unreachable during GetObject") from exc
+        size = 0
+        handle = await asyncio.to_thread(path.open, "wb")
+        try:
+            async with response["Body"] as body:
+                while block := await body.read(1024 * 1024):
+                    size += len(block)
+                    await asyncio.to_thread(handle.write, block)
+        finally:
+            handle.close()
         return size
 
     async def get_bytes(self, key: str) -> bytes:
@@ -237,14 +297,16 @@ class LinkSigner:
         return url
 
 
-async def _chunks(path: Path, size: int) -> AsyncIterator[bytes]:
-    """Read a file a part at a time, off the event loop."""
-    handle = await asyncio.to_thread(path.open, "rb")
-    try:
-        while block := await asyncio.to_thread(handle.read, size):
-            yield block
-    finally:
-        handle.close()
+def _read_hashing(handle: BinaryIO, size: int, digest: Any) -> bytes:
+    block = handle.read(size)
+    digest.update(block)
+    return block
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    bytes: int
+    sha256: str
 
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})

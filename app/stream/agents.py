@@ -25,6 +25,7 @@ Delivery contract (see docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -39,10 +40,11 @@ from faust.serializers import codecs
 from app.catalog.types import Catalog
 from app.domain.errors import ExhaustError, PoisonMessage, RequestConflict
 from app.domain.leases import LeaseIndex
-from app.domain.model import DatasetRequest, Job, JobEvent
+from app.domain.model import DatasetRequest, Job, JobEvent, is_sealed
 from app.domain.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
 from app.health import Health
 from app.metrics import Metrics
+from app.sealing import sealer_for
 from app.settings import Settings
 from app.stream.avro import SchemaRegistry, registry
 from app.stream.effects import EffectLedger, guard_producer
@@ -130,6 +132,7 @@ class Pipeline:
         self.drop_work_items = settings.fault_drop_work_items
         self.pause_after = settings.fault_pause_requests_after
         self.health = health
+        self.sealer = sealer_for(settings)
         self.stalls = StallDetector(settings.watchdog_stall_seconds)
         self._guarded = False
         codecs.register(JOB_CODEC, AvroRecordCodec(self.schemas, "JobStatus", Job.from_record))
@@ -264,6 +267,10 @@ class Pipeline:
             if record is None:
                 continue
             request = DatasetRequest.from_record(record)
+            if request.encryption_key is not None and not is_sealed(request.encryption_key):
+                # A producer that wrote the topic directly: seal before anything keeps it.
+                sealed = self.sealer.seal(request.encryption_key)
+                request = dataclasses.replace(request, encryption_key=sealed)
             await self.apply(self._decide_request(request, event.message.partition), event)
 
     def _decide_request(self, request: DatasetRequest, partition: int) -> Outcome:

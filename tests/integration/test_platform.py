@@ -99,7 +99,7 @@ async def test_multipart_upload_then_presigned_download(settings: Settings, tmp_
         sent = await store.upload_file("some/dir/big.bin", path)
         url = await store.presign_get("some/dir/big.bin", expires_in=60)
         uploads = await store.client.list_multipart_uploads(Bucket=store.bucket)
-    assert sent == len(payload)
+    assert (sent.bytes, sent.sha256) == (len(payload), hashlib.sha256(payload).hexdigest())
     assert not uploads.get("Uploads")  # completed, nothing left dangling
     status, body = await asyncio.to_thread(http_get, url)
     assert status == 200

@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from app.domain.errors import PoisonMessage, UnknownSchema
 from app.stream.avro import MAGIC, SCHEMA_DIR, fingerprint, load_schema, registry
 
-# Computed by the hand-written CRC-64 before fastavro's fingerprints replaced it.
-JOB_STATUS_FINGERPRINT = "37672d50e4cec447"
+# Version 2 (sealed_key added). Version 1's was computed by the hand-written CRC-64 before
+# fastavro's fingerprints replaced it; records carrying it are still read (schemas/history).
+JOB_STATUS_FINGERPRINT = "e3b0e80e08167670"
+JOB_STATUS_V1_FINGERPRINT = "37672d50e4cec447"
 REQUEST: dict[str, Any] = {
     "request_id": None,
     "tag": "batch-1",
@@ -42,6 +44,18 @@ def test_fingerprint_matches_the_avro_specification_vector() -> None:
 def test_fingerprints_of_the_stored_schemas_are_unchanged() -> None:
     # The bytes every record on the topics carries; a change would orphan them all.
     assert registry().schema("JobStatus").fingerprint.hex() == JOB_STATUS_FINGERPRINT
+    v1 = load_schema(SCHEMA_DIR / "history" / "JobStatus.v1.avsc")
+    assert v1.fingerprint.hex() == JOB_STATUS_V1_FINGERPRINT
+
+
+def test_jobs_and_work_items_written_before_sealed_keys_are_read_without_one() -> None:
+    from app.domain.model import WorkItem
+
+    item = WorkItem("r", 1, "t", "d", "c", "u", "{}", 1)
+    old = {k: v for k, v in item.to_record().items() if k != "sealed_key"}
+    v1 = load_schema(SCHEMA_DIR / "history" / "WorkItem.v1.avsc")
+    data = registry().encode("WorkItem", old, writer=v1)
+    assert registry().decode("WorkItem", data) == {**old, "sealed_key": None}
 
 
 def test_round_trip_of_every_current_schema_is_single_object_encoded() -> None:

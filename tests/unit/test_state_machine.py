@@ -6,10 +6,12 @@ import dataclasses
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from app.catalog.types import default_catalog
 from app.domain.model import DatasetRequest, EventKind, Job, JobError, JobEvent, OutputFile
 from app.domain.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
+from app.sealing import Sealer
 
 POLICY = Policy(max_attempts=3, lease_ms=10_000, retention_ms=100_000, dedup_window_seconds=86400)
 CATALOG = default_catalog()
@@ -213,9 +215,21 @@ def test_cancel_stops_a_running_job() -> None:
     assert event(cancelled, "COMPLETED", outputs=OUT).counter == "ignored_terminal"
 
 
-def test_the_job_record_never_holds_the_encryption_key() -> None:
+def test_the_job_and_its_work_item_hold_only_the_sealed_encryption_key() -> None:
+    sealed = Sealer(Fernet.generate_key()).seal("top-secret")
+    outcome = submit(None, dataclasses.replace(REQ, encryption_key=sealed))
+    assert outcome.counter == "job_created" and outcome.job is not None
+    assert outcome.job.has_encryption_key and outcome.job.sealed_key == sealed
+    assert outcome.work is not None and outcome.work.sealed_key == sealed
+    for record in (outcome.job.to_record(), outcome.work.to_record()):
+        assert "top-secret" not in repr(record)
+
+
+def test_a_clear_encryption_key_never_reaches_the_job_table() -> None:
     outcome = submit(None, dataclasses.replace(REQ, encryption_key="top-secret"))
-    assert outcome.job is not None and outcome.job.has_encryption_key
+    assert outcome.counter == "job_rejected" and outcome.job is not None
+    assert outcome.job.error is not None and outcome.job.error.code == "CONFIGURATION_ERROR"
+    assert outcome.job.sealed_key is None and outcome.work is None
     assert "top-secret" not in repr(outcome.job.to_record())
 
 

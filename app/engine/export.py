@@ -1,0 +1,439 @@
+"""One export: DuckDB reads the job's sources from the spool, runs the type's query with the
+request's filters and columns, and writes the output files. Runs in a worker thread.
+
+Memory is DuckDB's ``memory_limit`` (sorts, groups and splits spill to the job's spool directory)
+plus what the caller uploads at a time; no file is ever held in memory whole.
+
+How a job's files come out of one query (``result`` is the query with labels applied)::
+
+    no split        COPY result TO data.csv                          one pass, DuckDB's writer
+    rows_per_file   stage = result + __key + __rn (Parquet, in order)  then one COPY per file:
+    partition_by      __key = the row's day (2026-01-05)                 WHERE __rn BETWEEN a AND b
+    split_by          __key = the row's group value                     (row groups pruned by
+                                                                          min/max of __rn)
+
+The stage is sorted by ``__key`` (then the type's sort), so each file is one contiguous run of
+``__rn`` and reading it touches only its own row groups: thousands of files cost one sort and
+one pass, not one scan each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+
+from app.domain.errors import (
+    Cancelled,
+    InvalidConfig,
+    InvalidOutput,
+    SourceNotFound,
+    TooManyFiles,
+    TypeMismatch,
+)
+from app.domain.managed_datasets import Column
+from app.engine.fill_decoder import sql_type
+from app.engine.formats import OutputSpec, write_zip
+from app.engine.query import (
+    OutputColumn,
+    Params,
+    Schema,
+    compile_filter,
+    order_by,
+    select_columns,
+    summary,
+)
+
+SourceFormat = Literal["parquet", "csv", "json", "ndjson"]
+VIEW_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """A source of a query, downloaded into the spool."""
+
+    view: str  # the name the type's query reads it by
+    format: SourceFormat
+    paths: list[Path]
+    columns: tuple[Column, ...] = ()  # declared columns (managed datasets): types and labels
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What one export does: everything validated, nothing run yet."""
+
+    kind: Literal["table-export", "summary-report", "sql"]
+    config: dict[str, Any]
+    columns: list[str] | None
+    filters: Any
+    output: OutputSpec
+    password: str | None
+    query: str | None = None  # the type's SQL (kind sql)
+    query_params: tuple[str, ...] = ()  # config keys bound as $name in that SQL
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_limit: str = "256MB"
+    threads: int = 2
+    max_files: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedFile:
+    path: Path
+    name: str
+    rows: int
+    content_type: str
+    period: str | None = None
+    group: str | None = None
+
+
+@dataclass
+class ExportResult:
+    files: list[ExportedFile]
+    columns: list[OutputColumn]  # the data dictionary
+    rows: int
+    entries: list[dict[str, Any]] = field(default_factory=list)  # a zip's members
+
+
+def connect(spool: Path, limits: Limits) -> duckdb.DuckDBPyConnection:
+    temp = spool / "duckdb-temp"
+    temp.mkdir(exist_ok=True)
+    return duckdb.connect(
+        config={
+            "memory_limit": limits.memory_limit,
+            "threads": limits.threads,
+            "temp_directory": str(temp),
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+    )
+
+
+def run_export(
+    plan: ExportPlan,
+    sources: list[LocalSource],
+    out_dir: Path,
+    limits: Limits,
+    progress: Callable[[float], None],
+    should_stop: Callable[[], bool],
+) -> ExportResult:
+    """Run ``plan`` over ``sources`` and write its files into ``out_dir``.
+
+    ``progress`` receives fractions (it must not raise); when ``should_stop`` turns true the
+    running query is interrupted and :class:`~app.domain.errors.Cancelled` raised."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with connect(out_dir.parent, limits) as con, _watch(con, progress, should_stop):
+        con.execute("SET TimeZone = 'UTC'")
+        for source in sources:
+            _create_source_view(con, source)
+        base = _base(con, plan, sources)
+        labels = _labels(plan, sources)
+        schema = Schema.of([(n, str(t)) for n, t in zip(base.columns, base.types, strict=True)],
+                           labels)  # fmt: skip
+        positional = ", ".join(f"#{i} AS {c.ref}" for i, c in enumerate(schema.columns, 1))
+        con.sql(f"SELECT {positional} FROM base").create_view("src")
+        params = Params()
+        text, out_columns, split_ref = _result_sql(plan, schema, params)
+        key_sql = _key_sql(plan, schema, out_columns, split_ref)
+        if key_sql is None and plan.output.rows_per_file is None:
+            files = [_copy_whole(con, text, params, out_columns, plan.output, out_dir)]
+        else:
+            files = _copy_split(con, text, params, out_columns, plan, key_sql, out_dir, limits)
+        rows = sum(f.rows for f in files)
+        described = _describe(con, text, params, out_columns)
+        progress(1.0)
+        if plan.output.compression != "ZIP":
+            return ExportResult(files, described, rows)
+        return _zipped(files, plan, out_dir, described, rows)
+
+
+def _create_source_view(con: duckdb.DuckDBPyConnection, source: LocalSource) -> None:
+    if not VIEW_NAME.fullmatch(source.view):
+        raise InvalidConfig(f"source name {source.view!r} is not a valid name")
+    paths = [str(p) for p in source.paths]
+    if not paths:
+        if not source.columns:
+            raise SourceNotFound(f"source {source.view} has no files")
+        fields = ", ".join(f"CAST(NULL AS {sql_type(c)}) AS {c.name}" for c in source.columns)
+        con.sql(f"SELECT {fields} LIMIT 0").create_view(source.view)
+        return
+    try:
+        if source.format == "parquet":
+            relation = con.read_parquet(paths)
+        elif source.format == "csv":
+            relation = con.read_csv(paths)
+        elif source.format == "ndjson":
+            relation = con.read_json(paths, format="newline_delimited")
+        else:
+            relation = con.read_json(paths)
+    except duckdb.Error as exc:
+        raise InvalidConfig(f"source {source.view} cannot be read as {source.format}: "
+                            f"{_first_line(exc)}") from exc  # fmt: skip
+    relation.create_view(source.view)
+
+
+def _base(
+    con: duckdb.DuckDBPyConnection, plan: ExportPlan, sources: list[LocalSource]
+) -> duckdb.DuckDBPyRelation:
+    """The rows filters and columns apply to: the source, or the type's query over its sources."""
+    if plan.kind == "sql":
+        assert plan.query is not None
+        bound = {name: plan.config.get(name) for name in plan.query_params}
+        try:
+            relation = con.sql(plan.query, params=bound)
+        except duckdb.Error as exc:
+            raise InvalidConfig(f"the type's query failed: {_first_line(exc)}") from exc
+        relation.create_view("base")
+    else:
+        con.sql(f"SELECT * FROM {sources[0].view}").create_view("base")
+    return con.sql("SELECT * FROM base LIMIT 0")
+
+
+def _labels(plan: ExportPlan, sources: list[LocalSource]) -> dict[str, str]:
+    if plan.kind == "sql" or not sources:
+        return {}
+    return {c.name: c.alias for c in sources[0].columns}
+
+
+def _result_sql(
+    plan: ExportPlan, schema: Schema, params: Params
+) -> tuple[str, list[OutputColumn], str | None]:
+    """SQL text of the result (refs only), its columns and the split column's ref."""
+    where = compile_filter(plan.filters, schema, params)
+    where_sql = f" WHERE {where}" if where else ""
+    if plan.kind == "summary-report":
+        report = summary(
+            plan.config.get("group_by") or [],
+            plan.config.get("metrics") or [],
+            plan.config.get("split_by"),
+            schema,
+        )
+        groups = [c.ref for c in report.columns if c.ref.startswith("g")]
+        ordered = " ORDER BY " + ", ".join(f"{g} NULLS LAST" for g in groups) if groups else ""
+        text = f"SELECT {report.select} FROM src{where_sql}{report.group_by}{ordered}"
+        return text, report.columns, report.split.ref if report.split else None
+    chosen = select_columns(plan.columns, schema)
+    ordered = order_by(plan.config.get("sort"), schema)
+    limit = plan.config.get("limit")
+    limit_sql = f" LIMIT {params.add(int(limit))}" if limit is not None else ""
+    refs = ", ".join(c.ref for c in chosen)
+    columns = [OutputColumn(c.ref, c.label, c.type, c.name) for c in chosen]
+    return f"SELECT {refs} FROM src{where_sql}{ordered}{limit_sql}", columns, None
+
+
+def _key_sql(
+    plan: ExportPlan, schema: Schema, out: list[OutputColumn], split_ref: str | None
+) -> str | None:
+    """SQL of the file key of a row: its group, or its day; None when files are not keyed."""
+    if split_ref is not None:
+        return f"CAST({split_ref} AS VARCHAR)"
+    if plan.output.partition_by is None:
+        return None
+    column = schema.find(plan.output.partition_by, "output.partition_by")
+    found = next((c for c in out if c.name == column.name), None)
+    if found is None:
+        raise InvalidOutput(f"output.partition_by: {column.name} must be one of the output columns")
+    if column.family not in ("date", "datetime"):
+        raise TypeMismatch(
+            f"output.partition_by: {column.name} is {column.type}; periods need a date or datetime"
+        )
+    return f"strftime({found.ref}, '%Y-%m-%d')"
+
+
+def _labelled(
+    con: duckdb.DuckDBPyConnection, text: str, params: Params, out: list[OutputColumn]
+) -> duckdb.DuckDBPyRelation:
+    """The result with each column named by its label (through the relational API: a label is
+    never SQL text)."""
+    relation = con.sql(text, params=params.values or None)
+    return relation.project(*[duckdb.ColumnExpression(c.ref).alias(c.label) for c in out])
+
+
+def _copy(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, target: Path,
+          spec: OutputSpec) -> int:  # fmt: skip
+    relation.create_view("result", replace=True)
+    written = con.execute(
+        f"COPY (SELECT * FROM result) TO $target ({spec.copy_options()})", {"target": str(target)}
+    ).fetchone()
+    return int(written[0]) if written else 0
+
+
+def _copy_whole(
+    con: duckdb.DuckDBPyConnection,
+    text: str,
+    params: Params,
+    out: list[OutputColumn],
+    spec: OutputSpec,
+    out_dir: Path,
+) -> ExportedFile:
+    name = spec.name + spec.extension
+    rows = _copy(con, _labelled(con, text, params, out), out_dir / name, spec)
+    return ExportedFile(out_dir / name, name, rows, spec.content_type)
+
+
+def _copy_split(
+    con: duckdb.DuckDBPyConnection,
+    text: str,
+    params: Params,
+    out: list[OutputColumn],
+    plan: ExportPlan,
+    key_sql: str | None,
+    out_dir: Path,
+    limits: Limits,
+) -> list[ExportedFile]:
+    spec = plan.output
+    stage = out_dir.parent / "stage.parquet"
+    refs = ", ".join(c.ref for c in out)
+    if key_sql is None:  # numbered parts in the result's own order
+        staged = (
+            f"SELECT {refs}, NULL::VARCHAR AS __key, row_number() OVER () AS __rn FROM ({text})"
+        )
+    else:  # grouped by key; within a key, the result's order (__o) is kept
+        staged = (
+            f"SELECT *, row_number() OVER () AS __rn FROM (SELECT {refs}, __key FROM ("
+            f"SELECT *, {key_sql} AS __key, row_number() OVER () AS __o FROM ({text})) "
+            "ORDER BY __key NULLS LAST, __o)"
+        )
+    con.execute(
+        f"COPY ({staged}) TO $stage (FORMAT parquet, COMPRESSION lz4_raw)",
+        {**params.values, "stage": str(stage)},
+    )
+    groups = con.execute(
+        "SELECT __key, min(__rn), max(__rn) FROM read_parquet($stage) GROUP BY __key "
+        "ORDER BY min(__rn)",
+        {"stage": str(stage)},
+    ).fetchall()
+    per_file = spec.rows_per_file or (1 << 62)
+    ranges: list[tuple[str | None, int, int, int]] = []  # key, first, last, part number
+    for key_value, first, last in groups:
+        for part, start in enumerate(range(first, last + 1, per_file), start=1):
+            ranges.append((key_value, start, min(last, start + per_file - 1), part))
+    if len(ranges) > limits.max_files:
+        raise TooManyFiles(
+            f"the export would write {len(ranges)} files; at most {limits.max_files} are "
+            "allowed (raise output.rows_per_file, or split by a coarser column)"
+        )
+    numbered = spec.rows_per_file is not None and len(ranges) > 1
+    names = _FileNames()
+    files: list[ExportedFile] = []
+    relation_sql = f"SELECT {refs} FROM read_parquet($stage) WHERE __rn BETWEEN $first AND $last"
+    for key_value, first, last, part in ranges:
+        name = names.make(key_value, part if numbered else None, spec, key_sql is not None)
+        relation = con.sql(
+            relation_sql, params={"stage": str(stage), "first": first, "last": last}
+        ).project(*[duckdb.ColumnExpression(c.ref).alias(c.label) for c in out])
+        rows = _copy(con, relation, out_dir / name, spec)
+        period = key_value if key_sql is not None and plan.output.partition_by else None
+        group = key_value if key_sql is not None and not plan.output.partition_by else None
+        files.append(ExportedFile(out_dir / name, name, rows, spec.content_type, period, group))
+    stage.unlink(missing_ok=True)
+    return files
+
+
+class _FileNames:
+    """Unique, key-safe file names from group values and periods."""
+
+    UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def make(self, key: str | None, part: int | None, spec: OutputSpec, keyed: bool) -> str:
+        if keyed:
+            stem = self.UNSAFE.sub("_", key)[:100].strip("._") if key is not None else "null"
+            stem = stem or "_"
+        else:
+            stem = spec.name
+        if part is not None:
+            stem = f"{stem}-{part:05d}"
+        name, n = stem + spec.extension, 1
+        while name.lower() in self.used:
+            n += 1
+            name = f"{stem}~{n}{spec.extension}"
+        self.used.add(name.lower())
+        return name
+
+
+def _describe(
+    con: duckdb.DuckDBPyConnection, text: str, params: Params, out: list[OutputColumn]
+) -> list[OutputColumn]:
+    """The data dictionary: each output column with the type DuckDB gives it."""
+    relation = con.sql(f"SELECT * FROM ({text}) LIMIT 0", params=params.values or None)
+    types = dict(zip(relation.columns, (str(t) for t in relation.types), strict=True))
+    return [OutputColumn(c.ref, c.label, types.get(c.ref, c.type), c.name) for c in out]
+
+
+def _zipped(
+    files: list[ExportedFile],
+    plan: ExportPlan,
+    out_dir: Path,
+    described: list[OutputColumn],
+    rows: int,
+) -> ExportResult:
+    archive = out_dir.parent / (plan.output.name + ".zip")
+    write_zip(archive, [(f.path, f.name) for f in files], plan.password)
+    entries = [
+        {
+            "name": f.name,
+            "rows": f.rows,
+            "bytes": f.path.stat().st_size,
+            "period": f.period,
+            "group": f.group,
+        }
+        for f in files
+    ]
+    for f in files:
+        f.path.unlink()
+    zipped = ExportedFile(archive, archive.name, rows, "application/zip")
+    return ExportResult([zipped], described, rows, entries)
+
+
+@contextlib.contextmanager
+def _watch(
+    con: duckdb.DuckDBPyConnection,
+    progress: Callable[[float], None],
+    should_stop: Callable[[], bool],
+) -> Iterator[None]:
+    """Report DuckDB's query progress and interrupt the query when the attempt must stop.
+
+    The stage and the per-file copies are separate queries; each reports 0..100 %, so progress
+    is the larger of what was reported and the current query's share (monotonic, coarse)."""
+    done = threading.Event()
+    stopped = threading.Event()
+
+    def poll() -> None:
+        best = 0.0
+        while not done.wait(0.5):
+            if should_stop():
+                stopped.set()
+                con.interrupt()
+                return
+            with contextlib.suppress(duckdb.Error):
+                fraction = con.query_progress() / 100
+                if fraction > best:
+                    best = min(fraction, 0.99)
+            progress(best)
+
+    watcher = threading.Thread(target=poll, name="export-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    except duckdb.InterruptException as exc:
+        if stopped.is_set():
+            raise Cancelled("export interrupted: the attempt is stopping") from exc
+        raise
+    finally:
+        done.set()
+        watcher.join()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
