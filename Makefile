@@ -44,10 +44,11 @@ test: $(STAMP) lint typecheck ## Lint, type-check, and run all tests (starts and
 unit: $(STAMP) ## Unit tests only (no broker)
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
 
-bench: $(STAMP) ## Run the pipeline, status-read and fill benchmarks against the local stack
+bench: $(STAMP) ## Run the pipeline, status-read, fill and export benchmarks against the local stack
 	$(PY) -m deploy.local.stack run -- $(PY) -m bench.pipeline
 	$(PY) -m deploy.local.stack run -- $(PY) -m bench.reads
 	$(PY) -m deploy.local.stack run -- $(PY) -m bench.fill
+	$(PY) -m deploy.local.stack run -- $(PY) -m bench.export
 
 SOAK_RUNS ?= 20
 soak-kill: $(STAMP) ## The kill -9 and lost-work-item tests 20 times each (SOAK_RUNS=n), stop at the first failure

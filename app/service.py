@@ -177,6 +177,7 @@ class Runtime(Service):
                     self.settings.export_max_files,
                 ),
                 sealer=sealer_for(self.settings),
+                part_bytes=self.settings.s3_multipart_chunk_bytes,
             )
             self.work = WorkConsumer(
                 self.settings, generator, self.publisher.dead_letter, self.metrics

@@ -57,6 +57,9 @@ def stack() -> Iterator[StackEndpoints]:
         shutil.rmtree(stack_dir, ignore_errors=True)
 
 
+TEST_SECRETS_KEY = "pR4S7ZqkYJ3mCfQ1Wc2rVt8sXn0bLd5eHg6aKj9uMyo="
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -75,6 +78,7 @@ def settings_factory(stack: StackEndpoints, tmp_path: Path) -> Callable[..., Set
             "s3_bucket": name,
             "topic_partitions": 3,
             "state_dir": tmp_path / name,
+            "secrets_key": TEST_SECRETS_KEY,  # every worker of a test opens the others' seals
         }
         values.update(overrides)
         return Settings(**values)

@@ -6,21 +6,24 @@ plus what the caller uploads at a time; no file is ever held in memory whole.
 
 How a job's files come out of one query (``result`` is the query with labels applied)::
 
-    no split        COPY result TO data.csv                          one pass, DuckDB's writer
-    rows_per_file   stage = result + __key + __rn (Parquet, in order)  then one COPY per file:
-    partition_by      __key = the row's day (2026-01-05)                 WHERE __rn BETWEEN a AND b
-    split_by          __key = the row's group value                     (row groups pruned by
-                                                                          min/max of __rn)
+    no split        COPY result TO data.csv                      one pass, DuckDB's own writer
+    rows_per_file   stage = result + __key + __rn               Parquet in the spool, in order
+    partition_by      __key: the row's day (2026-01-05)         (sorted by __key, then the
+    split_by          __key: the row's group value               result's own order)
+                    file_keys = per key: first __rn, rows, first file index
+                    COPY stage JOIN file_keys, __file = base + (__rn - first) // rows_per_file
+                      TO dir (PARTITION_BY (__file))            one pass writes every file
 
-The stage is sorted by ``__key`` (then the type's sort), so each file is one contiguous run of
-``__rn`` and reading it touches only its own row groups: thousands of files cost one sort and
-one pass, not one scan each.
+So thousands of files cost one sort and one partitioned write, not a query each (a query per
+file measured ~10 ms of DuckDB overhead each: 85 s for 9,001 files, against ~8 s this way).
+Each file is one contiguous run of ``__rn``, so the order inside a file is the result's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -258,10 +261,10 @@ def _labelled(
 
 
 def _copy(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, target: Path,
-          spec: OutputSpec) -> int:  # fmt: skip
-    relation.create_view("result", replace=True)
+          spec: OutputSpec, view: str = "result") -> int:  # fmt: skip
+    relation.create_view(view, replace=True)
     written = con.execute(
-        f"COPY (SELECT * FROM result) TO $target ({spec.copy_options()})", {"target": str(target)}
+        f"COPY (SELECT * FROM {view}) TO $target ({spec.copy_options()})", {"target": str(target)}
     ).fetchone()
     return int(written[0]) if written else 0
 
@@ -306,34 +309,63 @@ def _copy_split(
         f"COPY ({staged}) TO $stage (FORMAT parquet, COMPRESSION lz4_raw)",
         {**params.values, "stage": str(stage)},
     )
-    groups = con.execute(
-        "SELECT __key, min(__rn), max(__rn) FROM read_parquet($stage) GROUP BY __key "
-        "ORDER BY min(__rn)",
-        {"stage": str(stage)},
-    ).fetchall()
+    keys_sql = (
+        "SELECT __key, kfirst, n, (sum(ceil(n / $per)) OVER (ORDER BY kfirst) - ceil(n / $per))"
+        "::BIGINT AS base FROM (SELECT __key, min(__rn) AS kfirst, count(*) AS n "
+        "FROM read_parquet($stage) GROUP BY __key) ORDER BY kfirst"
+    )
     per_file = spec.rows_per_file or (1 << 62)
-    ranges: list[tuple[str | None, int, int, int]] = []  # key, first, last, part number
-    for key_value, first, last in groups:
-        for part, start in enumerate(range(first, last + 1, per_file), start=1):
-            ranges.append((key_value, start, min(last, start + per_file - 1), part))
-    if len(ranges) > limits.max_files:
+    bound = {"stage": str(stage), "per": per_file}
+    keys = con.sql(keys_sql, params=bound)
+    keys.to_table("file_keys")
+    planned: list[tuple[str | None, int, int]] = []  # key, part number, rows
+    for key_value, _, count, _ in con.execute("SELECT * FROM file_keys ORDER BY kfirst").fetchall():
+        parts = -(-count // per_file)
+        planned.extend(
+            (key_value, part, min(per_file, count - (part - 1) * per_file))
+            for part in range(1, parts + 1)
+        )
+    if len(planned) > limits.max_files:
         raise TooManyFiles(
-            f"the export would write {len(ranges)} files; at most {limits.max_files} are "
+            f"the export would write {len(planned)} files; at most {limits.max_files} are "
             "allowed (raise output.rows_per_file, or split by a coarser column)"
         )
-    numbered = spec.rows_per_file is not None and len(ranges) > 1
+    if any(c.label == "__file" for c in out):
+        raise InvalidConfig("an output column may not be labelled __file")
+    # One pass writes every file: DuckDB's partitioned COPY, one directory per file index.
+    relation = con.sql(
+        f"SELECT {refs}, base + (__rn - kfirst) // $per AS __file FROM read_parquet($stage) s "
+        "JOIN file_keys k ON s.__key IS NOT DISTINCT FROM k.__key",
+        params=bound,
+    ).project(
+        *[duckdb.ColumnExpression(c.ref).alias(c.label) for c in out],
+        duckdb.ColumnExpression("__file"),
+    )
+    relation.create_view("result", replace=True)
+    parted = out_dir.parent / "parted"
+    con.execute(
+        f"COPY (SELECT * FROM result) TO $dir ({spec.copy_options()}, PARTITION_BY (__file), "
+        "OVERWRITE_OR_IGNORE true)",
+        {"dir": str(parted)},
+    )
+    numbered = spec.rows_per_file is not None and len(planned) > 1
+    keyed = key_sql is not None
     names = _FileNames()
     files: list[ExportedFile] = []
-    relation_sql = f"SELECT {refs} FROM read_parquet($stage) WHERE __rn BETWEEN $first AND $last"
-    for key_value, first, last, part in ranges:
-        name = names.make(key_value, part if numbered else None, spec, key_sql is not None)
-        relation = con.sql(
-            relation_sql, params={"stage": str(stage), "first": first, "last": last}
-        ).project(*[duckdb.ColumnExpression(c.ref).alias(c.label) for c in out])
-        rows = _copy(con, relation, out_dir / name, spec)
-        period = key_value if key_sql is not None and plan.output.partition_by else None
-        group = key_value if key_sql is not None and not plan.output.partition_by else None
-        files.append(ExportedFile(out_dir / name, name, rows, spec.content_type, period, group))
+    for index, (key_value, part, rows) in enumerate(planned):
+        name = names.make(key_value, part if numbered else None, spec, keyed)
+        target = out_dir / name
+        written = sorted((parted / f"__file={index}").iterdir())
+        if len(written) == 1:
+            written[0].rename(target)
+        else:  # DuckDB closed and reopened this partition: write it again, alone
+            alone = con.sql("SELECT * EXCLUDE (__file) FROM result WHERE __file = $i",
+                            params={"i": index})  # fmt: skip
+            _copy(con, alone, target, spec, view="alone")
+        period = key_value if keyed and plan.output.partition_by else None
+        group = key_value if keyed and not plan.output.partition_by else None
+        files.append(ExportedFile(target, name, rows, spec.content_type, period, group))
+    shutil.rmtree(parted, ignore_errors=True)
     stage.unlink(missing_ok=True)
     return files
 

@@ -66,7 +66,9 @@ class DatasetLookup(Protocol):
 
 
 DOWNLOADS_AT_ONCE = 4
-UPLOADS_AT_ONCE = 4  # files; each also sends settings.upload_concurrency parts at once
+SMALL_UPLOADS_AT_ONCE = 16  # files of one part (splits write thousands of them)
+# A file of several parts is uploaded alone, with settings.upload_concurrency parts in flight, so
+# memory stays a few parts whatever the files.
 
 
 class Generator:
@@ -84,6 +86,7 @@ class Generator:
         datasets: DatasetLookup | None = None,
         limits: Limits | None = None,
         sealer: Sealer | None = None,
+        part_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -96,6 +99,7 @@ class Generator:
         self.datasets = datasets
         self.limits = limits or Limits()
         self.sealer = sealer
+        self.part_bytes = part_bytes  # the store's multipart part size
         self.stopping = threading.Event()
 
     def _event(self, item: WorkItem, kind: str, **fields: object) -> JobEvent:
@@ -266,10 +270,11 @@ class Generator:
         return ref.view, "parquet", [s.key for s in entry.segments], entry
 
     async def _upload_all(self, item: WorkItem, files: list[GeneratedFile]) -> list[OutputFile]:
-        slots = asyncio.Semaphore(UPLOADS_AT_ONCE)
+        small, large = asyncio.Semaphore(SMALL_UPLOADS_AT_ONCE), asyncio.Semaphore(1)
 
         async def one(generated: GeneratedFile) -> OutputFile:
-            async with slots:
+            size = (await asyncio.to_thread(generated.path.stat)).st_size
+            async with small if size < self.part_bytes else large:
                 return await self._upload(item, generated)
 
         return list(await asyncio.gather(*(one(f) for f in files)))

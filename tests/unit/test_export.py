@@ -1,0 +1,132 @@
+"""The export runner in-process over local files (DuckDB is a library; S3 is not involved)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from app.domain.errors import Cancelled, SourceNotFound, TooManyFiles, UnknownColumn
+from app.domain.managed_datasets import Column
+from app.engine.export import ExportPlan, Limits, LocalSource, run_export
+from app.engine.formats import OutputSpec
+
+SESSIONS_SQL = """
+SELECT 'u' || (i % 50)::VARCHAR AS user_id, (i % 7) * 10.0 AS score, i AS session_id
+FROM range(1000) t(i)
+"""
+QUERY = """
+SELECT u."group" AS grp, count(*) AS sessions, avg(s.score) AS mean, median(s.score) AS median
+FROM sessions s JOIN users u ON u.user_id = s.user_id
+WHERE s.score >= $min_score
+GROUP BY u."group" ORDER BY u."group"
+"""
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> list[LocalSource]:
+    sessions = tmp_path / "sessions.parquet"
+    duckdb.sql(f"COPY ({SESSIONS_SQL}) TO '{sessions}' (FORMAT parquet)")
+    users = [tmp_path / "users-1.ndjson", tmp_path / "users-2.ndjson"]
+    for n, path in enumerate(users):
+        path.write_text("\n".join(
+            json.dumps({"user_id": f"u{i}", "group": f"g{i % 3}"}) for i in range(n * 25, n * 25 + 25)
+        ))  # fmt: skip
+    return [LocalSource("sessions", "parquet", [sessions]), LocalSource("users", "ndjson", users)]
+
+
+def run(plan: ExportPlan, sources: list[LocalSource], tmp_path: Path, **kw: Any) -> Any:
+    job = tmp_path / "job"
+    job.mkdir(exist_ok=True)
+    return run_export(plan, sources, job / "out", kw.pop("limits", Limits()),
+                      lambda f: None, kw.pop("should_stop", lambda: False))  # fmt: skip
+
+
+def test_a_declared_sql_type_joins_inputs_with_a_dataset_and_binds_config(
+    sources: list[LocalSource], tmp_path: Path
+) -> None:
+    plan = ExportPlan(
+        "sql", {"min_score": 20}, ["grp", "sessions", "median"],
+        {"column": "sessions", "op": ">", "value": 0}, OutputSpec("JSON"), None,
+        query=QUERY, query_params=("min_score",),
+    )  # fmt: skip
+    result = run(plan, sources, tmp_path)
+    rows = json.loads(result.files[0].path.read_text())
+    with duckdb.connect() as con:
+        con.execute(f"CREATE VIEW sessions AS {SESSIONS_SQL}")
+        con.execute(
+            "CREATE VIEW users AS SELECT 'u' || i::VARCHAR AS user_id, 'g' || (i % 3)::VARCHAR "
+            'AS "group" FROM range(50) t(i)'
+        )
+        expected = con.execute(QUERY.replace("$min_score", "20")).fetchall()
+    assert rows == [{"grp": g, "sessions": n, "median": m} for g, n, _, m in expected]
+    assert [c.label for c in result.columns] == ["grp", "sessions", "median"]
+
+
+def test_an_empty_managed_dataset_exports_its_header(tmp_path: Path) -> None:
+    empty = LocalSource("source", "parquet", [], (Column("id", "ID", "INTEGER"),
+                                                  Column("day", "Day", "DATE")))  # fmt: skip
+    plan = ExportPlan("table-export", {}, None, None, OutputSpec("CSV"), None)
+    result = run(plan, [empty], tmp_path)
+    assert result.rows == 0 and result.files[0].path.read_text() == "ID,Day\n"
+
+
+def test_a_source_without_files_or_columns_is_not_found(tmp_path: Path) -> None:
+    plan = ExportPlan("table-export", {}, None, None, OutputSpec("CSV"), None)
+    with pytest.raises(SourceNotFound):
+        run(plan, [LocalSource("source", "ndjson", [])], tmp_path)
+
+
+def test_too_many_files_fails_before_writing_any(
+    sources: list[LocalSource], tmp_path: Path
+) -> None:
+    plan = ExportPlan("table-export", {}, None, None, OutputSpec("CSV", rows_per_file=10), None)
+    with pytest.raises(TooManyFiles, match="100 files"):
+        run(plan, sources[:1], tmp_path, limits=Limits(max_files=50))
+    assert not list((tmp_path / "job" / "out").iterdir())
+
+
+def test_a_stopping_attempt_interrupts_the_query(tmp_path: Path) -> None:
+    big = tmp_path / "big.parquet"
+    duckdb.sql(f"COPY (SELECT range AS id, range % 1000 AS k FROM range(30000000)) TO '{big}'")
+    plan = ExportPlan("summary-report", {"group_by": ["id"], "metrics": [{"op": "count"}]}, None,
+                      None, OutputSpec("CSV"), None)  # fmt: skip
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    with pytest.raises(Cancelled):
+        run(plan, [LocalSource("source", "parquet", [big])], tmp_path, should_stop=stop.is_set)
+
+
+def test_an_unknown_column_in_sql_output_is_named(
+    sources: list[LocalSource], tmp_path: Path
+) -> None:
+    plan = ExportPlan("sql", {"min_score": 0}, ["nope"], None, OutputSpec("CSV"), None,
+                      query=QUERY, query_params=("min_score",))  # fmt: skip
+    with pytest.raises(UnknownColumn, match="columns: grp, sessions, mean, median"):
+        run(plan, sources, tmp_path)
+
+
+def test_period_files_keep_the_sort_order_inside_each_file(tmp_path: Path) -> None:
+    data = tmp_path / "d.parquet"
+    duckdb.sql(
+        f"COPY (SELECT range AS id, DATE '2026-01-01' + (range % 3)::INTEGER AS day, "
+        f"(range * 7919) % 1000 AS v FROM range(30000)) TO '{data}'"
+    )
+    plan = ExportPlan("table-export", {"sort": [{"column": "v", "desc": True}, {"column": "id"}]},
+                      None, None, OutputSpec("CSV", partition_by="day", rows_per_file=4000),
+                      None)  # fmt: skip
+    result = run(plan, [LocalSource("source", "parquet", [data])], tmp_path)
+    assert [f.name for f in result.files][:4] == [
+        "2026-01-01-00001.csv", "2026-01-01-00002.csv", "2026-01-01-00003.csv",
+        "2026-01-02-00001.csv",
+    ]  # fmt: skip
+    assert [f.rows for f in result.files] == [4000, 4000, 2000] * 3
+    for f in result.files:
+        rows = [
+            tuple(map(int, line.split(",")[::2])) for line in f.path.read_text().splitlines()[1:]
+        ]
+        assert rows == sorted(rows, key=lambda r: (-r[1], r[0])), f.name
