@@ -140,6 +140,11 @@ class DeclaredType(DatasetType):
         OutputSpec.parse(output, self.output_defaults, encrypted)
         if columns is not None and any(not isinstance(c, str) or not c for c in columns):
             raise InvalidConfig("columns must be column names")
+        if columns and self.kind == "summary-report":
+            raise InvalidConfig(
+                f"{self.name} chooses its columns with config.group_by and config.metrics; "
+                "columns must be empty"
+            )
         return normalised
 
     def sources(self, config: dict[str, Any], inputs: list[str]) -> list[SourceRef]:

@@ -18,7 +18,8 @@ whether retrying can help::
     │   └── ColumnsMismatch         an append whose columns differ from the dataset's
     ├── LimitExceeded               a configured limit (HTTP 413); each has its own code
     │   ├── BodyTooLarge, DecompressedTooLarge, TooManyRows, TooManyColumns,
-    │   └── ValueTooLarge, TooManySegments
+    │   ├── ValueTooLarge, TooManySegments
+    │   └── ExportMemoryExceeded    an export that DuckDB cannot run within its memory limit
     ├── RequestRejected             a decodable request that cannot run (-> FAILED job)
     │   ├── UnknownDataset
     │   ├── InvalidConfig
@@ -138,6 +139,10 @@ class ValueTooLarge(LimitExceeded):
 
 class TooManySegments(LimitExceeded):
     code = "TOO_MANY_SEGMENTS"
+
+
+class ExportMemoryExceeded(LimitExceeded):
+    code = "EXPORT_MEMORY_EXCEEDED"
 
 
 class RequestRejected(ExhaustError):

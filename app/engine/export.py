@@ -11,12 +11,15 @@ How a job's files come out of one query (``result`` is the query with labels app
     partition_by      __key: the row's day (2026-01-05)         (sorted by __key, then the
     split_by          __key: the row's group value               result's own order)
                     file_keys = per key: first __rn, rows, first file index
-                    COPY stage JOIN file_keys, __file = base + (__rn - first) // rows_per_file
+    small files     COPY stage JOIN file_keys, __file = base + (__rn - first) // rows_per_file
                       TO dir (PARTITION_BY (__file))            one pass writes every file
+    large files     one COPY per file: WHERE __rn BETWEEN a AND b (only its row groups read)
 
 So thousands of files cost one sort and one partitioned write, not a query each (a query per
-file measured ~10 ms of DuckDB overhead each: 85 s for 9,001 files, against ~8 s this way).
-Each file is one contiguous run of ``__rn``, so the order inside a file is the result's.
+file measured ~10 ms of DuckDB overhead each: 85 s for 9,001 files, against ~8 s this way);
+files over :data:`PARTITIONED_MAX_ROWS` are few, and written one by one because DuckDB's
+partitioned CSV writer holds each file in memory. Each file is one contiguous run of ``__rn``,
+so the order inside a file is the result's.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import duckdb
 
 from app.domain.errors import (
     Cancelled,
+    ExportMemoryExceeded,
     InvalidConfig,
     InvalidOutput,
     SourceNotFound,
@@ -54,6 +58,9 @@ from app.engine.query import (
 )
 
 SourceFormat = Literal["parquet", "csv", "json", "ndjson"]
+PARTITIONED_MAX_ROWS = 100_000
+"""Largest file written by the one-pass partitioned COPY; its CSV writer holds a file whole
+(3M-row files ran out of a 256 MB limit, 111k-row ones peaked at 348 MB RSS)."""
 VIEW_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -133,7 +140,8 @@ def run_export(
     ``progress`` receives fractions (it must not raise); when ``should_stop`` turns true the
     running query is interrupted and :class:`~app.domain.errors.Cancelled` raised."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with connect(out_dir.parent, limits) as con, _watch(con, progress, should_stop):
+    with connect(out_dir.parent, limits) as con, _watch(con, progress, should_stop,
+                                                         limits.memory_limit):  # fmt: skip
         con.execute("SET TimeZone = 'UTC'")
         for source in sources:
             _create_source_view(con, source)
@@ -332,40 +340,47 @@ def _copy_split(
         )
     if any(c.label == "__file" for c in out):
         raise InvalidConfig("an output column may not be labelled __file")
-    # One pass writes every file: DuckDB's partitioned COPY, one directory per file index.
-    relation = con.sql(
-        f"SELECT {refs}, base + (__rn - kfirst) // $per AS __file FROM read_parquet($stage) s "
-        "JOIN file_keys k ON s.__key IS NOT DISTINCT FROM k.__key",
-        params=bound,
-    ).project(
-        *[duckdb.ColumnExpression(c.ref).alias(c.label) for c in out],
-        duckdb.ColumnExpression("__file"),
-    )
-    relation.create_view("result", replace=True)
-    parted = out_dir.parent / "parted"
-    con.execute(
-        f"COPY (SELECT * FROM result) TO $dir ({spec.copy_options()}, PARTITION_BY (__file), "
-        "OVERWRITE_OR_IGNORE true)",
-        {"dir": str(parted)},
-    )
+    labelled = [duckdb.ColumnExpression(c.ref).alias(c.label) for c in out]
+    if max((rows for _, _, rows in planned), default=0) <= PARTITIONED_MAX_ROWS:
+        # Many small files: one pass writes them all (DuckDB's partitioned COPY, a directory
+        # per file index). Its writer buffers each file whole, hence the size bound.
+        relation = con.sql(
+            f"SELECT {refs}, base + (__rn - kfirst) // $per AS __file FROM read_parquet($stage) s "
+            "JOIN file_keys k ON s.__key IS NOT DISTINCT FROM k.__key",
+            params=bound,
+        ).project(*labelled, duckdb.ColumnExpression("__file"))
+        relation.create_view("result", replace=True)
+        parted: Path | None = out_dir.parent / "parted"
+        con.execute(
+            f"COPY (SELECT * FROM result) TO $dir ({spec.copy_options()}, PARTITION_BY (__file), "
+            "OVERWRITE_OR_IGNORE true)",
+            {"dir": str(parted)},
+        )
+    else:  # a few large files: one COPY each, streaming, reading only its own row groups
+        parted = None
     numbered = spec.rows_per_file is not None and len(planned) > 1
     keyed = key_sql is not None
     names = _FileNames()
     files: list[ExportedFile] = []
+    first = {key: kfirst for key, kfirst, _, _ in con.execute("SELECT * FROM file_keys").fetchall()}
     for index, (key_value, part, rows) in enumerate(planned):
         name = names.make(key_value, part if numbered else None, spec, keyed)
         target = out_dir / name
-        written = sorted((parted / f"__file={index}").iterdir())
+        written = sorted((parted / f"__file={index}").iterdir()) if parted else []
         if len(written) == 1:
             written[0].rename(target)
-        else:  # DuckDB closed and reopened this partition: write it again, alone
-            alone = con.sql("SELECT * EXCLUDE (__file) FROM result WHERE __file = $i",
-                            params={"i": index})  # fmt: skip
+        else:  # written file by file (or DuckDB split this partition): one COPY of its rows
+            start = first[key_value] + (part - 1) * per_file
+            alone = con.sql(
+                f"SELECT {refs} FROM read_parquet($stage) WHERE __rn BETWEEN $a AND $b",
+                params={"stage": str(stage), "a": start, "b": start + rows - 1},
+            ).project(*labelled)
             _copy(con, alone, target, spec, view="alone")
         period = key_value if keyed and plan.output.partition_by else None
         group = key_value if keyed and not plan.output.partition_by else None
         files.append(ExportedFile(target, name, rows, spec.content_type, period, group))
-    shutil.rmtree(parted, ignore_errors=True)
+    if parted is not None:
+        shutil.rmtree(parted, ignore_errors=True)
     stage.unlink(missing_ok=True)
     return files
 
@@ -433,6 +448,7 @@ def _watch(
     con: duckdb.DuckDBPyConnection,
     progress: Callable[[float], None],
     should_stop: Callable[[], bool],
+    limit: str,
 ) -> Iterator[None]:
     """Report DuckDB's query progress and interrupt the query when the attempt must stop.
 
@@ -462,6 +478,12 @@ def _watch(
         if stopped.is_set():
             raise Cancelled("export interrupted: the attempt is stopping") from exc
         raise
+    except duckdb.OutOfMemoryException as exc:
+        raise ExportMemoryExceeded(
+            f"the export needs more memory than its limit ({limit}, "
+            "EXHAUST_EXPORT_MEMORY_LIMIT) even when spilling to disk; raise the limit or lower "
+            "EXHAUST_EXPORT_THREADS (each sorting thread needs ~128 MB)"
+        ) from exc
     finally:
         done.set()
         watcher.join()

@@ -226,6 +226,8 @@ def prepare(server: Server, settings: Settings) -> list[str]:
         return [*java, server.main_class, str(props)]
     props = home / "s3proxy.conf"
     props.write_text(s3proxy_properties(settings, data))
+    logback = f"-Dlogback.configurationFile={(HERE / 's3proxy' / 'logback.xml').resolve()}"
+    java.insert(1, logback)
     return [*java, server.main_class, "--properties", str(props)]
 
 

@@ -224,6 +224,8 @@ async def test_a_ten_million_row_dataset_round_trips_in_every_format(
     assert manifest["columns"][4] == {"name": "amount", "label": "amount", "type": "DECIMAL(12,2)"}
     assert manifest["files"] == [{**json.loads(json.dumps(manifest["files"][0])), "rows": ROWS}]
     assert manifest["files"][0]["sha256"] == data.sha256 and manifest["total_rows"] == ROWS
+    path.unlink()  # gigabytes: free the disk for the next format
+    await store.delete_keys([data.key, final.manifest_key or ""])
 
 
 async def test_filters_columns_sort_and_limit_match_the_same_query_run_directly(
@@ -474,7 +476,7 @@ PROBE = textwrap.dedent(
         settings = Settings()  # from the EXHAUST_* variables the test sets
         entry = ManagedDataset.from_record(json.loads(sys.argv[1]))
         async with S3ObjectStore(settings) as store:
-            final = await generator(settings, store, entry, limits=Limits("128MB", 2, 10_000)).run(
+            final = await generator(settings, store, entry, limits=Limits("128MB", 1, 10_000)).run(
                 work("table-export", {"source": "flights", "sort": [{"column": "dep_delay"}]},
                      output=output("CSV", rows_per_file=3_000_000)))
         print(json.dumps({"kind": final.kind, "rows": final.total_rows, "bytes": final.total_bytes,
@@ -487,14 +489,14 @@ PROBE = textwrap.dedent(
     """
 )
 MEMORY_LIMIT_MIB = 128
-OVERHEAD_MIB = 320  # the interpreter and its libraries (~150), upload parts in flight, DuckDB's
+OVERHEAD_MIB = 256  # the interpreter and its libraries (~150), upload parts in flight, DuckDB's
 # allocations outside its buffer manager and allocator slack
 
 
 def test_peak_memory_of_an_export_many_times_its_memory_limit_stays_bounded(
     engine_settings: Settings, flights: ManagedDataset
 ) -> None:
-    """A sorted 10M-row export (~1.2 GB of CSV, sorted, split into parts) with a 128 MB limit."""
+    """A sorted 10M-row export (~790 MB of CSV, split into parts) with a 128 MB limit, one thread."""
     env = {
         **os.environ,
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
@@ -513,8 +515,8 @@ def test_peak_memory_of_an_export_many_times_its_memory_limit_stays_bounded(
     assert done.returncode == 0, done.stderr[-3000:]
     summary_line, peak_line = done.stdout.strip().splitlines()[-2:]
     result, peak = json.loads(summary_line), int(peak_line)
+    assert result["kind"] == "COMPLETED" and result["rows"] == ROWS, (result, done.stderr[-3000:])
     print(f"peak RSS {peak} MiB exporting {result['bytes'] / 2**20:.0f} MiB")
-    assert result["kind"] == "COMPLETED" and result["rows"] == ROWS, result
     assert result["bytes"] > 6 * MEMORY_LIMIT_MIB * 2**20
     assert peak < MEMORY_LIMIT_MIB + OVERHEAD_MIB, f"peak RSS {peak} MiB"
 

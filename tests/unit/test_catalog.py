@@ -123,6 +123,11 @@ def test_filters_output_and_columns_are_checked_at_submit(
         table.check({"source": "s"}, columns, **kwargs)
 
 
+def test_a_summary_takes_its_columns_from_its_config() -> None:
+    with pytest.raises(InvalidConfig, match=r"config\.group_by"):
+        default_catalog().get("summary-report").check({"source": "s"}, ["a"])
+
+
 def test_a_type_that_requires_a_key_refuses_a_request_without_one(tmp_path: Path) -> None:
     payroll = catalog_with(tmp_path, RESTRICTED).get("payroll-export", "acme", "finance")
     with pytest.raises(EncryptionKeyRequired):

@@ -8,17 +8,20 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from cryptography.fernet import Fernet
 
-from app.api.jobs import ApiContext, create_web_app
+from app.api.jobs import ApiContext, create_web_app, job_view
 from app.catalog.types import default_catalog
 from app.domain.model import DatasetRequest, Job, OutputFile
 from app.health import Health
 from app.metrics import Metrics
+from app.sealing import Sealer
 from app.settings import Settings
 from app.stream.read_model import Change, ReadModel
 from tests.fakes import MemoryStore
 
 Client = TestClient[web.Request, web.Application]
+SEALER = Sealer(Fernet.generate_key())
 
 
 def job(request_id: str, channel: str, status: str = "SUCCESS") -> Job:
@@ -43,7 +46,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[Client, list[DatasetRequ
 
     context = ApiContext(
         settings=Settings(), health=Health(), metrics=Metrics(), catalog=default_catalog(),
-        read_model=read_model, store=MemoryStore(), submit=submit,
+        read_model=read_model, store=MemoryStore(), submit=submit, sealer=SEALER,
     )  # fmt: skip
     async with TestClient(TestServer(create_web_app(context))) as test_client:
         yield test_client, submitted
@@ -112,6 +115,29 @@ async def test_submission_is_validated_before_anything_is_published(
     body = await ok.json()
     assert body["status"] == "SUBMITTED" and len(body["request_id"]) == 32
     assert [r.channel for r in submitted] == ["acme"] and "k" not in str(body)
+    sealed = submitted[0].encryption_key  # published sealed: Kafka never sees the clear key
+    assert sealed is not None and sealed.startswith("sealed:v1:") and SEALER.open(sealed) == "k"
+
+
+async def test_a_public_type_gets_plain_links_and_others_presigned_ones(tmp_path: Path) -> None:
+    (tmp_path / "open.yaml").write_text(
+        "name: open-data\ndescription: Public rows.\nkind: table-export\n"
+        "config_schema: {type: object}\nsources: {source: {config: source}}\npublic: true\n"
+    )
+    catalog = default_catalog([tmp_path])
+    settings = Settings(public_base_url="https://cdn.example.org/exhaust/")
+    store = MemoryStore()
+    public = job("p1", "acme").replace(dataset="open-data").to_record()
+    public["outputs"][0]["key"] = "acme/open-data/p1/1/a b.csv"
+    view = job_view(public, store, settings, catalog)
+    assert view["download_urls"] == [
+        "https://cdn.example.org/exhaust/acme/open-data/p1/1/a%20b.csv"
+    ]
+    assert view["links_expire_at"] is None
+    private = job_view(job("p2", "acme").to_record(), store, settings, catalog)
+    assert private["download_urls"][0].startswith("memory://") and private["links_expire_at"]
+    unset = job_view(public, store, Settings(), catalog)  # no public base URL: presigned
+    assert unset["download_urls"][0].startswith("memory://")
 
 
 async def test_listing_rejects_bad_parameters(
