@@ -176,8 +176,9 @@ class DeclaredType(DatasetType):
             query_params=self.query_params,
         )
         result = run_export(
-            plan, ctx.sources, ctx.spool / "out", ctx.limits, ctx.report, ctx.should_stop
-        )
+            plan, ctx.sources, ctx.spool / "out", ctx.limits, ctx.report, ctx.should_stop,
+            ctx.stream,
+        )  # fmt: skip
         ctx.manifest.update(
             {
                 "format": spec.format,
