@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -106,42 +104,6 @@ async def test_multipart_upload_then_presigned_download(settings: Settings, tmp_
     status, body = await asyncio.to_thread(http_get, url)
     assert status == 200
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(payload).hexdigest()
-
-
-async def test_a_file_still_being_written_is_uploaded_as_it_grows(
-    settings: Settings, tmp_path: Path
-) -> None:
-    path = tmp_path / "growing.bin"
-    payload = os.urandom(settings.s3_multipart_chunk_bytes * 3 + 777)
-    writing = threading.Event()
-    writing.set()
-    sent_while_writing: list[int] = []
-
-    def writer() -> None:
-        with path.open("wb") as handle:
-            for start in range(0, len(payload), 1 << 20):
-                handle.write(payload[start : start + (1 << 20)])
-                handle.flush()
-                time.sleep(0.02)
-        writing.clear()
-
-    async with S3ObjectStore(settings) as store:
-        await store.ensure_bucket()
-        real_upload_part = store.client.upload_part
-
-        async def spy(**kwargs: Any) -> Any:
-            if writing.is_set():
-                sent_while_writing.append(kwargs["PartNumber"])
-            return await real_upload_part(**kwargs)
-
-        store.client.upload_part = spy
-        thread = threading.Thread(target=writer)
-        thread.start()
-        sent = await store.upload_file("grown.bin", path, growing=writing.is_set)
-        thread.join()
-        data = await store.get_bytes("grown.bin")
-    assert data == payload and sent.sha256 == hashlib.sha256(payload).hexdigest()
-    assert sent_while_writing  # parts went out before the writer finished
 
 
 async def test_failed_multipart_upload_is_aborted(settings: Settings, tmp_path: Path) -> None:
