@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
 from app.domain.errors import NotFound
@@ -25,15 +23,7 @@ class MemoryStore:
         self.objects[key] = data
         self.writes.append(key)
 
-    async def upload_file(
-        self,
-        key: str,
-        path: Path,
-        content_type: str = "",
-        growing: Callable[[], bool] | None = None,
-    ) -> Uploaded:
-        while growing is not None and growing():  # noqa: ASYNC110 (a thread writes the file)
-            await asyncio.sleep(0.01)
+    async def upload_file(self, key: str, path: Path, content_type: str = "") -> Uploaded:
         data = path.read_bytes()
         await self.put_bytes(key, data, content_type)
         return Uploaded(len(data), hashlib.sha256(data).hexdigest())

@@ -176,9 +176,8 @@ class DeclaredType(DatasetType):
             query_params=self.query_params,
         )
         result = run_export(
-            plan, ctx.sources, ctx.spool / "out", ctx.limits, ctx.report, ctx.should_stop,
-            ctx.stream,
-        )  # fmt: skip
+            plan, ctx.sources, ctx.spool / "out", ctx.limits, ctx.report, ctx.should_stop
+        )
         ctx.manifest.update(
             {
                 "format": spec.format,

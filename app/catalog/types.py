@@ -52,7 +52,6 @@ class GenerationContext:
     sources: list[LocalSource] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
     manifest: dict[str, Any] = field(default_factory=dict)  # extra manifest fields of the type
-    stream: Callable[[Path, str], None] | None = None  # a file starts: upload it as it grows
 
     def progress(self, fraction: float) -> None:
         if self.should_stop():

@@ -134,15 +134,11 @@ def run_export(
     limits: Limits,
     progress: Callable[[float], None],
     should_stop: Callable[[], bool],
-    on_file: Callable[[Path, str], None] | None = None,
 ) -> ExportResult:
     """Run ``plan`` over ``sources`` and write its files into ``out_dir``.
 
     ``progress`` receives fractions (it must not raise); when ``should_stop`` turns true the
-    running query is interrupted and :class:`~app.domain.errors.Cancelled` raised.
-    ``on_file(path, content_type)`` is called just before DuckDB starts writing an output that
-    is final as written (one unsplit, unzipped file), so the caller can upload it while it
-    grows."""
+    running query is interrupted and :class:`~app.domain.errors.Cancelled` raised."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with connect(out_dir.parent, limits) as con, _watch(con, progress, should_stop,
                                                          limits.memory_limit):  # fmt: skip
@@ -159,11 +155,7 @@ def run_export(
         text, out_columns, split_ref = _result_sql(plan, schema, params)
         key_sql = _key_sql(plan, schema, out_columns, split_ref)
         if key_sql is None and plan.output.rows_per_file is None:
-            final = plan.output.compression != "ZIP"
-            files = [
-                _copy_whole(con, text, params, out_columns, plan.output, out_dir,
-                            on_file if final else None)
-            ]  # fmt: skip
+            files = [_copy_whole(con, text, params, out_columns, plan.output, out_dir)]
         else:
             files = _copy_split(con, text, params, out_columns, plan, key_sql, out_dir, limits)
         rows = sum(f.rows for f in files)
@@ -292,13 +284,9 @@ def _copy_whole(
     out: list[OutputColumn],
     spec: OutputSpec,
     out_dir: Path,
-    on_file: Callable[[Path, str], None] | None,
 ) -> ExportedFile:
     name = spec.name + spec.extension
-    relation = _labelled(con, text, params, out)
-    if on_file is not None:
-        on_file(out_dir / name, spec.content_type)
-    rows = _copy(con, relation, out_dir / name, spec)
+    rows = _copy(con, _labelled(con, text, params, out), out_dir / name, spec)
     return ExportedFile(out_dir / name, name, rows, spec.content_type)
 
 

@@ -42,7 +42,7 @@ from app.domain.managed_datasets import ManagedDataset
 from app.domain.model import JobError, JobEvent, OutputFile, WorkItem, output_record
 from app.engine.export import Limits, LocalSource, SourceFormat
 from app.engine.query import parse_filters
-from app.engine.storage import ObjectStore, Uploaded
+from app.engine.storage import ObjectStore
 from app.metrics import Metrics
 from app.sealing import Sealer
 
@@ -180,26 +180,15 @@ class Generator:
                 sources=sources,
                 limits=self.limits,
             )
-            streams: dict[Path, asyncio.Task[Uploaded]] = {}
-            writing = threading.Event()
-            writing.set()
-            ctx.stream = self._streamer(item, streams, writing)
             heartbeat = asyncio.create_task(self._heartbeat(item, latest))
             try:
                 files = await asyncio.to_thread(dataset_type.generate, ctx)
-            except BaseException:
-                writing.clear()
-                for task in streams.values():
-                    task.cancel()  # aborts its multipart upload
-                await asyncio.gather(*streams.values(), return_exceptions=True)
-                raise
             finally:
-                writing.clear()
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
             ctx.encryption_key = None
-            outputs = await self._upload_all(item, files, streams)
+            outputs = await self._upload_all(item, files)
             manifest_key = await self._write_manifest(item, outputs, files, ctx.manifest)
         columns = [f.columns for f in files if f.columns is not None]
         return self._event(
@@ -280,36 +269,10 @@ class Generator:
             raise SourceNotFound(f"no managed dataset{hint} {ref.name!r} in channel {item.channel}")
         return ref.view, "parquet", [s.key for s in entry.segments], entry
 
-    def _streamer(
-        self, item: WorkItem, streams: dict[Path, asyncio.Task[Uploaded]], writing: threading.Event
-    ) -> Callable[[Path, str], None]:
-        """``ctx.stream`` for the generating thread: upload a file while DuckDB still writes it
-        (parts go as they are complete on disk), so writing and uploading overlap."""
-        loop = asyncio.get_running_loop()
-
-        def start(path: Path, content_type: str) -> None:
-            upload = self.store.upload_file(
-                item.prefix + path.name, path, content_type, growing=writing.is_set
-            )
-            streams[path] = asyncio.create_task(upload)
-
-        def stream(path: Path, content_type: str) -> None:
-            loop.call_soon_threadsafe(start, path, content_type)
-
-        return stream
-
-    async def _upload_all(
-        self,
-        item: WorkItem,
-        files: list[GeneratedFile],
-        streams: dict[Path, asyncio.Task[Uploaded]],
-    ) -> list[OutputFile]:
+    async def _upload_all(self, item: WorkItem, files: list[GeneratedFile]) -> list[OutputFile]:
         small, large = asyncio.Semaphore(SMALL_UPLOADS_AT_ONCE), asyncio.Semaphore(1)
 
         async def one(generated: GeneratedFile) -> OutputFile:
-            streamed = streams.pop(generated.path, None)
-            if streamed is not None:
-                return self._output(item, generated, await streamed)
             size = (await asyncio.to_thread(generated.path.stat)).st_size
             async with small if size < self.part_bytes else large:
                 return await self._upload(item, generated)
@@ -324,12 +287,8 @@ class Generator:
     async def _upload(self, item: WorkItem, generated: GeneratedFile) -> OutputFile:
         key = item.prefix + generated.name
         sent = await self.store.upload_file(key, generated.path, generated.content_type)
-        return self._output(item, generated, sent)
-
-    @staticmethod
-    def _output(item: WorkItem, generated: GeneratedFile, sent: Uploaded) -> OutputFile:
         return OutputFile(
-            key=item.prefix + generated.name,
+            key=key,
             rows=generated.rows,
             bytes=sent.bytes,
             sha256=sent.sha256,

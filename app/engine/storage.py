@@ -18,11 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote
@@ -44,13 +42,7 @@ class ObjectStore(Protocol):
 
     async def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> None: ...
 
-    async def upload_file(
-        self,
-        key: str,
-        path: Path,
-        content_type: str = ...,
-        growing: Callable[[], bool] | None = None,
-    ) -> Uploaded: ...
+    async def upload_file(self, key: str, path: Path, content_type: str = ...) -> Uploaded: ...
 
     async def download_file(self, key: str, path: Path) -> int: ...
 
@@ -119,44 +111,30 @@ class S3ObjectStore:
             )
 
     async def upload_file(
-        self,
-        key: str,
-        path: Path,
-        content_type: str = "application/octet-stream",
-        growing: Callable[[], bool] | None = None,
+        self, key: str, path: Path, content_type: str = "application/octet-stream"
     ) -> Uploaded:
         """Upload a local file, multipart when larger than one part, with up to
         ``settings.upload_concurrency`` parts in flight; return its size and SHA-256.
 
         The file is read once, a part at a time off the event loop, hashing as it goes; memory is
         at most ``upload_concurrency + 1`` parts. Any failure aborts the upload (no orphaned
-        parts). With ``growing``, the file is still being written (appended) by another thread:
-        each part is sent as soon as it is complete on disk, and the last once ``growing()``
-        turns false, so writing and uploading overlap."""
+        parts)."""
         chunk = self.settings.s3_multipart_chunk_bytes
         digest = hashlib.sha256()
-        # Polling, not an event: the writer is DuckDB in another thread, which signals nothing.
-        while growing is not None and growing() and not await asyncio.to_thread(path.exists):  # noqa: ASYNC110
-            await asyncio.sleep(FOLLOW_SECONDS)
         handle = await asyncio.to_thread(path.open, "rb")
-        read = partial(_next_part, handle, chunk, digest, growing)
         try:
-            first = await read()
+            first = await asyncio.to_thread(_read_hashing, handle, chunk, digest)
             if len(first) < chunk:
                 await self.put_bytes(key, first, content_type)
                 return Uploaded(len(first), digest.hexdigest())
-            return await self._multipart(key, read, first, digest, content_type)
+            return await self._multipart(key, handle, first, digest, content_type)
         finally:
             handle.close()
 
     async def _multipart(
-        self,
-        key: str,
-        read: Callable[[], Awaitable[bytes]],
-        first: bytes,
-        digest: Any,
-        content_type: str,
+        self, key: str, handle: BinaryIO, first: bytes, digest: Any, content_type: str
     ) -> Uploaded:
+        chunk = self.settings.s3_multipart_chunk_bytes
         with storage_errors("CreateMultipartUpload", key):
             created = await self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ContentType=content_type
@@ -188,7 +166,7 @@ class S3ObjectStore:
                     slots.release()
                     await failed[0]  # raises its error
                 tasks.append(asyncio.create_task(send(number, body)))
-                body = await read()
+                body = await asyncio.to_thread(_read_hashing, handle, chunk, digest)
             parts = list(await asyncio.gather(*tasks))
             with storage_errors("CompleteMultipartUpload", key):
                 await self.client.complete_multipart_upload(
@@ -317,22 +295,6 @@ class LinkSigner:
         S3SigV4QueryAuth(self.credentials, "s3", self.region, expires_in).add_auth(request)
         url: str = request.url
         return url
-
-
-FOLLOW_SECONDS = 0.05  # how often a growing file is looked at
-
-
-async def _next_part(
-    handle: BinaryIO, size: int, digest: Any, growing: Callable[[], bool] | None
-) -> bytes:
-    """The next ``size`` bytes (fewer only at the end); of a growing file, once written."""
-    while growing is not None:
-        writing = growing()  # before the size: a writer that finished has written it all
-        available = os.fstat(handle.fileno()).st_size - handle.tell()
-        if available >= size or not writing:
-            break
-        await asyncio.sleep(FOLLOW_SECONDS)
-    return await asyncio.to_thread(_read_hashing, handle, size, digest)
 
 
 def _read_hashing(handle: BinaryIO, size: int, digest: Any) -> bytes:
