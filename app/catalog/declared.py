@@ -131,8 +131,7 @@ class DeclaredType(DatasetType):
         output: dict[str, Any] | None = None,
         encrypted: bool = False,
     ) -> dict[str, Any]:
-        if self.encryption == "required" and not encrypted:
-            super().check(config, columns, None, output, encrypted)  # raises the key's error
+        self.require_key(encrypted)
         normalised = self.validate(config, columns)
         parsed = parse_filters(filters)
         if parsed is not None:

@@ -116,6 +116,12 @@ class DatasetType:
         """The sources to download before :attr:`generate` runs (none for built-in types)."""
         return []
 
+    def require_key(self, encrypted: bool) -> None:
+        if self.encryption == "required" and not encrypted:
+            raise EncryptionKeyRequired(
+                f"{self.name} writes a password-protected zip: encryption_key is required"
+            )
+
     def check(
         self,
         config: Any,
@@ -126,10 +132,7 @@ class DatasetType:
     ) -> dict[str, Any]:
         """Everything about a request that can be checked before its sources are read; returns
         the normalised config. Errors name the field."""
-        if self.encryption == "required" and not encrypted:
-            raise EncryptionKeyRequired(
-                f"{self.name} writes a password-protected zip: encryption_key is required"
-            )
+        self.require_key(encrypted)
         if filters is not None and parse_filters(filters) is not None:
             raise InvalidFilter(f"{self.name} takes no filters")
         return self.validate(config, columns)

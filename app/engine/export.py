@@ -327,7 +327,11 @@ def _copy_split(
     keys = con.sql(keys_sql, params=bound)
     keys.to_table("file_keys")
     planned: list[tuple[str | None, int, int]] = []  # key, part number, rows
-    for key_value, _, count, _ in con.execute("SELECT * FROM file_keys ORDER BY kfirst").fetchall():
+    first: dict[str | None, int] = {}  # key -> its first row number in the stage
+    for key_value, kfirst, count, _ in con.execute(
+        "SELECT * FROM file_keys ORDER BY kfirst"
+    ).fetchall():
+        first[key_value] = kfirst
         parts = -(-count // per_file)
         planned.extend(
             (key_value, part, min(per_file, count - (part - 1) * per_file))
@@ -362,7 +366,6 @@ def _copy_split(
     keyed = key_sql is not None
     names = _FileNames()
     files: list[ExportedFile] = []
-    first = {key: kfirst for key, kfirst, _, _ in con.execute("SELECT * FROM file_keys").fetchall()}
     for index, (key_value, part, rows) in enumerate(planned):
         name = names.make(key_value, part if numbered else None, spec, keyed)
         target = out_dir / name
