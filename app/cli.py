@@ -5,6 +5,10 @@
 * ``exhaust submit`` publishes a ``DatasetRequest`` straight to Kafka (no HTTP needed) and prints
   its job id; ``--wait`` follows ``exhaust.jobs`` until the job is terminal.
 * ``exhaust status`` asks a worker's HTTP API for a job and prints it as JSON.
+* ``exhaust backfill summary-rollup --from 2026-11-01 --to 2026-11-29 --channel acme`` submits
+  a standard dataset (a type declared ``schedule: daily``) for every day and channel given:
+  the same jobs the scheduler submits, so a day already done is a duplicate and a failed day is
+  generated again.
 * ``exhaust fill data.csv --dataset-code X [--append]`` fills a managed dataset from a CSV file
   through ``POST /dataset-fill``, in compressed chunks, with a progress bar on a terminal.
 """
@@ -101,6 +105,54 @@ async def wait_for(settings: Settings, request_id: str, seconds: float) -> dict[
         await consumer.stop()
 
 
+async def backfill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Publish the standard dataset jobs of ``args.dataset`` for each day and channel."""
+    from aiokafka import AIOKafkaProducer
+
+    from app.catalog.types import default_catalog
+    from app.domain import identifiers, standard
+    from app.stream.avro import registry
+
+    dirs = [settings.catalog_dir] if settings.catalog_dir is not None else []
+    dataset_type = default_catalog(dirs).types.get(args.dataset)
+    if dataset_type is None or dataset_type.schedule is None:
+        raise InvalidConfig(f"{args.dataset!r} is not a standard dataset (schedule: daily)")
+    first = standard.parse_day(args.first, "--from")
+    last = standard.parse_day(args.last, "--to")
+    if last < first:
+        raise InvalidConfig("--to is before --from")
+    channels = [identifiers.check("--channel", c) for c in args.channel]
+    now = int(time.time() * 1000)
+    requests = [
+        standard.standard_request(args.dataset, channel, day, now)
+        for channel in channels
+        for day in standard.days(first, last)
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        schemas = registry()
+        sent = [
+            await producer.send(
+                settings.topic("requests"),
+                schemas.encode("DatasetRequest", r.to_record()),
+                key=r.tag.encode(),
+            )
+            for r in requests
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    return {
+        "status": "SUBMITTED",
+        "dataset": args.dataset,
+        "jobs": [
+            {"channel": r.channel, "date": json.loads(r.config)["date"], "request_id": r.request_id}
+            for r in requests
+        ],
+    }
+
+
 def status(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     url = f"{_base_url(settings, args)}/v1/jobs/{args.request_id}"
     request = urllib.request.Request(url, headers={"X-Channel-ID": args.channel})
@@ -191,6 +243,12 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                       help="follow exhaust.jobs until the job is terminal")  # fmt: skip
 
+    back = sub.add_parser("backfill", help="submit a standard dataset for a range of days")
+    back.add_argument("dataset", help="a type declared schedule: daily, e.g. summary-rollup")
+    back.add_argument("--from", dest="first", required=True, help="first day (yyyy-mm-dd)")
+    back.add_argument("--to", dest="last", required=True, help="last day (yyyy-mm-dd)")
+    back.add_argument("--channel", action="append", required=True, help="repeat for several")
+
     show = sub.add_parser("status", help="print a job as JSON (asks a worker's HTTP API)")
     show.add_argument("request_id")
     show.add_argument("--channel", required=True)
@@ -221,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_worker(settings, loglevel=args.loglevel, role=args.role)
         if args.command == "submit":
             result = asyncio.run(submit(settings, args))
+        elif args.command == "backfill":
+            result = asyncio.run(backfill(settings, args))
         elif args.command == "fill":
             result = fill(settings, args)
         else:

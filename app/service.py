@@ -50,6 +50,7 @@ from app.stream.feeder import ReadModelFeeder
 from app.stream.fill_writer import FillWriter
 from app.stream.publisher import KafkaPublisher
 from app.stream.read_model import IdIndex, Materialized, ReadModel
+from app.stream.scheduler import StandardScheduler
 from app.stream.topics import ensure_topics
 from app.stream.work_consumer import WorkConsumer
 
@@ -187,6 +188,22 @@ class Runtime(Service):
             await self.add_runtime_dependency(self.feeder)
         if self.datasets is not None:
             await self.add_runtime_dependency(self.datasets)
+        if (
+            self.parts.api
+            and self.datasets is not None
+            and self.feeder is not None
+            and self.context.read_model is not None
+            and self.settings.standard_catch_up_days > 0
+        ):
+            scheduler = StandardScheduler(
+                self.settings,
+                self.catalog,
+                self.datasets,
+                self.context.read_model,
+                self.publisher.request,
+                ready=[self.feeder.caught_up, self.datasets.caught_up],
+            )
+            await self.add_runtime_dependency(scheduler)
         app = create_web_app(self.context, api=self.parts.api, fills=self.fills)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -196,6 +196,35 @@ class Settings(BaseSettings):
         "(all workers need the same one); unset: read or created at {state_dir}/secrets.key.",
     )
 
+    # --- Standard datasets and the Sunbird profile ----------------------------------------
+    standard_catch_up_days: int = Field(
+        3,
+        ge=0,
+        le=366,
+        description="Each scheduler run submits the standard datasets (types declared "
+        "schedule: daily) of this many complete days back, for every channel that holds their "
+        "sources (0: no scheduler; use exhaust backfill).",
+    )
+    standard_delay_seconds: int = Field(
+        3600,
+        ge=0,
+        le=86399,
+        description="A day's standard datasets are submitted this long after it ends (UTC), "
+        "so late data is in.",
+    )
+    scheduler_interval_seconds: float = Field(
+        600.0, gt=0, description="How often the scheduler looks for standard datasets due."
+    )
+    standard_max_days: int = Field(
+        10,
+        ge=1,
+        le=366,
+        description="Longest date range of GET /dataset/get and /public/dataset/get, in days.",
+    )
+    sunbird_list_limit: int = Field(
+        10, ge=1, le=1000, description="Jobs in GET /dataset/v1/request/list without ?limit=."
+    )
+
     # --- Worker ---------------------------------------------------------------------------
     state_dir: Path = Field(
         Path(".state"), description="Local state of a worker (job table store, read model)."

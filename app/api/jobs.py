@@ -226,18 +226,19 @@ def parse_submission(body: Any, channel: str, user: str | None) -> DatasetReques
     )
 
 
-async def submit(request: web.Request) -> web.Response:
-    channel = channel_of(request)
-    context = ctx(request)
+async def accept(
+    context: ApiContext, dataset_request: DatasetRequest
+) -> tuple[str, dict[str, Any] | None]:
+    """Check, seal and publish one submission for every profile; the job id and the job's
+    current record when the same request is already known in the caller's channel.
+
+    Refuses early what the writer would refuse anyway (unknown dataset, bad config, a client
+    id reused with other parameters); the writer stays the one that decides.
+    """
     read_model, _ = ready_parts(context)
     if context.submit is None or context.catalog is None:
         raise NotFound("this worker does not accept submissions")
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedRequest("body is not valid JSON") from exc
-    dataset_request = parse_submission(body, channel, request.headers.get("X-Authenticated-Userid"))
-    # Refuse early what the writer would refuse anyway: unknown dataset, bad config, conflicts.
+    channel = dataset_request.channel
     context.catalog.check(
         dataset_request.dataset,
         channel,
@@ -265,9 +266,27 @@ async def submit(request: web.Request) -> web.Response:
     ):
         raise RequestConflict(f"request_id {request_id!r} is already used by another request")
     await context.submit(dataset_request)
-    payload: dict[str, Any] = {"request_id": request_id, "status": "SUBMITTED"}
     if existing is not None and existing.channel == channel:
-        payload = {"request_id": request_id, "status": existing.status, "duplicate": True}
+        return request_id, read_model.get_record(request_id)
+    return request_id, None
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedRequest("body is not valid JSON") from exc
+
+
+async def submit(request: web.Request) -> web.Response:
+    channel = channel_of(request)
+    context = ctx(request)
+    body = await read_json(request)
+    dataset_request = parse_submission(body, channel, request.headers.get("X-Authenticated-Userid"))
+    request_id, existing = await accept(context, dataset_request)
+    payload: dict[str, Any] = {"request_id": request_id, "status": "SUBMITTED"}
+    if existing is not None:
+        payload = {"request_id": request_id, "status": existing["status"], "duplicate": True}
     return web.json_response(payload, status=202)
 
 
@@ -300,4 +319,7 @@ def create_web_app(
     app.router.add_post("/v1/jobs/{request_id}/cancel", cancel)
     if fills is not None:
         add_routes(app, fills)
+    from app.api import sunbird  # the profiles build on this module's helpers
+
+    sunbird.add_routes(app)
     return app

@@ -79,6 +79,7 @@ FILE_SCHEMA: dict[str, Any] = {
             },
         },
         "public": {"type": "boolean"},
+        "schedule": {"enum": ["daily", None]},
     },
 }
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -243,6 +244,10 @@ def _load(path: Path) -> DeclaredType:
         OutputSpec.parse(None, raw.get("output") or {}, False)
     except ExhaustError as exc:
         raise ConfigurationError(f"catalog file {path}: output: {exc.message}") from exc
+    if raw.get("schedule") and "date" not in raw["config_schema"].get("properties", {}):
+        raise ConfigurationError(
+            f"catalog file {path}: a scheduled type takes config.date (the day it covers)"
+        )
     access = raw.get("access") or {}
     return DeclaredType(
         name=raw["name"],
@@ -253,6 +258,7 @@ def _load(path: Path) -> DeclaredType:
         roles=frozenset(access["roles"]) if access.get("roles") else None,
         encryption=raw.get("encryption", "optional"),
         public=bool(raw.get("public", False)),
+        schedule=raw.get("schedule"),
         kind=raw["kind"],
         config_schema=raw["config_schema"],
         source_specs=raw["sources"],

@@ -106,6 +106,7 @@ class DatasetType:
     roles: frozenset[str] | None = None  # None = every role (the request's labels.role)
     encryption: Literal["optional", "required"] = "optional"
     public: bool = False  # outputs get plain links under settings.public_base_url
+    schedule: Literal["daily"] | None = None  # a standard dataset: one job per channel and day
 
     def admits(self, channel: str | None, role: str | None) -> bool:
         if channel is not None and self.channels is not None and channel not in self.channels:

@@ -59,6 +59,14 @@ class DatasetView(Service):
             key=lambda e: e.code,
         )
 
+    def channels_with(self, codes: list[str]) -> list[str]:
+        """The channels that hold a version of every dataset in ``codes``."""
+        holders = [
+            {e.channel for e in self.entries.values() if e.code == code and e.version > 0}
+            for code in codes
+        ]
+        return sorted(set.intersection(*holders)) if holders else []
+
     def dataset(self, channel: str, code: str) -> ManagedDataset | None:
         entry = self.entries.get(dataset_key(channel, code))
         return entry if entry is not None and entry.version > 0 else None

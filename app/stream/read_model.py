@@ -25,7 +25,7 @@ import base64
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,7 +228,7 @@ class ReadModel(_SqliteMaterialization):
         channel: str,
         *,
         tag: str | None = None,
-        status: str | None = None,
+        status: str | Sequence[str] | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> RecordPage:
@@ -237,9 +237,12 @@ class ReadModel(_SqliteMaterialization):
         if tag is not None:
             where.append("tag = ?")
             args.append(tag)
-        if status is not None:
+        if isinstance(status, str):
             where.append("status = ?")
             args.append(status)
+        elif status is not None:  # any of several (a profile's word can name several states)
+            where.append(f"status IN ({','.join('?' * len(status))})")
+            args += list(status)
         if cursor:
             submitted_at, request_id = decode_cursor(cursor)
             where.append("(submitted_at < ? OR (submitted_at = ? AND request_id < ?))")

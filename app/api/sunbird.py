@@ -1,0 +1,374 @@
+"""The Sunbird data-exhaust API (seed 002) over the event core: same paths, envelopes, field
+names, status words and messages, so Sunbird's clients work unchanged.
+
+* ``POST /dataset/v1/request/submit`` publishes a ``DatasetRequest`` (the tag is stored as
+  ``tag:channel``, the request id is Sunbird's MD5 of dataset, tag, requester, channel and day);
+* ``GET /dataset/v1/request/read/{tag}?requestId=`` and ``GET /dataset/v1/request/list/{tag}``
+  answer from the read model, links presigned at read time;
+* ``GET /dataset/get/{datasetId}?from=&to=|since=`` lists the channel's standard datasets
+  (types declared ``schedule: daily``) day by day; ``GET /public/dataset/get/{datasetId}`` the
+  same for public types, with plain links under the public base URL and no authentication
+  beyond the channel header.
+
+Every answer is the seed's envelope ``{id, ver, ts, params, responseCode, result}``; an error
+is the same envelope with ``params.status = "failed"``, ``params.err`` (one of the codes of
+:mod:`app.domain.errors`) and ``params.errmsg``. Channel isolation as everywhere: another
+channel's job or file does not exist for the caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from app.api.edge import channel_of, json_response
+from app.api.jobs import accept, ctx, is_public, public_link, read_json, ready_parts
+from app.catalog.types import DatasetType
+from app.domain import identifiers, standard
+from app.domain.dedup import sunbird_request_id
+from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound
+from app.domain.model import DatasetRequest
+from app.settings import Settings
+
+SUBMIT = "ekstep.analytics.job.request.submit"
+INFO = "ekstep.analytics.job.request.info"
+LIST = "ekstep.analytics.job.request.list"
+TELEMETRY = "org.ekstep.analytics.telemetry"
+
+# Our states in Sunbird's four words. A cancelled or expired job reads FAILED with its reason in
+# statusMessage; submitting it again regenerates it.
+WORDS: dict[str, str] = {
+    "SUBMITTED": "SUBMITTED",
+    "AWAITING_INPUT": "SUBMITTED",
+    "PROCESSING": "PROCESSING",
+    "SUCCESS": "SUCCESS",
+    "FAILED": "FAILED",
+    "CANCELLED": "FAILED",
+    "EXPIRED": "FAILED",
+}
+STATES_OF: dict[str, tuple[str, ...]] = {
+    word: tuple(state for state, w in WORDS.items() if w == word) for word in set(WORDS.values())
+}
+RESPONSE_CODES = {400: "CLIENT_ERROR", 403: "FORBIDDEN", 404: "RESOURCE_NOT_FOUND",
+                  409: "CLIENT_ERROR", 413: "CLIENT_ERROR", 503: "SERVICE_UNAVAILABLE"}  # fmt: skip
+MAX_LIST = 1000
+NO_PUBLIC_FILES = (
+    "Files are not available for requested date. Might not yet generated. Please come back later"
+)
+
+Handler = Callable[[web.Request], Awaitable[dict[str, Any]]]
+MSGID = web.RequestKey("sunbird_msgid", str)  # the client's params.msgid, echoed back
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def timestamp() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def envelope(
+    api_id: str, result: dict[str, Any] | None, msgid: str | None = None, **params: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": api_id,
+        "ver": "1.0",
+        "ts": timestamp(),
+        "params": {"resmsgid": str(uuid.uuid4()), "msgid": msgid, "status": "successful"} | params,
+        "responseCode": "OK",
+        "result": result,
+    }
+    return body
+
+
+def api(api_id: str, **extra_params: Any) -> Callable[[Handler], Callable[..., Any]]:
+    """A handler returning ``result`` becomes one answering the seed's envelope; an
+    :class:`ExhaustError` becomes the failed envelope with its code and HTTP status."""
+
+    def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        @functools.wraps(handler)
+        async def answer(request: web.Request) -> web.Response:
+            try:
+                result = await handler(request)
+            except ExhaustError as exc:
+                body = envelope(api_id, None, request.get(MSGID), **extra_params)
+                body["params"] |= {"status": "failed", "err": exc.code, "errmsg": exc.message}
+                body["responseCode"] = RESPONSE_CODES.get(exc.http_status, "SERVER_ERROR")
+                return json_response(body, exc.http_status)
+            return json_response(envelope(api_id, result, request.get(MSGID), **extra_params))
+
+        return answer
+
+    return wrap
+
+
+def job_status_response(request: web.Request, record: dict[str, Any]) -> dict[str, Any]:
+    """A ``JobStatus`` record as the seed's ``JobStatusResponse`` (epoch milliseconds)."""
+    context = ctx(request)
+    settings = context.settings
+    _, store = ready_parts(context)
+    urls: list[str] = []
+    expires_at = now_ms() + settings.link_expiry_seconds * 1000
+    if record["status"] == "SUCCESS":
+        keys = [o["key"] for o in record["outputs"]]
+        if is_public(record["dataset"], settings, context.catalog):
+            urls = [public_link(key, settings) for key in keys]
+        elif keys:
+            links = [store.link(key, settings.link_expiry_seconds) for key in keys]
+            urls = [url for url, _ in links]
+            expires_at = min(expires for _, expires in links)
+    processed = record["status"] in ("SUCCESS", "FAILED")
+    response: dict[str, Any] = {
+        "requestId": record["request_id"],
+        "tag": record["tag"],
+        "dataset": record["dataset"],
+        "requestedBy": record["requested_by"],
+        "requestedChannel": record["channel"],
+        "status": WORDS[record["status"]],
+        "lastUpdated": record["last_updated"],
+        "datasetConfig": json.loads(record["config"] or "{}"),
+        "downloadUrls": urls,
+        "expiresAt": expires_at,
+        "jobStats": {
+            "dtJobSubmitted": record["submitted_at"],
+            "dtJobCompleted": record["completed_at"] if processed else None,
+            "executionTime": record["execution_ms"] if processed else None,
+        },
+        "attempts": record["attempts"],
+    }
+    if record.get("error") and WORDS[record["status"]] == "FAILED":
+        response["statusMessage"] = record["error"]["message"]
+    elif record["status"] in ("CANCELLED", "EXPIRED"):
+        response["statusMessage"] = f"the job is {record['status'].lower()}; submit it again"
+    return response
+
+
+def pending_response(dataset_request: DatasetRequest, request_id: str) -> dict[str, Any]:
+    """The answer to a first submission, before the writer has recorded the job."""
+    return {
+        "requestId": request_id,
+        "tag": dataset_request.tag,
+        "dataset": dataset_request.dataset,
+        "requestedBy": dataset_request.requested_by,
+        "requestedChannel": dataset_request.channel,
+        "status": "SUBMITTED",
+        "lastUpdated": dataset_request.submitted_at,
+        "datasetConfig": json.loads(dataset_request.config),
+        "downloadUrls": [],
+        "expiresAt": dataset_request.submitted_at,
+        "jobStats": {
+            "dtJobSubmitted": dataset_request.submitted_at,
+            "dtJobCompleted": None,
+            "executionTime": None,
+        },
+        "attempts": 0,
+    }
+
+
+def stored_tag(tag: str, channel: str) -> str:
+    """Sunbird stores ``tag:channel``; a path may carry either form."""
+    suffix = f":{channel}"
+    full = tag if tag.endswith(suffix) else tag + suffix
+    if not identifiers.is_valid(full):
+        raise InvalidConfig(
+            f"tag {tag[:80]!r} with its channel ({full[:80]!r}…) is not a valid identifier "
+            f"({identifiers.RULE})"
+        )
+    return full
+
+
+def parse_submit(body: Any, request: web.Request, channel: str) -> DatasetRequest:
+    if not isinstance(body, dict):
+        raise MalformedRequest("body must be a JSON object")
+    params = body.get("params")
+    if isinstance(params, dict) and isinstance(params.get("msgid"), str):
+        request[MSGID] = params["msgid"]
+    req = body.get("request")
+    if not isinstance(req, dict):
+        raise MalformedRequest("request is required (a JSON object)")
+    # Sunbird's own checks, in its order and words.
+    for name in ("tag", "dataset", "datasetConfig"):
+        if req.get(name) in (None, "", {}):
+            raise InvalidConfig(f"{name} is empty")
+    tag, dataset, config = req["tag"], req["dataset"], req["datasetConfig"]
+    if not isinstance(tag, str) or not isinstance(dataset, str):
+        raise MalformedRequest("tag and dataset must be strings")
+    if not isinstance(config, dict):
+        raise MalformedRequest("datasetConfig must be a JSON object")
+    identifiers.check("tag", tag)
+    identifiers.check("dataset", dataset)
+    requested_by = req.get("requestedBy") or request.headers.get("X-Authenticated-Userid")
+    if not isinstance(requested_by, str) or not requested_by:
+        raise InvalidConfig("requestedBy is empty (give it, or the X-Authenticated-Userid header)")
+    key = req.get("encryptionKey")
+    if key is not None and not isinstance(key, str):
+        raise MalformedRequest("encryptionKey must be a string")
+    submitted_at = now_ms()
+    day = dt.datetime.fromtimestamp(submitted_at / 1000, dt.UTC).date().isoformat()
+    request_id = req.get("requestId")
+    if request_id is None:
+        request_id = sunbird_request_id(dataset, tag, requested_by, channel, day)
+    return DatasetRequest(
+        request_id=identifiers.check("requestId", request_id),
+        tag=stored_tag(tag, channel),
+        dataset=dataset,
+        channel=channel,
+        requested_by=requested_by,
+        config=json.dumps(config, sort_keys=True),
+        encryption_key=key or None,
+        submitted_at=submitted_at,
+    )
+
+
+@api(SUBMIT)
+async def submit(request: web.Request) -> dict[str, Any]:
+    channel = channel_of(request)
+    body = await read_json(request)
+    dataset_request = parse_submit(body, request, channel)
+    request_id, existing = await accept(ctx(request), dataset_request)
+    if existing is not None and existing["status"] not in ("FAILED", "EXPIRED", "CANCELLED"):
+        return job_status_response(request, existing)
+    answer = pending_response(dataset_request, request_id)
+    if existing is not None:
+        answer["attempts"] = existing["attempts"]
+    return answer
+
+
+@api(INFO)
+async def read(request: web.Request) -> dict[str, Any]:
+    channel = channel_of(request)
+    request_id = request.query.get("requestId", "")
+    if not request_id:
+        raise InvalidConfig("requestId is empty")
+    tag = stored_tag(request.match_info["tag"], channel)
+    read_model, _ = ready_parts(ctx(request))
+    record = read_model.get_record(request_id)
+    if record is None or record["channel"] != channel or record["tag"] != tag:
+        raise NotFound("no job available with the given request_id and tag")
+    return job_status_response(request, record)
+
+
+@api(LIST)
+async def list_jobs(request: web.Request) -> dict[str, Any]:
+    channel = channel_of(request)
+    context = ctx(request)
+    tag = stored_tag(request.match_info["tag"], channel)
+    raw_limit = request.query.get("limit", str(context.settings.sunbird_list_limit))
+    try:
+        limit = int(raw_limit)
+    except ValueError as exc:
+        raise InvalidConfig(f"limit must be an integer; got {raw_limit[:20]!r}") from exc
+    if not 1 <= limit <= MAX_LIST:
+        raise InvalidConfig(f"limit must be 1..{MAX_LIST}")
+    word = request.query.get("status")
+    if word is not None and word.upper() not in STATES_OF:
+        raise InvalidConfig(f"status must be one of {', '.join(sorted(STATES_OF))}")
+    states = STATES_OF[word.upper()] if word is not None else None
+    read_model, _ = ready_parts(context)
+    page = read_model.list_records(channel, tag=tag, status=states, limit=limit)
+    jobs = [job_status_response(request, r) for r in page.records]
+    return {"count": len(jobs), "jobs": jobs}
+
+
+def date_range(query: Any, settings: Settings) -> tuple[dt.date, dt.date]:
+    """``from``/``since`` .. ``to`` (default: yesterday .. today, UTC), by Sunbird's rules."""
+    today = dt.datetime.now(dt.UTC).date()
+    first_text = query.get("since") or query.get("from")
+    first = standard.parse_day(first_text, "from") if first_text else today - dt.timedelta(days=1)
+    last = standard.parse_day(query["to"], "to") if query.get("to") else today
+    span = (last - first).days
+    if last > today:
+        raise InvalidConfig("'to' should be LESSER OR EQUAL TO today's date..")
+    if span < 0:
+        raise InvalidConfig("Date range should not be -ve. Please check your 'from' & 'to'")
+    if span > settings.standard_max_days:
+        raise InvalidConfig(f"Date range should be < {settings.standard_max_days} days")
+    return first, last
+
+
+def standard_type(request: web.Request, channel: str, public: bool) -> DatasetType:
+    catalog = ctx(request).catalog
+    dataset_id = request.match_info["datasetId"]
+    offered = sorted(
+        t.name
+        for t in (catalog.types.values() if catalog is not None else ())
+        if t.schedule is not None and t.public == public and t.admits(channel, None)
+    )
+    if catalog is None or dataset_id not in offered:
+        raise InvalidConfig(
+            f"Provided dataset is invalid. Please use any one from this list - {offered}"
+        )
+    return catalog.types[dataset_id]
+
+
+def period_files(
+    request: web.Request, dataset: DatasetType, channel: str, public: bool
+) -> tuple[list[tuple[str, str]], int]:
+    """``(day, link)`` of every file of ``dataset`` in the range, oldest day first, and the
+    links' expiry (0 when there is none, as Sunbird answers)."""
+    context = ctx(request)
+    settings = context.settings
+    read_model, store = ready_parts(context)
+    first, last = date_range(request.query, settings)
+    if public and not settings.public_base_url:
+        raise NotFound("public datasets are not served here (EXHAUST_PUBLIC_BASE_URL is not set)")
+    files: list[tuple[str, str]] = []
+    expiries: list[int] = []
+    for day in standard.days(first, last):
+        record = read_model.get_record(standard.standard_request_id(dataset.name, channel, day))
+        if record is None or record["channel"] != channel or record["status"] != "SUCCESS":
+            continue
+        for output in record["outputs"]:
+            period = output["period"] or day.isoformat()
+            if public:
+                files.append((period, public_link(output["key"], settings)))
+            else:
+                url, expires = store.link(output["key"], settings.link_expiry_seconds)
+                files.append((period, url))
+                expiries.append(expires)
+    return files, min(expiries) if expiries else 0
+
+
+def grouped(files: list[tuple[str, str]]) -> dict[str, list[str]]:
+    by_day: dict[str, list[str]] = {}
+    for day, url in files:
+        by_day.setdefault(day, []).append(url)
+    return by_day
+
+
+@api(TELEMETRY, client_key=None)
+async def dataset_get(request: web.Request) -> dict[str, Any]:
+    channel = channel_of(request)
+    dataset = standard_type(request, channel, public=False)
+    files, expires_at = period_files(request, dataset, channel, public=False)
+    return {
+        "files": [url for _, url in files],
+        "periodWiseFiles": grouped(files),
+        "expiresAt": expires_at,
+    }
+
+
+@api(TELEMETRY, client_key=None)
+async def public_dataset_get(request: web.Request) -> dict[str, Any]:
+    channel = channel_of(request)
+    dataset = standard_type(request, channel, public=True)
+    files, _ = period_files(request, dataset, channel, public=True)
+    if not files:
+        return {"message": NO_PUBLIC_FILES}
+    return {"files": [url for _, url in files], "periodWiseFiles": grouped(files)}
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/dataset/v1/request/submit", submit)
+    app.router.add_get("/dataset/v1/request/read/{tag}", read)
+    app.router.add_get("/dataset/v1/request/list/{tag}", list_jobs)
+    app.router.add_get("/dataset/get/{datasetId}", dataset_get)
+    app.router.add_get("/public/dataset/get/{datasetId}", public_dataset_get)
