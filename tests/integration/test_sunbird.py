@@ -1,0 +1,203 @@
+"""The Sunbird profile end to end on a real worker (Kafka 4.1 + S3Proxy): the seed's sample
+requests replayed verbatim, the answers checked field by field against the seed's samples, the
+files downloaded through the links handed out; standard datasets written by the scheduler and by
+``exhaust backfill`` and listed by day; channel isolation on every read and link."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import pyzipper
+
+from app import demo_data
+from app.client import ExhaustClient
+from app.domain import standard
+from app.settings import Settings
+from tests.integration.harness import ROOT, Worker, eventually, start_worker
+from tests.unit.test_sunbird_api import SEED_READ, SEED_SUBMIT, TAG, assert_like_seed
+
+pytestmark = pytest.mark.integration
+TODAY = dt.datetime.now(dt.UTC).date()
+CHANNEL = "ORG_001"
+
+
+def download(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        data: bytes = response.read()
+    return data
+
+
+async def read_job(worker: Worker, request_id: str, channel: str = CHANNEL) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        status, body = await worker.get(
+            f"/dataset/v1/request/read/{TAG}?requestId={request_id}", channel
+        )
+        if status == 200 and body["result"]["status"] in ("SUCCESS", "FAILED"):
+            return dict(body)
+        return None
+
+    body: dict[str, Any] = await eventually(done, 120, f"job {request_id}", interval=0.3)
+    return body
+
+
+async def fill_sunbird(worker: Worker) -> list[demo_data.SampleDataset]:
+    client = ExhaustClient(worker.url, CHANNEL, user="tester", timeout=60, retries=0)
+    datasets = demo_data.sunbird(TODAY, history_days=5)
+    for sample in datasets:
+        await asyncio.to_thread(client.fill, sample.code, sample.rows, sample.columns, append=False)
+    return datasets
+
+
+async def test_the_seeds_on_demand_requests_end_to_end(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    settings = settings_factory(standard_catch_up_days=0)
+    worker = await start_worker(workers, settings, "w1")
+    datasets = {d.code: d for d in await fill_sunbird(worker)}
+
+    # The seed's sample submission, verbatim.
+    status, submitted = await worker.post("/dataset/v1/request/submit", SEED_SUBMIT, CHANNEL)
+    assert status == 200, submitted
+    assert submitted["params"] == submitted["params"] | {
+        "msgid": "4f04da60-1e24-4d31-aa7b-1daf91c46341", "status": "successful"
+    }  # fmt: skip
+    request_id = submitted["result"]["requestId"]
+    assert len(request_id) == 32 and request_id == request_id.upper()
+
+    body = await read_job(worker, request_id)
+    assert_like_seed(body, SEED_READ)
+    result = body["result"]
+    assert result["status"] == "SUCCESS", result
+    assert result["tag"] == f"{TAG}:{CHANNEL}" and result["requestedChannel"] == CHANNEL
+    assert result["dataset"] == "userinfo-exhaust" and result["attempts"] >= 1
+    assert result["jobStats"]["dtJobCompleted"] >= result["jobStats"]["dtJobSubmitted"]
+    assert result["expiresAt"] > result["lastUpdated"]
+    [url] = result["downloadUrls"]
+    archive = pyzipper.AESZipFile(io.BytesIO(await asyncio.to_thread(download, url)))
+    [name] = archive.namelist()
+    with pytest.raises(RuntimeError):
+        archive.read(name)  # no key, no data
+    archive.setpassword(b"xxx-yyy")
+    rows = list(csv.DictReader(io.StringIO(archive.read(name).decode())))
+    batch = "0131092891882700800"
+    enrolled = {r[4] for r in datasets["course-enrolments"].rows if r[0] == batch}
+    assert {r["User UUID"] for r in rows} == enrolled
+    emails = {u[0]: u[2] for u in datasets["users"].rows}
+    assert all(r["Email ID"] == emails[r["User UUID"]] for r in rows)
+
+    # The same request again the same day is the same job.
+    status, again = await worker.post("/dataset/v1/request/submit", SEED_SUBMIT, CHANNEL)
+    assert status == 200 and again["result"]["requestId"] == request_id
+    assert again["result"]["status"] == "SUCCESS"
+
+    # progress-exhaust of the same batch under the same tag; then the list, newest first.
+    progress = {**SEED_SUBMIT, "request": {**SEED_SUBMIT["request"], "dataset": "progress-exhaust"}}  # type: ignore[dict-item]
+    del progress["request"]["encryptionKey"]
+    status, second = await worker.post("/dataset/v1/request/submit", progress, CHANNEL)
+    assert status == 200, second
+    done = await read_job(worker, second["result"]["requestId"])
+    assert done["result"]["status"] == "SUCCESS", done
+    text = (await asyncio.to_thread(download, done["result"]["downloadUrls"][0])).decode()
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert len(table) == len(enrolled)
+    assert list(table[0])[:5] == ["Collection Id", "Collection Name", "Batch Id", "Batch Name",
+                                  "User UUID"]  # fmt: skip
+    status, listing = await worker.get(f"/dataset/v1/request/list/{TAG}", CHANNEL)
+    assert status == 200
+    assert listing["result"]["count"] == 2
+    assert [j["requestId"] for j in listing["result"]["jobs"]] == [
+        second["result"]["requestId"], request_id
+    ]  # fmt: skip
+
+    # Another channel: not found, an empty list, and its own request fails on its own data.
+    status, other = await worker.get(
+        f"/dataset/v1/request/read/{TAG}?requestId={request_id}", "ORG_002"
+    )
+    assert status == 404 and other["params"]["status"] == "failed"
+    status, empty = await worker.get(f"/dataset/v1/request/list/{TAG}", "ORG_002")
+    assert empty["result"] == {"count": 0, "jobs": []}
+    status, theirs = await worker.post("/dataset/v1/request/submit", progress, "ORG_002")
+    assert status == 200 and theirs["result"]["requestId"] != second["result"]["requestId"]
+    failed = await read_job(worker, theirs["result"]["requestId"], "ORG_002")
+    assert failed["result"]["status"] == "FAILED" and failed["result"]["downloadUrls"] == []
+    assert "course-enrolments" in failed["result"]["statusMessage"]
+
+
+async def test_standard_datasets_by_the_scheduler_and_backfill_listed_by_day(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    settings = settings_factory(
+        standard_catch_up_days=2, standard_delay_seconds=0, scheduler_interval_seconds=1,
+        public_base_url="https://cdn.abc.com/data-store",
+    )  # fmt: skip
+    worker = await start_worker(workers, settings, "w1")
+    datasets = {d.code: d for d in await fill_sunbird(worker)}
+    days = [TODAY - dt.timedelta(days=n) for n in (2, 1)]
+
+    # The scheduler submits the last two days once the channel holds summary-events.
+    async def listed() -> dict[str, Any] | None:
+        status, body = await worker.get(
+            f"/dataset/get/summary-rollup?from={days[0]}&to={days[1]}", CHANNEL
+        )
+        assert status == 200, body
+        return body if len(body["result"]["periodWiseFiles"]) == 2 else None
+
+    body = await eventually(listed, 120, "two days of summary-rollup", interval=0.5)
+    result = body["result"]
+    assert sorted(result["periodWiseFiles"]) == [d.isoformat() for d in days]
+    assert result["expiresAt"] > 0 and len(result["files"]) == 2
+    for day in days:
+        [url] = result["periodWiseFiles"][day.isoformat()]
+        assert f"/{CHANNEL}/summary-rollup/" in url and url.split("?")[0].endswith(f"/{day}.csv")
+        rows = list(csv.DictReader(io.StringIO((await asyncio.to_thread(download, url)).decode())))
+        events = [e for e in datasets["summary-events"].rows if e[0].startswith(day.isoformat())]
+        expected = Counter((e[3], e[4]) for e in events)
+        assert {(r["Content Id"], r["App Id"]): int(r["Total Sessions"]) for r in rows} == expected
+
+    # Backfill an older day from the command line; it is listed next to the others.
+    old = TODAY - dt.timedelta(days=4)
+    env = {**__import__("os").environ, **settings.as_env()}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "backfill", "summary-rollup", "--from", str(old),
+         "--to", str(old), "--channel", CHANNEL],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [job] = json.loads(done.stdout)["jobs"]
+    assert job["request_id"] == standard.standard_request_id("summary-rollup", CHANNEL, old)
+
+    async def backfilled() -> dict[str, Any] | None:
+        status, body = await worker.get(f"/dataset/get/summary-rollup?since={old}", CHANNEL)
+        assert status == 200, body
+        return body if old.isoformat() in body["result"]["periodWiseFiles"] else None
+
+    await eventually(backfilled, 120, "the backfilled day", interval=0.5)
+
+    # Public rollup: plain links under the public base URL, without user ids.
+    status, public = await worker.get(
+        f"/public/dataset/get/public-summary-rollup?from={days[0]}&to={days[1]}", CHANNEL
+    )
+    assert status == 200, public
+    for day in days:
+        [url] = public["result"]["periodWiseFiles"][day.isoformat()]
+        assert url.startswith(f"https://cdn.abc.com/data-store/{CHANNEL}/public-summary-rollup/")
+        assert url.endswith(f"/{day}.csv") and "?" not in url
+
+    # Another channel (no data of its own) sees nothing of these.
+    status, other = await worker.get(f"/dataset/get/summary-rollup?since={old}", "ORG_002")
+    assert status == 200 and other["result"] == {"files": [], "periodWiseFiles": {},
+                                                 "expiresAt": 0}  # fmt: skip
+    status, other = await worker.get("/public/dataset/get/public-summary-rollup", "ORG_002")
+    assert "files" not in other["result"]
