@@ -102,8 +102,8 @@ async def test_the_seeds_on_demand_requests_end_to_end(
     assert again["result"]["status"] == "SUCCESS"
 
     # progress-exhaust of the same batch under the same tag; then the list, newest first.
-    progress = {**SEED_SUBMIT, "request": {**SEED_SUBMIT["request"], "dataset": "progress-exhaust"}}  # type: ignore[dict-item]
-    del progress["request"]["encryptionKey"]
+    fields = {k: v for k, v in SEED_SUBMIT["request"].items() if k != "encryptionKey"}  # type: ignore[attr-defined]
+    progress = {**SEED_SUBMIT, "request": {**fields, "dataset": "progress-exhaust"}}
     status, second = await worker.post("/dataset/v1/request/submit", progress, CHANNEL)
     assert status == 200, second
     done = await read_job(worker, second["result"]["requestId"])
