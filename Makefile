@@ -31,6 +31,9 @@ status: $(STAMP) ## Show whether the local servers are up and ready
 run: $(STAMP) ## Start the stack and one worker in the foreground; Ctrl-C stops all it started
 	$(PY) -m deploy.local.stack run -- $(PY) -m app worker
 
+demo: $(STAMP) ## Fill the sample datasets of every profile into the worker `make run` started
+	$(VENV)/bin/exhaust demo-data
+
 lint: $(STAMP) ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -9,6 +9,9 @@
   a standard dataset (a type declared ``schedule: daily``) for every day and channel given:
   the same jobs the scheduler submits, so a day already done is a duplicate and a failed day is
   generated again.
+* ``exhaust demo-data [--channel ORG_001]`` fills the sample datasets of the profiles
+  (:mod:`app.demo_data`) through ``POST /dataset-fill`` of a running worker, replacing earlier
+  sample rows, so the README's walkthroughs have data to work on.
 * ``exhaust fill data.csv --dataset-code X [--append]`` fills a managed dataset from a CSV file
   through ``POST /dataset-fill``, in compressed chunks, with a progress bar on a terminal.
 """
@@ -216,6 +219,24 @@ def fill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def demo_data(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Fill every sample dataset into ``args.channel`` (truncating what was there)."""
+    import datetime as dt
+
+    from app import demo_data as samples
+    from app.client import ExhaustClient
+    from app.domain import identifiers
+
+    channel = identifiers.check("--channel", args.channel)
+    client = ExhaustClient(_base_url(settings, args), channel, user="demo-data")
+    today = dt.datetime.now(dt.UTC).date()
+    filled = {}
+    for sample in samples.sunbird(today, history_days=args.days):
+        outcome = client.fill(sample.code, sample.rows, sample.columns, append=False)
+        filled[sample.code] = outcome.get("rows-inserted", len(sample.rows))
+    return {"status": "success", "channel": channel, "datasets": filled}
+
+
 def _base_url(settings: Settings, args: argparse.Namespace) -> str:
     return str(args.url or f"http://{settings.http_host}:{settings.http_port}")
 
@@ -254,6 +275,11 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--channel", required=True)
     show.add_argument("--url", default=None, help="worker URL (default from EXHAUST_HTTP_*)")
 
+    demo = sub.add_parser("demo-data", help="fill the profiles' sample datasets (via HTTP)")
+    demo.add_argument("--channel", default="ORG_001")
+    demo.add_argument("--days", type=int, default=7, help="days of summary events before today")
+    demo.add_argument("--url", default=None, help="worker URL (default from EXHAUST_HTTP_*)")
+
     load = sub.add_parser("fill", help="fill a managed dataset from a CSV file (with a header)")
     load.add_argument("file", type=Path)
     load.add_argument("--dataset-code", required=True)
@@ -281,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(submit(settings, args))
         elif args.command == "backfill":
             result = asyncio.run(backfill(settings, args))
+        elif args.command == "demo-data":
+            result = demo_data(settings, args)
         elif args.command == "fill":
             result = fill(settings, args)
         else:
