@@ -231,7 +231,10 @@ def demo_data(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     client = ExhaustClient(_base_url(settings, args), channel, user="demo-data")
     today = dt.datetime.now(dt.UTC).date()
     filled = {}
-    for sample in samples.sunbird(today, history_days=args.days):
+    for sample in [
+        *samples.sunbird(today, history_days=args.days),
+        *samples.awards_and_transactions(),
+    ]:
         outcome = client.fill(sample.code, sample.rows, sample.columns, append=False)
         filled[sample.code] = outcome.get("rows-inserted", len(sample.rows))
     return {"status": "success", "channel": channel, "datasets": filled}

@@ -5,6 +5,9 @@ Sunbird profile (seed 002): ``users``, ``course-enrolments`` and ``assessment-re
 ``progress-exhaust``, ``response-exhaust`` and ``userinfo-exhaust`` read, by ``batchId``), and
 ``summary-events`` (what the standard datasets ``summary-rollup``,
 ``summary-channel-exhaust`` and ``public-summary-rollup`` roll up per day).
+
+USAspending profile (seed 004): ``awards`` and ``transactions``, with the download columns of
+:mod:`app.domain.usaspending` (what ``POST /v2/download/awards`` and ``…/transactions`` read).
 """
 
 from __future__ import annotations
@@ -159,3 +162,97 @@ def sunbird(today: dt.date, history_days: int = 7) -> list[SampleDataset]:
     ``today``."""
     days = [today - dt.timedelta(days=n) for n in range(history_days, 0, -1)]
     return [users(), course_enrolments(), assessment_responses(), summary_events(days)]
+
+
+# --- USAspending profile (seed 004) --------------------------------------------------------
+
+AGENCIES = (
+    ("097", "Department of Defense", ("Department of the Army", "Department of the Navy")),
+    ("089", "Department of Energy", ("Department of Energy",)),
+    ("080", "National Aeronautics and Space Administration",
+     ("National Aeronautics and Space Administration",)),
+    ("075", "Department of Health and Human Services",
+     ("National Institutes of Health", "Centers for Disease Control and Prevention")),
+    ("070", "Department of Homeland Security",
+     ("Cybersecurity and Infrastructure Security Agency",)),
+)  # fmt: skip
+RECIPIENTS = (
+    ("Acme Solar Systems LLC", "CA", "San Diego"),
+    ("Blue Ridge Analytics Inc", "VA", "Reston"),
+    ("Cascade Biomedical Research", "WA", "Seattle"),
+    ("Delta Cyber Defense Corp", "MD", "Columbia"),
+    ("Evergreen Grid Partners", "OR", "Portland"),
+    ("Frontier Aerospace Holdings", "TX", "Houston"),
+    ("Granite State University", "NH", "Durham"),
+    ("Harbor Logistics Group", "FL", "Tampa"),
+)  # fmt: skip
+CONTRACT_TYPES = {"A": "BPA CALL", "B": "PURCHASE ORDER", "C": "DELIVERY ORDER",
+                  "D": "DEFINITIVE CONTRACT"}  # fmt: skip
+GRANT_TYPES = {"02": "BLOCK GRANT", "03": "FORMULA GRANT", "04": "PROJECT GRANT",
+               "05": "COOPERATIVE AGREEMENT"}  # fmt: skip
+SUBJECTS = ("solar array maintenance", "cybersecurity operations support", "vaccine research",
+            "satellite ground systems", "grid modernization study", "logistics IT services",
+            "STEM education outreach", "wildfire sensing network")  # fmt: skip
+NAICS = (("541511", "CUSTOM COMPUTER PROGRAMMING SERVICES"),
+         ("541715", "RESEARCH AND DEVELOPMENT IN THE PHYSICAL SCIENCES"),
+         ("221114", "SOLAR ELECTRIC POWER GENERATION"),
+         ("336414", "GUIDED MISSILE MANUFACTURING"))  # fmt: skip
+PSC = ("R425", "AJ11", "D302", "Y1AA")
+
+
+def awards_and_transactions(count: int = 400, seed: int = 11) -> list[SampleDataset]:
+    """``count`` awards (half contracts, half assistance) from fiscal year 2024 on, each with
+    1-5 transactions whose obligations sum to the award's total."""
+    from app.domain.usaspending import AWARD_COLUMNS, TRANSACTION_COLUMNS
+
+    rng = random.Random(seed)
+    awards, transactions = [], []
+    for n in range(count):
+        code, agency, subs = rng.choice(AGENCIES)
+        sub = rng.choice(subs)
+        funder = rng.choice(AGENCIES) if rng.random() < 0.2 else (code, agency, subs)
+        f_code, f_agency, f_subs = funder
+        f_sub = rng.choice(f_subs)
+        recipient, state, city = rng.choice(RECIPIENTS)
+        contract = n % 2 == 0
+        type_code = rng.choice(sorted(CONTRACT_TYPES if contract else GRANT_TYPES))
+        type_name = (CONTRACT_TYPES if contract else GRANT_TYPES)[type_code]
+        piid = f"{code}{n:06d}C{rng.randrange(10**4):04d}" if contract else None
+        fain = None if contract else f"{code}G{n:07d}"
+        naics, naics_description = rng.choice(NAICS) if contract else (None, None)
+        psc = rng.choice(PSC) if contract else None
+        cfda = None if contract else f"{int(code) % 100:02d}.{rng.randrange(1, 999):03d}"
+        subject = rng.choice(SUBJECTS)
+        base = dt.date(2023, 10, 1) + dt.timedelta(days=rng.randrange(3 * 365 - 60))
+        actions = sorted(
+            base + dt.timedelta(days=rng.randrange(0, 360)) for _ in range(rng.randrange(1, 6))
+        )
+        actions[0] = base
+        amounts = [round(rng.uniform(5_000, 2_500_000), 2) for _ in actions]
+        total = round(sum(amounts), 2)
+        uei = f"{chr(65 + rng.randrange(26))}{rng.randrange(10**10, 10**11)}"[:12]
+        description = f"{subject.upper()} FOR {sub.upper()}"
+        assistance = None if contract else f"{type_name} ({type_code})"
+        awarding = f"{agency} ({code})"
+        awards.append([
+            piid, fain, None, type_code, type_name, assistance, total, round(total * 1.2, 2),
+            round(total * 1.5, 2), base.isoformat(), actions[-1].isoformat(), base.isoformat(),
+            (base + dt.timedelta(days=730)).isoformat(), awarding, code, agency,
+            f"{int(code):04d}", sub, f_code, f_agency, f_sub, uei, recipient.upper(),
+            recipient.upper(), "USA", state, city.upper(), state, description, naics, naics_description, psc, cfda,
+        ])  # fmt: skip
+        running = 0.0
+        for m, (day, amount) in enumerate(zip(actions, amounts, strict=True)):
+            running = round(running + amount, 2)
+            action = ("A", "NEW") if m == 0 else ("C", "FUNDING ONLY ACTION")
+            transactions.append([
+                piid, fain, str(m), str(m), amount, running, day.isoformat(), action[0],
+                action[1], type_code, type_name, assistance, awarding, code, agency,
+                f"{int(code):04d}", sub, f_code, f_agency, f_sub, uei, recipient.upper(), "USA",
+                state, city.upper(), state,
+                description if m == 0 else f"{description}: MODIFICATION {m}", naics, psc, cfda,
+            ])  # fmt: skip
+    award_columns = [{"name": c.value, "type": c.type} for c in AWARD_COLUMNS]
+    transaction_columns = [{"name": c.value, "type": c.type} for c in TRANSACTION_COLUMNS]
+    return [SampleDataset("awards", award_columns, awards),
+            SampleDataset("transactions", transaction_columns, transactions)]  # fmt: skip

@@ -221,6 +221,12 @@ class Settings(BaseSettings):
         le=366,
         description="Longest date range of GET /dataset/get and /public/dataset/get, in days.",
     )
+    usaspending_rows_per_file: int = Field(
+        1_000_000,
+        ge=1,
+        le=100_000_000,
+        description="Rows per CSV file inside a USAspending download's zip.",
+    )
     sunbird_list_limit: int = Field(
         10, ge=1, le=1000, description="Jobs in GET /dataset/v1/request/list without ?limit=."
     )

@@ -14,7 +14,7 @@ The filter language (``docs/events.md`` is the user's version)::
 
     node   := {"and": [node, ...]} | {"or": [node, ...]} | {"not": node} | leaf
     leaf   := {"column": name, "op": op, "value": value}
-    op     := = != < <= > >= in not_in between like is_null not_null
+    op     := = != < <= > >= in not_in between like ilike is_null not_null
 
 Values are checked against the column's type (numbers for numeric columns, strings for text,
 booleans, ISO strings for dates and datetimes); a mismatch is a
@@ -122,7 +122,7 @@ class Params:
 
 _COMPARISONS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _ORDERED: frozenset[Family] = frozenset({"number", "string", "date", "datetime"})
-OPS = (*_COMPARISONS, "in", "not_in", "between", "like", "is_null", "not_null")
+OPS = (*_COMPARISONS, "in", "not_in", "between", "like", "ilike", "is_null", "not_null")
 
 
 def parse_filters(text: str | None) -> Any:
@@ -206,10 +206,10 @@ def _leaf(node: dict[str, Any], schema: Schema | None, params: Params, where: st
         return f"({ref} IS NULL)"
     if op == "not_null":
         return f"({ref} IS NOT NULL)"
-    if op == "like":
+    if op in ("like", "ilike"):
         if column.family != "string":
-            raise TypeMismatch(f"{where}: like needs a text column; {column.name} is {column.type}")
-        return f"({ref} LIKE {params.add(_typed(value, column, where))})"
+            raise TypeMismatch(f"{where}: {op} needs a text column; {column.name} is {column.type}")
+        return f"({ref} {op.upper()} {params.add(_typed(value, column, where))})"
     if op in ("in", "not_in"):
         values = [_typed(v, column, f"{where}.value[{i}]") for i, v in enumerate(value)]
         test = f"list_contains({params.add(values)}, {ref})"

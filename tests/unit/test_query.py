@@ -67,6 +67,7 @@ def test_the_issue_example_compiles_to_refs_and_parameters() -> None:
          dt.datetime(2026, 1, 5, 10)),
         ({"column": "ok", "op": "=", "value": True}, "(c6 = $f1)", True),
         ({"column": "Carrier code", "op": "like", "value": "U%"}, "(c1 LIKE $f1)", "U%"),
+        ({"column": "carrier", "op": "ilike", "value": "u%"}, "(c1 ILIKE $f1)", "u%"),
         ({"column": "carrier", "op": "not_in", "value": ["UA"]}, "(NOT list_contains($f1, c1))",
          ["UA"]),
         ({"column": "amount", "op": ">", "value": 10}, "(c7 > $f1)", 10),

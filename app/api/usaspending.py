@@ -1,0 +1,183 @@
+"""The USAspending download v2 API (seed 004) over the event core.
+
+* ``GET /v2/download/columns?type=award|transaction`` → ``{"columns": [{"title", "value"}]}``;
+* ``POST /v2/download/awards`` and ``POST /v2/download/transactions`` with ``{"filters",
+  "columns"}`` publish a ``DatasetRequest`` whose job id is the download's ``file_name``
+  (``{epoch ms}_{8 hex}_awards.zip``) and answer the seed's fields with ``status: "ready"``;
+* ``GET /v2/download/status?file_name=`` answers every field of the seed from the read model:
+  ``status`` ready / running / finished / failed, ``total_rows``, ``total_columns``,
+  ``total_size`` (kilobytes, a number), ``seconds_elapsed`` (a string, as the seed shows it:
+  time so far while running, generation time once done), ``message`` (null unless failed),
+  ``url`` (a presigned link to the zip; the planned key before it exists, as USAspending hands
+  the URL out before the file is there).
+
+Filters and columns are translated by :mod:`app.domain.usaspending`; an unsupported filter part
+is a 400 naming it. Errors are ``{"detail": message, "code": CODE}`` (Django REST framework's
+``detail``, plus our code). Every call needs ``X-Channel-ID``: a download of another channel
+does not exist for the caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from app.api.edge import channel_of, json_response
+from app.api.jobs import accept, ctx, read_json, ready_parts
+from app.domain import identifiers
+from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound
+from app.domain.model import DatasetRequest
+from app.domain.usaspending import BY_TYPE, DOWNLOADS, Download, check_columns, translate_filters
+
+WORDS = {
+    "SUBMITTED": "ready",
+    "AWAITING_INPUT": "ready",
+    "PROCESSING": "running",
+    "SUCCESS": "finished",
+    "FAILED": "failed",
+    "CANCELLED": "failed",
+    "EXPIRED": "failed",
+}
+Handler = Callable[[web.Request], Awaitable[Any]]
+
+
+def detail_errors(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.Response:
+        try:
+            return json_response(await handler(request))
+        except ExhaustError as exc:
+            return json_response({"detail": exc.message, "code": exc.code}, exc.http_status)
+
+    return answer
+
+
+@detail_errors
+async def columns(request: web.Request) -> dict[str, Any]:
+    kind = request.query.get("type", "")
+    download = BY_TYPE.get(kind)
+    if download is None:
+        raise InvalidConfig(f"type must be one of {', '.join(sorted(BY_TYPE))}; got {kind!r}")
+    return {"columns": [{"title": c.title, "value": c.value} for c in download.columns]}
+
+
+def new_file_name(download: Download) -> str:
+    """A timestamp followed by ``_awards.zip`` / ``_transactions.zip``; the random part keeps
+    two downloads of the same millisecond apart."""
+    return f"{int(time.time() * 1000)}_{secrets.token_hex(4)}_{download.kind}.zip"
+
+
+def download_url(request: web.Request, record: dict[str, Any] | None, key: str) -> str:
+    context = ctx(request)
+    _, store = ready_parts(context)
+    if record is not None and record["status"] == "SUCCESS" and record["outputs"]:
+        key = record["outputs"][0]["key"]
+    url, _ = store.link(key, context.settings.link_expiry_seconds)
+    return url
+
+
+def planned_key(channel: str, download: Download, file_name: str, attempt: int) -> str:
+    """Where the zip of an attempt lands (``WorkItem.prefix`` + the type's output name)."""
+    return f"{channel}/{download.dataset_type}/{file_name}/{attempt}/{download.kind}.zip"
+
+
+def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.Response]]:
+    @detail_errors
+    async def submit(request: web.Request) -> dict[str, Any]:
+        channel = channel_of(request)
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise MalformedRequest("body must be a JSON object with filters and columns")
+        if "filters" not in body:
+            raise InvalidConfig("Missing required field: filters")
+        filters = translate_filters(download, body["filters"])
+        chosen = check_columns(download, body.get("columns"))
+        file_name = new_file_name(download)
+        settings = ctx(request).settings
+        dataset_request = DatasetRequest(
+            request_id=identifiers.check("file_name", file_name),
+            tag=file_name,
+            dataset=download.dataset_type,
+            channel=channel,
+            requested_by=request.headers.get("X-Authenticated-Userid") or "usaspending",
+            config="{}",
+            columns=chosen,
+            filters=json.dumps(filters, sort_keys=True) if filters is not None else None,
+            output={
+                "format": "CSV",
+                "compression": "ZIP",
+                "rows_per_file": settings.usaspending_rows_per_file,
+                "partition_by": None,
+            },
+            submitted_at=int(time.time() * 1000),
+        )
+        await accept(ctx(request), dataset_request)
+        return {
+            "status": "ready",
+            "total_rows": None,
+            "file_name": file_name,
+            "total_size": None,
+            "total_columns": None,
+            "message": None,
+            "url": download_url(request, None, planned_key(channel, download, file_name, 1)),
+            "seconds_elapsed": None,
+        }
+
+    return submit
+
+
+def seconds_elapsed(record: dict[str, Any]) -> str | None:
+    if record["status"] == "PROCESSING" and record["started_at"]:
+        return f"{max(0.0, time.time() - record['started_at'] / 1000):.6f}"
+    if record["execution_ms"] is not None:
+        return f"{record['execution_ms'] / 1000:.6f}"
+    if record["started_at"] and record["completed_at"]:
+        return f"{(record['completed_at'] - record['started_at']) / 1000:.6f}"
+    return None
+
+
+@detail_errors
+async def status(request: web.Request) -> dict[str, Any]:
+    channel = channel_of(request)
+    file_name = request.query.get("file_name", "")
+    if not file_name:
+        raise InvalidConfig("Missing one or more required query parameters: file_name")
+    read_model, _ = ready_parts(ctx(request))
+    record = read_model.get_record(file_name) if identifiers.is_valid(file_name) else None
+    download = next((d for d in DOWNLOADS.values() if d.dataset_type == (record or {}).get(
+        "dataset")), None)  # fmt: skip
+    if record is None or record["channel"] != channel or download is None:
+        raise NotFound(f"Download with file_name {file_name[:120]!r} not found")
+    word = WORDS[record["status"]]
+    done = word == "finished"
+    message = None
+    if word == "failed":
+        error = record.get("error")
+        message = error["message"] if error else f"the download was {record['status'].lower()}"
+    key = planned_key(channel, download, file_name, max(1, record["attempt"]))
+    return {
+        "status": word,
+        "total_rows": record["total_rows"] if done else None,
+        "file_name": file_name,
+        "total_size": round(record["total_bytes"] / 1024, 3)
+        if done and record["total_bytes"] is not None
+        else None,
+        "total_columns": record["total_columns"] if done else None,
+        "message": message,
+        "url": download_url(request, record, key),
+        "seconds_elapsed": seconds_elapsed(record) if word in ("running", "finished", "failed")
+        else None,
+    }  # fmt: skip
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v2/download/columns", columns)
+    app.router.add_post("/v2/download/awards", submit_handler(DOWNLOADS["awards"]))
+    app.router.add_post("/v2/download/transactions", submit_handler(DOWNLOADS["transactions"]))
+    app.router.add_get("/v2/download/status", status)
