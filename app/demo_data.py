@@ -239,7 +239,8 @@ def awards_and_transactions(count: int = 400, seed: int = 11) -> list[SampleData
             round(total * 1.5, 2), base.isoformat(), actions[-1].isoformat(), base.isoformat(),
             (base + dt.timedelta(days=730)).isoformat(), awarding, code, agency,
             f"{int(code):04d}", sub, f_code, f_agency, f_sub, uei, recipient.upper(),
-            recipient.upper(), "USA", state, city.upper(), state, description, naics, naics_description, psc, cfda,
+            recipient.upper(), "USA", state, city.upper(), state, description, naics,
+            naics_description, psc, cfda,
         ])  # fmt: skip
         running = 0.0
         for m, (day, amount) in enumerate(zip(actions, amounts, strict=True)):
