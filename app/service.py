@@ -136,6 +136,7 @@ class Runtime(Service):
             submit=self.publisher.request,
             cancel=self.cancel,
             sealer=sealer_for(settings),
+            visible=self.feeder.visible if self.feeder is not None else None,
         )
         # Generators read managed datasets' segments; the API serves their catalog and fills.
         self.datasets = DatasetView(settings) if parts.api or parts.generator else None

@@ -221,6 +221,13 @@ class Settings(BaseSettings):
         le=366,
         description="Longest date range of GET /dataset/get and /public/dataset/get, in days.",
     )
+    submit_visible_wait_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="The Sunbird and USAspending submit calls wait up to this long for the new "
+        "job to show in the read model, so that a read right after the answer finds it.",
+    )
     usaspending_rows_per_file: int = Field(
         1_000_000,
         ge=1,

@@ -61,6 +61,8 @@ class ApiContext:
     submit: Callable[[DatasetRequest], Awaitable[None]] | None = None
     cancel: Callable[[Job], Awaitable[None]] | None = None
     sealer: Sealer | None = None
+    # The job's record once the read model shows it (None after the wait): see accept().
+    visible: Callable[[str, float], Awaitable[dict[str, Any] | None]] | None = None
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -227,13 +229,16 @@ def parse_submission(body: Any, channel: str, user: str | None) -> DatasetReques
 
 
 async def accept(
-    context: ApiContext, dataset_request: DatasetRequest
+    context: ApiContext, dataset_request: DatasetRequest, *, wait_visible: bool = False
 ) -> tuple[str, dict[str, Any] | None]:
     """Check, seal and publish one submission for every profile; the job id and the job's
     current record when the same request is already known in the caller's channel.
 
     Refuses early what the writer would refuse anyway (unknown dataset, bad config, a client
-    id reused with other parameters); the writer stays the one that decides.
+    id reused with other parameters); the writer stays the one that decides. With
+    ``wait_visible``, a new job's record is awaited in the read model (up to
+    ``settings.submit_visible_wait_seconds``) and returned, for the profiles whose answer
+    promises that the next read finds the job (USAspending's status right after its POST).
     """
     read_model, _ = ready_parts(context)
     if context.submit is None or context.catalog is None:
@@ -268,6 +273,10 @@ async def accept(
     await context.submit(dataset_request)
     if existing is not None and existing.channel == channel:
         return request_id, read_model.get_record(request_id)
+    if wait_visible and context.visible is not None:
+        record = await context.visible(request_id, context.settings.submit_visible_wait_seconds)
+        if record is not None and record["channel"] == channel:
+            return request_id, record
     return request_id, None
 
 

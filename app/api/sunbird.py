@@ -233,7 +233,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
     channel = channel_of(request)
     body = await read_json(request)
     dataset_request = parse_submit(body, request, channel)
-    request_id, existing = await accept(ctx(request), dataset_request)
+    request_id, existing = await accept(ctx(request), dataset_request, wait_visible=True)
     if existing is not None and existing["status"] not in ("FAILED", "EXPIRED", "CANCELLED"):
         return job_status_response(request, existing)
     answer = pending_response(dataset_request, request_id)

@@ -117,7 +117,7 @@ def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.
             },
             submitted_at=int(time.time() * 1000),
         )
-        await accept(ctx(request), dataset_request)
+        await accept(ctx(request), dataset_request, wait_visible=True)
         return {
             "status": "ready",
             "total_rows": None,

@@ -20,7 +20,7 @@ from app.domain.errors import PoisonMessage
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.avro import registry
-from app.stream.read_model import Change, Materialized
+from app.stream.read_model import Change, Materialized, ReadModel
 from app.stream.topics import assign_all
 
 log = logging.getLogger("exhaust.feeder")
@@ -40,6 +40,7 @@ class ReadModelFeeder(Service):
         self.metrics = metrics
         self.schemas = registry()
         self.caught_up = asyncio.Event()
+        self._applied = asyncio.Event()  # set (and replaced) after every batch applied
         # Freshness of the read model vs cost: the API's reads wait for it, the writer's
         # id index does not.
         self.linger = 0.02 if read_model.fields is None else 0.25
@@ -75,6 +76,7 @@ class ReadModelFeeder(Service):
                     if changes:
                         apply = asyncio.to_thread(self.read_model.apply, changes)
                         writing = asyncio.ensure_future(apply)
+                        writing.add_done_callback(self._signal)
                         self.metrics.count("read_model_records", len(changes))
                     if not self.caught_up.is_set() and all(
                         await asyncio.gather(
@@ -91,6 +93,29 @@ class ReadModelFeeder(Service):
                     await writing
         finally:
             await consumer.stop()
+
+    def _signal(self, _: object = None) -> None:
+        applied, self._applied = self._applied, asyncio.Event()
+        applied.set()
+
+    async def visible(self, request_id: str, seconds: float) -> dict[str, Any] | None:
+        """The job's record once the read model holds it (read-your-writes for a profile whose
+        answer to a submission promises a job the next read finds), or None after
+        ``seconds``."""
+        read_model = self.read_model
+        if not isinstance(read_model, ReadModel):
+            return None
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            applied = self._applied  # taken before the read: no batch slips in between
+            record = read_model.get_record(request_id)
+            left = deadline - asyncio.get_running_loop().time()
+            if record is not None or left <= 0:
+                return record
+            try:
+                await asyncio.wait_for(applied.wait(), left)
+            except TimeoutError:
+                return read_model.get_record(request_id)
 
     async def _gather(self, consumer: Any) -> list[Any]:
         """Records for one transaction: up to ``BATCH`` of them, or what arrived within
