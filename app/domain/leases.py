@@ -1,7 +1,8 @@
 """Which jobs a TICK must look at, without scanning the whole table every few seconds.
 
 The index holds the deadline of every non-terminal job per partition (``Job.lease_expires_at``:
-the dispatch deadline of a SUBMITTED job, the heartbeat lease of a PROCESSING one), up to
+the dispatch deadline of a SUBMITTED job, the heartbeat lease of a PROCESSING one, the upload
+deadline of one AWAITING_INPUT), up to
 ``max_tracked`` entries, so memory is bounded by configuration even under a huge backlog; a job
 that does not fit is still found by the next sweep. A *sweep* (a streaming pass over the
 partition's jobs in the table) rebuilds the index and also finds expired SUCCESS jobs; it runs
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 
 from app.domain.model import Job
 
-WATCHED = ("SUBMITTED", "PROCESSING")
+WATCHED = ("SUBMITTED", "PROCESSING", "AWAITING_INPUT")
 
 
 class LeaseIndex:

@@ -93,6 +93,8 @@ class DatasetRequest:
     encryption_key: str | None = None
     inputs: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    # Set: wait in AWAITING_INPUT for the inputs until then (epoch ms); see the state machine.
+    await_input_until: int | None = None
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> DatasetRequest:

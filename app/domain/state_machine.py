@@ -8,6 +8,10 @@ Deadlines: every non-terminal state has one, held in ``Job.lease_expires_at``. S
 dispatch deadline; past it the job's work item is sent again (same attempt) unless the writer
 knows it is still waiting in the work topic behind busy generators (``work_waiting``), so a
 backlog is never dispatched twice. PROCESSING: the heartbeat lease; past it ``attempt + 1``.
+AWAITING_INPUT (a request with ``await_input_until``: the client uploads its input files
+first): that time; past it FAILED with ``INPUT_EXPIRED``. The same request again without
+``await_input_until`` (the same parameters, so the same fingerprint) *commences* the job:
+SUBMITTED and dispatched.
 
 Fencing: a generator event names the attempt it is about. An event for another attempt, or for
 a job that is already terminal, is *ignored and counted*, never applied; a late COMPLETED of a
@@ -15,6 +19,9 @@ presumed-dead attempt therefore cannot attach its outputs to the job.
 
 ::
 
+    request (await_input_until) ─▶ AWAITING_INPUT ─upload deadline─▶ FAILED (INPUT_EXPIRED)
+                                        │ the same request without it (commence)
+                                        ▼
     request ─▶ SUBMITTED ─STARTED─▶ PROCESSING ─COMPLETED─▶ SUCCESS ─expiry─▶ EXPIRED
                   ▲                     │  │                                   │
                   │ retry (attempt+1)   │  └─FAILED (final) / lease out ▶ FAILED │
@@ -35,6 +42,9 @@ from app.domain.model import DatasetRequest, Job, JobError, JobEvent, WorkItem, 
 Counter = Literal[
     "job_created",
     "job_rejected",
+    "awaiting_input",
+    "commenced",
+    "input_expired",
     "duplicate",
     "conflict",
     "resubmitted",
@@ -108,6 +118,11 @@ def _new_job(
         partition=partition,
         lease_expires_at=now + policy.dispatch_timeout_ms,
     )
+
+
+def _awaiting(job: Job, until: int) -> Job:
+    """The job waits for its input files until ``until`` (the upload links' expiry)."""
+    return job.replace(status="AWAITING_INPUT", lease_expires_at=until)
 
 
 def _failed(job: Job, error: ExhaustError | JobError, now: int) -> Job:
@@ -191,7 +206,7 @@ def on_request(
                 "left untouched"
             )
             return Outcome("conflict", rejection=RequestConflict(reason))
-        return _on_repeat(existing, now, policy)
+        return _on_repeat(existing, request, now, policy)
 
     job = _new_job(request, request_id, client_id, partition, now, policy)
     job = job.replace(fingerprint=fingerprint)
@@ -215,11 +230,23 @@ def on_request(
         )
     except ExhaustError as exc:
         return Outcome("job_rejected", job=_failed(job, exc, now))
+    if request.await_input_until is not None:
+        return Outcome("awaiting_input", job=_awaiting(job, request.await_input_until))
     return Outcome("job_created", job=job, work=WorkItem.for_job(job))
 
 
-def _on_repeat(job: Job, now: int, policy: Policy) -> Outcome:
-    """The same job was requested again."""
+def _on_repeat(job: Job, request: DatasetRequest, now: int, policy: Policy) -> Outcome:
+    """The same job was requested again (the same parameters: its fingerprint)."""
+    if job.status == "AWAITING_INPUT":
+        if request.await_input_until is not None:
+            return Outcome("duplicate", job=job.replace(duplicates=job.duplicates + 1,
+                                                        last_updated=now))  # fmt: skip
+        commenced = job.replace(
+            status="SUBMITTED",
+            last_updated=now,
+            lease_expires_at=now + policy.dispatch_timeout_ms,
+        )
+        return Outcome("commenced", job=commenced, work=WorkItem.for_job(commenced))
     counted = job.replace(duplicates=job.duplicates + 1, last_updated=now)
     expired = job.status == "EXPIRED" or (
         job.status == "SUCCESS" and job.expires_at is not None and job.expires_at <= now
@@ -227,8 +254,13 @@ def _on_repeat(job: Job, now: int, policy: Policy) -> Outcome:
     if expired:
         fresh = _redispatch(counted, now, policy)
         return Outcome("regenerated", job=fresh, work=WorkItem.for_job(fresh))
+    expired_input = job.error is not None and job.error.code == "INPUT_EXPIRED"
+    if expired_input and request.await_input_until is None:
+        return Outcome("duplicate", job=counted)  # only a new initialisation starts it again
     if job.status in ("FAILED", "CANCELLED") and job.attempt < job.max_attempts:
         fresh = _redispatch(counted, now, policy)
+        if request.await_input_until is not None:  # started again from the upload step
+            return Outcome("resubmitted", job=_awaiting(fresh, request.await_input_until))
         return Outcome("resubmitted", job=fresh, work=WorkItem.for_job(fresh))
     return Outcome("duplicate", job=counted)
 
@@ -330,6 +362,15 @@ def on_tick(job: Job, *, now: int, policy: Policy, work_waiting: bool = False) -
             return Outcome("lease_expired", job=retry, work=WorkItem.for_job(retry))
         error = JobError("LEASE_EXPIRED", f"timed out after {job.attempt} attempts")
         return Outcome("failed", job=_failed(job, error, now))
+    if job.status == "AWAITING_INPUT" and job.lease_expires_at is not None:
+        if job.lease_expires_at > now:
+            return Outcome("unchanged")
+        error = JobError(
+            "INPUT_EXPIRED",
+            "the upload links expired before the job was commenced; start again from the "
+            "initialisation",
+        )
+        return Outcome("input_expired", job=_failed(job, error, now))
     if job.status == "SUCCESS" and job.expires_at is not None and job.expires_at <= now:
         return Outcome("expired", job=job.replace(status="EXPIRED", last_updated=now))
     return Outcome("unchanged")

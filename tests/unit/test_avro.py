@@ -32,6 +32,7 @@ REQUEST: dict[str, Any] = {
     "inputs": [],
     "submitted_at": 1_700_000_000_000,
     "labels": {"team": "data"},
+    "await_input_until": None,
 }
 
 
@@ -67,11 +68,16 @@ def test_round_trip_of_every_current_schema_is_single_object_encoded() -> None:
 
 def test_a_record_written_with_the_older_schema_version_is_read_with_defaults() -> None:
     v1 = load_schema(SCHEMA_DIR / "history" / "DatasetRequest.v1.avsc")
-    old = {k: v for k, v in REQUEST.items() if k != "labels"}
+    old = {k: v for k, v in REQUEST.items() if k not in ("labels", "await_input_until")}
     data = registry().encode("DatasetRequest", old, writer=v1)
     assert data[2:10] == v1.fingerprint != registry().schema("DatasetRequest").fingerprint
     decoded = registry().decode("DatasetRequest", data)
-    assert decoded == {**old, "labels": {}}
+    assert decoded == {**old, "labels": {}, "await_input_until": None}
+    v2 = load_schema(SCHEMA_DIR / "history" / "DatasetRequest.v2.avsc")
+    older = {k: v for k, v in REQUEST.items() if k != "await_input_until"}
+    data = registry().encode("DatasetRequest", older, writer=v2)
+    assert data[2:10] == v2.fingerprint != registry().schema("DatasetRequest").fingerprint
+    assert registry().decode("DatasetRequest", data) == {**older, "await_input_until": None}
 
 
 def test_plain_fastavro_with_the_avsc_file_alone_reads_our_bytes() -> None:

@@ -21,10 +21,11 @@ def test_only_non_terminal_deadlines_are_held_and_due_when_past() -> None:
     index.track(job("a", "PROCESSING", lease=100))
     index.track(job("b", "PROCESSING", lease=200))
     index.track(job("c", "SUCCESS"))
-    assert len(index) == 2
+    index.track(job("d", "AWAITING_INPUT", lease=300))  # the upload deadline
+    assert len(index) == 3
     assert ids(index.due(0, 150)) == ["a"]
     index.track(job("a", "SUCCESS"))  # finished: forgotten
-    assert ids(index.due(0, 1_000)) == ["b"] and len(index) == 1
+    assert ids(index.due(0, 1_000)) == ["b", "d"] and len(index) == 2
 
 
 def test_sweeps_on_first_tick_after_an_absence_and_on_schedule() -> None:

@@ -297,3 +297,59 @@ def test_every_non_terminal_state_has_a_deadline() -> None:
     for job in (submitted, processing):
         assert job.lease_expires_at is not None
         assert on_tick(job, now=job.lease_expires_at + 1, policy=POLICY).job is not None
+
+
+AWAIT = dataclasses.replace(REQ, request_id="ds-1", inputs=["acme/inputs/ds-1/0.ndjson"],
+                            await_input_until=60_000)  # fmt: skip
+
+
+def test_a_request_awaiting_input_waits_until_commenced_by_the_same_request() -> None:
+    waiting = submit(None, AWAIT)
+    assert waiting.counter == "awaiting_input" and waiting.work is None
+    job = waiting.job
+    assert job is not None and job.status == "AWAITING_INPUT" and job.lease_expires_at == 60_000
+    # Asked again to wait: nothing changes but the count.
+    again = submit(job, AWAIT, now=3_000)
+    assert again.counter == "duplicate" and again.work is None
+    assert again.job is not None and again.job.status == "AWAITING_INPUT"
+    # The same parameters without await_input_until commence it (same fingerprint, same job).
+    commence = dataclasses.replace(AWAIT, await_input_until=None)
+    started = submit(job, commence, now=4_000)
+    assert started.counter == "commenced" and started.work is not None
+    assert started.job is not None and started.job.status == "SUBMITTED"
+    assert started.job.attempt == 1 and started.work.inputs == ["acme/inputs/ds-1/0.ndjson"]
+    assert started.job.lease_expires_at == 4_000 + POLICY.dispatch_timeout_ms
+    # Commenced twice: a duplicate, not a second dispatch.
+    twice = submit(started.job, commence, now=5_000)
+    assert twice.counter == "duplicate" and twice.work is None
+    # Other parameters under the same id: a conflict, the job untouched.
+    other = dataclasses.replace(commence, inputs=["acme/inputs/ds-1/9.ndjson"])
+    assert submit(job, other).counter == "conflict"
+
+
+def test_an_awaiting_job_fails_with_input_expired_at_its_deadline_and_can_start_again() -> None:
+    job = submit(None, AWAIT).job
+    assert job is not None
+    assert on_tick(job, now=59_999, policy=POLICY).counter == "unchanged"
+    expired = on_tick(job, now=60_000, policy=POLICY)
+    assert expired.counter == "input_expired" and expired.work is None
+    failed = expired.job
+    assert failed is not None and failed.status == "FAILED" and failed.lease_expires_at is None
+    assert failed.error is not None and failed.error.code == "INPUT_EXPIRED"
+    # Initialised again (new upload deadline): back to waiting, attempt + 1, no work yet.
+    restart = submit(failed, dataclasses.replace(AWAIT, await_input_until=200_000), now=70_000)
+    assert restart.counter == "resubmitted" and restart.work is None
+    assert restart.job is not None and restart.job.status == "AWAITING_INPUT"
+    assert restart.job.attempt == 2 and restart.job.lease_expires_at == 200_000
+    # A commence after expiry (without a new initialisation) starts nothing.
+    late = submit(failed, dataclasses.replace(AWAIT, await_input_until=None), now=70_000)
+    assert late.counter == "duplicate" and late.work is None
+    assert late.job is not None and late.job.status == "FAILED"
+
+
+def test_an_awaiting_job_can_be_cancelled_and_ignores_generator_events() -> None:
+    job = submit(None, AWAIT).job
+    assert job is not None
+    assert event(job, "STARTED").counter == "ignored_out_of_order"
+    cancelled = event(job, "CANCEL", attempt=0)
+    assert cancelled.job is not None and cancelled.job.status == "CANCELLED"
