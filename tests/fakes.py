@@ -41,6 +41,10 @@ class MemoryStore:
     async def exists(self, key: str) -> bool:
         return key in self.objects
 
+    async def size(self, key: str) -> int | None:
+        data = self.objects.get(key)
+        return None if data is None else len(data)
+
     async def delete_keys(self, keys: list[str]) -> None:
         for key in keys:
             self.objects.pop(key, None)

@@ -237,7 +237,13 @@ def _result_sql(
     limit_sql = f" LIMIT {params.add(int(limit))}" if limit is not None else ""
     refs = ", ".join(c.ref for c in chosen)
     columns = [OutputColumn(c.ref, c.label, c.type, c.name) for c in chosen]
-    return f"SELECT {refs} FROM src{where_sql}{ordered}{limit_sql}", columns, None
+    split_ref = None
+    if plan.config.get("split_by"):  # one file per value of an output column
+        column = schema.find(plan.config["split_by"], "config.split_by")
+        if not any(c.ref == column.ref for c in chosen):
+            raise InvalidOutput(f"config.split_by: {column.name} must be one of the output columns")
+        split_ref = column.ref
+    return f"SELECT {refs} FROM src{where_sql}{ordered}{limit_sql}", columns, split_ref
 
 
 def _key_sql(

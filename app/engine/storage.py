@@ -50,6 +50,10 @@ class ObjectStore(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    async def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when there is none."""
+        ...
+
     async def delete_keys(self, keys: list[str]) -> None:
         """Delete objects (missing ones are not an error)."""
         ...
@@ -220,13 +224,16 @@ class S3ObjectStore:
         return data
 
     async def exists(self, key: str) -> bool:
+        return await self.size(key) is not None
+
+    async def size(self, key: str) -> int | None:
         try:
-            await self.client.head_object(Bucket=self.bucket, Key=key)
+            head = await self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _status(exc) == 404:
-                return False
+                return None
             raise
-        return True
+        return int(head["ContentLength"])
 
     async def delete_keys(self, keys: list[str]) -> None:
         """One DeleteObject per key, 16 at a time. Not DeleteObjects: S3-compatible stores

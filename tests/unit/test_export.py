@@ -130,3 +130,53 @@ def test_period_files_keep_the_sort_order_inside_each_file(tmp_path: Path) -> No
             tuple(map(int, line.split(",")[::2])) for line in f.path.read_text().splitlines()[1:]
         ]
         assert rows == sorted(rows, key=lambda r: (-r[1], r[0])), f.name
+
+
+def test_sessions_summary_by_group_writes_one_file_per_group_with_its_statistics(
+    tmp_path: Path,
+) -> None:
+    """The catalog's Learnosity-style type: users by group (uploaded NDJSON) joined with the
+    sessions dataset; each group's file holds its users and its statistics, checked here
+    against Python's statistics module."""
+    import datetime as dt
+    import statistics
+
+    from app.catalog.declared import DeclaredType
+    from app.catalog.types import default_catalog
+
+    dataset_type = default_catalog().types["sessions-summary-by-group"]
+    assert isinstance(dataset_type, DeclaredType)
+    sessions = tmp_path / "sessions.parquet"
+    duckdb.sql(f"""COPY (SELECT 's' || i::VARCHAR AS session_id, 'u' || (i % 40)::VARCHAR AS user_id,
+        CASE WHEN i % 2 = 0 THEN 'act-a' ELSE 'act-b' END AS activity_id,
+        ((i * 7) % 11)::DOUBLE AS score, 10.0 AS max_score,
+        TIMESTAMP '2026-01-01' + INTERVAL (i) HOUR AS dt_completed
+        FROM range(400) t(i)) TO '{sessions}' (FORMAT parquet)""")  # fmt: skip
+    users = tmp_path / "users.ndjson"
+    users.write_text("\n".join(json.dumps({"user_id": f"u{i}", "group": f"School {i % 3}"})
+                               for i in range(45)))  # fmt: skip
+    config = dataset_type.validate({"mintime": "2026-01-02T00:00:00", "activity_id": ["act-a"]})
+    plan = ExportPlan("sql", config, None, None, OutputSpec("JSON"), None,
+                      query=dataset_type.query, query_params=dataset_type.query_params)  # fmt: skip
+    result = run(plan, [LocalSource("sessions", "parquet", [sessions]),
+                        LocalSource("users", "ndjson", [users])], tmp_path)  # fmt: skip
+    assert sorted(f.group for f in result.files) == ["School 0", "School 1", "School 2"]
+    start = dt.datetime(2026, 1, 1)
+    picked = [(f"u{i % 40}", float((i * 7) % 11)) for i in range(400)
+              if i % 2 == 0 and start + dt.timedelta(hours=i) >= dt.datetime(2026, 1, 2)]  # fmt: skip
+    for file in result.files:
+        rows = json.loads(file.path.read_text())
+        members = sorted(f"u{i}" for i in range(45) if f"School {i % 3}" == file.group)
+        assert [r["user_id"] for r in rows] == members
+        scores = {u: sum(s for who, s in picked if who == u) for u in members
+                  if any(who == u for who, _ in picked)}  # fmt: skip
+        totals = list(scores.values())
+        first = rows[0]
+        assert first["population"] == len(members)
+        assert first["mean_score"] == pytest.approx(statistics.mean(totals), abs=1e-3)
+        assert first["median_score"] == pytest.approx(statistics.median(totals))
+        assert first["stddev_score"] == pytest.approx(statistics.stdev(totals), abs=1e-3)
+        assert first["lowest_score"] == min(totals) and first["highest_score"] == max(totals)
+        assert all(r["group"] == file.group for r in rows)
+        nobody = [r for r in rows if r["user_id"] not in scores]  # u40..u44: no sessions
+        assert all(r["sessions"] == 0 and r["score"] is None for r in nobody)
