@@ -7,11 +7,13 @@ passed explicitly to whatever needs it. Every field is documented in ``docs/conf
 
 from __future__ import annotations
 
+import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from botocore.config import Config as BotoConfig
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -228,6 +230,25 @@ class Settings(BaseSettings):
         description="The Sunbird and USAspending submit calls wait up to this long for the new "
         "job to show in the read model, so that a read right after the answer finds it.",
     )
+    learnosity_consumers: SecretStr | None = Field(
+        None,
+        description="Consumers of the Learnosity-style Data API, as JSON: "
+        '{"<consumer_key>": {"secret": "…", "channel": "…"}}. Set: every Data API call must be '
+        "signed (the SDK's security packet) and acts for its consumer's channel. Unset: the "
+        "X-Channel-ID header of a trusted gateway names the channel, as for the other profiles.",
+    )
+    learnosity_upload_expiry_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 86400,
+        description="Lifetime of the presigned PUT links of a dataset's input files; a dataset "
+        "not commenced by then fails with INPUT_EXPIRED.",
+    )
+    learnosity_signature_skew_seconds: int = Field(
+        900,
+        ge=60,
+        description="How far a signed request's timestamp may be from the server's clock.",
+    )
     usaspending_rows_per_file: int = Field(
         1_000_000,
         ge=1,
@@ -287,6 +308,19 @@ class Settings(BaseSettings):
     s3proxy_version: str = Field("2.6.0", description="S3Proxy version fetched from Maven.")
     stack_start_timeout: float = Field(90.0, gt=0, description="Seconds to wait for readiness.")
 
+    @field_validator("learnosity_consumers")
+    @classmethod
+    def _consumers_are_json(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_consumers(value.get_secret_value())
+        return value
+
+    @cached_property
+    def consumers(self) -> dict[str, tuple[str, str]]:
+        """``consumer_key -> (channel, secret)`` of the Learnosity-style Data API."""
+        raw = self.learnosity_consumers
+        return parse_consumers(raw.get_secret_value()) if raw is not None else {}
+
     def as_env(self) -> dict[str, str]:
         """These settings as ``EXHAUST_*`` environment variables, for a worker subprocess."""
         env = {}
@@ -324,3 +358,26 @@ class Settings(BaseSettings):
             "aws_secret_access_key": self.s3_secret_key.get_secret_value(),
             "config": self.boto_config(),
         }
+
+
+def parse_consumers(text: str) -> dict[str, tuple[str, str]]:
+    """``{"key": {"secret": s, "channel": c}}`` as ``{key: (channel, secret)}``; a ValueError
+    (reported by pydantic with the setting's name) for anything else."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError('must be a JSON object {"<consumer_key>": {"secret", "channel"}}')
+    consumers = {}
+    for key, entry in raw.items():
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("secret"), str)
+            or not entry["secret"]
+            or not isinstance(entry.get("channel"), str)
+            or not entry["channel"]
+        ):
+            raise ValueError(f"consumer {key!r} needs a non-empty secret and channel")
+        consumers[key] = (entry["channel"], entry["secret"])
+    return consumers

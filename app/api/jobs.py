@@ -328,8 +328,9 @@ def create_web_app(
     app.router.add_post("/v1/jobs/{request_id}/cancel", cancel)
     if fills is not None:
         add_routes(app, fills)
-    from app.api import sunbird, usaspending  # the profiles build on this module's helpers
+    from app.api import learnosity, sunbird, usaspending  # they build on this module's helpers
 
     sunbird.add_routes(app)
     usaspending.add_routes(app)
+    learnosity.add_routes(app)
     return app

@@ -191,6 +191,10 @@ class SourceNotFound(RequestRejected):
     code = "SOURCE_NOT_FOUND"
 
 
+class InputMissing(RequestRejected):
+    code = "INPUT_MISSING"
+
+
 class TooManyFiles(RequestRejected):
     code = "TOO_MANY_FILES"
 
