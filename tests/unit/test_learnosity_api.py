@@ -42,7 +42,8 @@ def signed(endpoint_action: str, request: dict[str, Any], consumer: str = "yis0T
     """The form fields the official SDK posts (learnosity_sdk DataApi.request)."""
     packet = {"consumer_key": consumer, "domain": "localhost", **security}
     key = secret or CONSUMERS.get(consumer, {"secret": "x"})["secret"]
-    fields: dict[str, str] = Init("data", packet, key, request, endpoint_action).generate()
+    fields = Init("data", packet, key, request, endpoint_action).generate()
+    assert isinstance(fields, dict)  # the data service always answers form fields
     return fields
 
 
