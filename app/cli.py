@@ -234,10 +234,14 @@ def demo_data(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     for sample in [
         *samples.sunbird(today, history_days=args.days),
         *samples.awards_and_transactions(),
+        samples.learnosity_sessions(),
     ]:
         outcome = client.fill(sample.code, sample.rows, sample.columns, append=False)
         filled[sample.code] = outcome.get("rows-inserted", len(sample.rows))
-    return {"status": "success", "channel": channel, "datasets": filled}
+    users = Path(args.users_file)
+    users.write_text(samples.learnosity_users())
+    return {"status": "success", "channel": channel, "datasets": filled,
+            "learnosity-users-file": str(users)}  # fmt: skip
 
 
 def _base_url(settings: Settings, args: argparse.Namespace) -> str:
@@ -282,6 +286,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--channel", default="ORG_001")
     demo.add_argument("--days", type=int, default=7, help="days of summary events before today")
     demo.add_argument("--url", default=None, help="worker URL (default from EXHAUST_HTTP_*)")
+    demo.add_argument("--users-file", default="learnosity-users.ndjson",
+                      help="where to write the sample users-by-group upload of the Learnosity "
+                      "walkthrough")  # fmt: skip
 
     load = sub.add_parser("fill", help="fill a managed dataset from a CSV file (with a header)")
     load.add_argument("file", type=Path)

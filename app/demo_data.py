@@ -8,6 +8,9 @@ Sunbird profile (seed 002): ``users``, ``course-enrolments`` and ``assessment-re
 
 USAspending profile (seed 004): ``awards`` and ``transactions``, with the download columns of
 :mod:`app.domain.usaspending` (what ``POST /v2/download/awards`` and ``…/transactions`` read).
+
+Learnosity-style profile (seeds 000/001): ``sessions`` (what ``sessions-summary-by-group``
+joins the uploaded users with) and the users-by-school NDJSON a client uploads.
 """
 
 from __future__ import annotations
@@ -257,3 +260,56 @@ def awards_and_transactions(count: int = 400, seed: int = 11) -> list[SampleData
     transaction_columns = [{"name": c.value, "type": c.type} for c in TRANSACTION_COLUMNS]
     return [SampleDataset("awards", award_columns, awards),
             SampleDataset("transactions", transaction_columns, transactions)]  # fmt: skip
+
+
+# --- Learnosity-style profile (seeds 000/001) ----------------------------------------------
+
+SCHOOLS = ("Northside Primary", "Lakeview Middle", "Riverside High", "Hillcrest Academy")
+ACTIVITIES = ("act-math-2026-t1", "act-ela-2026-t1", "act-science-2026-t1")
+
+
+def learnosity_sessions(users_count: int = 120, seed: int = 5) -> SampleDataset:
+    """Assessment sessions of ``users_count`` learners: each takes every activity once or
+    twice in term 1 of 2026 (score out of 20)."""
+    rng = random.Random(seed)
+    rows = []
+    for n in range(users_count):
+        ability = rng.uniform(0.3, 0.95)
+        for activity in ACTIVITIES:
+            for attempt in range(rng.choice((1, 1, 2))):
+                done = dt.datetime(2026, 2, 2, 9) + dt.timedelta(hours=rng.randrange(24 * 60))
+                score = max(0, min(20, round(rng.gauss(ability * 20, 2.5))))
+                rows.append([
+                    str(uuid_for(seed, n, activity, attempt)), f"learner-{n:04d}", activity,
+                    score, 20, done.isoformat(sep=" "),
+                ])  # fmt: skip
+    columns = [
+        {"name": "session_id", "type": "string", "subtype": "uuid"},
+        {"name": "user_id", "type": "string"},
+        {"name": "activity_id", "type": "string"},
+        {"name": "score", "type": "number"},
+        {"name": "max_score", "type": "number"},
+        {"name": "dt_completed", "type": "datetime"},
+    ]
+    return SampleDataset("sessions", columns, rows)
+
+
+def uuid_for(*parts: object) -> str:
+    """A deterministic UUID of ``parts`` (sample data must not change between runs)."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(str(p) for p in parts)))
+
+
+def learnosity_users(users_count: int = 120) -> str:
+    """The upload of a sessions-summary-by-group dataset: one NDJSON line per learner with
+    their group (school)."""
+    import json
+
+    return (
+        "\n".join(
+            json.dumps({"user_id": f"learner-{n:04d}", "group": SCHOOLS[n % len(SCHOOLS)]})
+            for n in range(users_count)
+        )
+        + "\n"
+    )

@@ -239,7 +239,7 @@ class Settings(BaseSettings):
     )
     learnosity_upload_expiry_seconds: int = Field(
         3600,
-        ge=60,
+        ge=1,
         le=7 * 86400,
         description="Lifetime of the presigned PUT links of a dataset's input files; a dataset "
         "not commenced by then fails with INPUT_EXPIRED.",

@@ -46,6 +46,9 @@ from app.settings import Settings
 from app.stream.read_model import ReadModel
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Visible = Callable[
+    [str, float, Callable[[dict[str, Any]], bool] | None], Awaitable[dict[str, Any] | None]
+]
 MAX_LIMIT = 500
 HIDDEN = ("fingerprint", "partition", "lease_expires_at", "client_id", "sealed_key")
 
@@ -62,7 +65,7 @@ class ApiContext:
     cancel: Callable[[Job], Awaitable[None]] | None = None
     sealer: Sealer | None = None
     # The job's record once the read model shows it (None after the wait): see accept().
-    visible: Callable[[str, float], Awaitable[dict[str, Any] | None]] | None = None
+    visible: Visible | None = None
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -274,7 +277,8 @@ async def accept(
     if existing is not None and existing.channel == channel:
         return request_id, read_model.get_record(request_id)
     if wait_visible and context.visible is not None:
-        record = await context.visible(request_id, context.settings.submit_visible_wait_seconds)
+        wait = context.settings.submit_visible_wait_seconds
+        record = await context.visible(request_id, wait, None)
         if record is not None and record["channel"] == channel:
             return request_id, record
     return request_id, None

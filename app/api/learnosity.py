@@ -329,6 +329,9 @@ async def commence(request: web.Request, call: Call) -> dict[str, Any]:
         submitted_at=record["submitted_at"],
     )
     await accept(context, submission)
+    if context.visible is not None:  # the next jobs lookup finds it queued
+        wait = context.settings.submit_visible_wait_seconds
+        await context.visible(dataset_id, wait, lambda r: r["status"] != "AWAITING_INPUT")
     return envelope({"job_reference": dataset_id})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -98,19 +99,26 @@ class ReadModelFeeder(Service):
         applied, self._applied = self._applied, asyncio.Event()
         applied.set()
 
-    async def visible(self, request_id: str, seconds: float) -> dict[str, Any] | None:
-        """The job's record once the read model holds it (read-your-writes for a profile whose
-        answer to a submission promises a job the next read finds), or None after
-        ``seconds``."""
+    async def visible(
+        self,
+        request_id: str,
+        seconds: float,
+        until: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> dict[str, Any] | None:
+        """The job's record once the read model holds it (and ``until`` holds of it, when
+        given): read-your-writes for a profile whose answer promises that the next read finds
+        the job as the submission left it. The last record read (or None) after ``seconds``.
+        """
         read_model = self.read_model
         if not isinstance(read_model, ReadModel):
             return None
-        deadline = asyncio.get_running_loop().time() + seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
         while True:
             applied = self._applied  # taken before the read: no batch slips in between
             record = read_model.get_record(request_id)
-            left = deadline - asyncio.get_running_loop().time()
-            if record is not None or left <= 0:
+            left = deadline - loop.time()
+            if (record is not None and (until is None or until(record))) or left <= 0:
                 return record
             try:
                 await asyncio.wait_for(applied.wait(), left)
