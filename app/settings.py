@@ -198,6 +198,21 @@ class Settings(BaseSettings):
         "(all workers need the same one); unset: read or created at {state_dir}/secrets.key.",
     )
 
+    # --- HTTP: who may call, how much ---------------------------------------------------
+    api_keys: SecretStr | None = Field(
+        None,
+        description='API keys of the HTTP API, as JSON {"<key>": "<channel>"}. Set: every call '
+        "(but Sunbird's public datasets) needs one (Authorization: Bearer <key> or X-API-Key) "
+        "and acts for its channel. Unset: X-Channel-ID from a trusted gateway names the channel.",
+    )
+    max_request_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest body of an API call (dataset-fill has its own limit); larger is 413 "
+        "BODY_TOO_LARGE, refused before it is read.",
+    )
+
     # --- Standard datasets and the Sunbird profile ----------------------------------------
     standard_catch_up_days: int = Field(
         3,
@@ -315,6 +330,19 @@ class Settings(BaseSettings):
             parse_consumers(value.get_secret_value())
         return value
 
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_are_json(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value.get_secret_value())
+        return value
+
+    @cached_property
+    def api_key_channels(self) -> dict[str, str]:
+        """``key -> channel`` of the HTTP API (empty: channels from the gateway's header)."""
+        raw = self.api_keys
+        return parse_api_keys(raw.get_secret_value()) if raw is not None else {}
+
     @cached_property
     def consumers(self) -> dict[str, tuple[str, str]]:
         """``consumer_key -> (channel, secret)`` of the Learnosity-style Data API."""
@@ -381,3 +409,16 @@ def parse_consumers(text: str) -> dict[str, tuple[str, str]]:
             raise ValueError(f"consumer {key!r} needs a non-empty secret and channel")
         consumers[key] = (entry["channel"], entry["secret"])
     return consumers
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """``{"key": "channel"}``; a ValueError for anything else (keys of 16+ characters)."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg}") from exc
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and len(k) >= 16 and isinstance(v, str) and v for k, v in raw.items()
+    ):
+        raise ValueError('must be a JSON object {"<key of 16+ characters>": "<channel>"}')
+    return dict(raw)

@@ -1,22 +1,83 @@
-"""What every HTTP profile shares: the caller's channel, body checks, compact JSON answers."""
+"""What every HTTP profile shares: who the caller is (channel, API key), body limits, body
+checks, compact JSON answers."""
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any
 
 from aiohttp import web
 
 from app.domain import identifiers
-from app.domain.errors import AccessDenied, MalformedRequest
+from app.domain.errors import AccessDenied, BodyTooLarge, MalformedRequest
+from app.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
 
 
-def channel_of(request: web.Request) -> str:
-    """The caller's channel (``X-Channel-ID``, set by the trusted gateway)."""
-    channel = request.headers.get("X-Channel-ID", "")
-    if not channel:
+def settings_of(request: web.Request) -> Settings:
+    return request.app[SETTINGS]
+
+
+def channel_of(request: web.Request, *, public: bool = False) -> str:
+    """The caller's channel.
+
+    Without ``EXHAUST_API_KEYS``: ``X-Channel-ID``, set by a trusted gateway. With it: the
+    channel of the request's API key (``Authorization: Bearer <key>`` or ``X-API-Key``); an
+    ``X-Channel-ID`` that names another channel is refused. ``public`` routes (Sunbird's
+    public datasets) take the header alone, keys or not.
+    """
+    header = request.headers.get("X-Channel-ID", "")
+    keys = settings_of(request).api_key_channels if SETTINGS in request.app else {}
+    if keys and not public:
+        given = request.headers.get("X-API-Key", "")
+        authorization = request.headers.get("Authorization", "")
+        if not given and authorization.lower().startswith("bearer "):
+            given = authorization[7:].strip()
+        if not given:
+            raise AccessDenied("an API key is required (Authorization: Bearer <key>, or X-API-Key)")
+        channel = next(
+            (c for k, c in keys.items() if hmac.compare_digest(k.encode(), given.encode())), None
+        )
+        if channel is None:
+            raise AccessDenied("unknown API key")
+        if header and header != channel:
+            raise AccessDenied("X-Channel-ID names another channel than the API key's")
+        return channel
+    if not header:
         raise AccessDenied("X-Channel-ID header is required")
-    return identifiers.check("X-Channel-ID", channel)
+    return identifiers.check("X-Channel-ID", header)
+
+
+async def read_limited(request: web.Request, limit: int, setting: str, advice: str = "") -> bytes:
+    """The body, refused (``BodyTooLarge``, 413) as soon as it passes ``limit`` bytes, before
+    the rest is read; a declared Content-Length over the limit is refused unread."""
+
+    def too_large(size: int) -> BodyTooLarge:
+        return BodyTooLarge(f"request body of {size}+ bytes; at most {limit} ({setting}){advice}")
+
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(request.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The JSON body of an API call, at most ``EXHAUST_MAX_REQUEST_BYTES``."""
+    body = await read_limited(
+        request, settings_of(request).max_request_bytes, "EXHAUST_MAX_REQUEST_BYTES"
+    )
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedRequest("body is not valid JSON") from exc
 
 
 def required_identifiers(body: Any, *names: str) -> None:

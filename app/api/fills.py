@@ -37,10 +37,9 @@ from typing import Any
 
 from aiohttp import web
 
-from app.api.edge import channel_of, json_response, required_identifiers
+from app.api.edge import channel_of, json_response, read_limited, required_identifiers
 from app.domain import identifiers
 from app.domain.errors import (
-    BodyTooLarge,
     InvalidInsertData,
     MalformedRequest,
     NotFound,
@@ -161,23 +160,8 @@ def prepare(
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The body, refused as soon as it passes ``limit`` (before reading the rest)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(_body_message(request.content_length, limit))
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(1024 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(_body_message(size, limit))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _body_message(size: int, limit: int) -> str:
-    return (
-        f"request body of {size}+ bytes; at most {limit} (EXHAUST_FILL_MAX_BODY_BYTES): send "
-        "the rows in several fills with append=true, compressed"
-    )
+    advice = ": send the rows in several fills with append=true, compressed"
+    return await read_limited(request, limit, "EXHAUST_FILL_MAX_BODY_BYTES", advice)
 
 
 def fill_context(request: web.Request, *, store: bool = True) -> FillContext:

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from app.api.edge import channel_of, json_response, required_identifiers
+from app.api.edge import SETTINGS, channel_of, json_response, read_json, required_identifiers
 from app.api.fills import FillContext, add_routes
 from app.catalog.types import Catalog
 from app.domain import dedup, identifiers
@@ -284,13 +284,6 @@ async def accept(
     return request_id, None
 
 
-async def read_json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedRequest("body is not valid JSON") from exc
-
-
 async def submit(request: web.Request) -> web.Response:
     channel = channel_of(request)
     context = ctx(request)
@@ -321,6 +314,7 @@ def create_web_app(
     ``fills`` adds the dataset-fill profile and the catalog routes."""
     app = web.Application(middlewares=[error_middleware])
     app[CONTEXT] = context
+    app[SETTINGS] = context.settings
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

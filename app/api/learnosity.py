@@ -39,11 +39,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from app.api.edge import channel_of, json_response
-from app.api.jobs import accept, ctx, read_json, ready_parts
+from app.api.edge import channel_of, json_response, read_json, read_limited
+from app.api.jobs import accept, ctx, ready_parts
 from app.domain.errors import (
     AccessDenied,
     ExhaustError,
@@ -118,9 +119,13 @@ def data_api(
 
 
 async def parse_call(request: web.Request) -> Call:
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if request.content_type == "application/x-www-form-urlencoded":  # what the SDKs send
+        settings = ctx(request).settings
+        raw = await read_limited(request, settings.max_request_bytes, "EXHAUST_MAX_REQUEST_BYTES")
+        try:
+            fields = dict(parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=True))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MalformedRequest("the form body is not valid") from exc
     else:
         body = await read_json(request)
         if not isinstance(body, dict):

@@ -28,8 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from app.api.edge import channel_of, json_response
-from app.api.jobs import accept, ctx, is_public, public_link, read_json, ready_parts
+from app.api.edge import channel_of, json_response, read_json
+from app.api.jobs import accept, ctx, is_public, public_link, ready_parts
 from app.catalog.types import DatasetType
 from app.domain import identifiers, standard
 from app.domain.dedup import sunbird_request_id
@@ -358,7 +358,7 @@ async def dataset_get(request: web.Request) -> dict[str, Any]:
 
 @api(TELEMETRY, client_key=None)
 async def public_dataset_get(request: web.Request) -> dict[str, Any]:
-    channel = channel_of(request)
+    channel = channel_of(request, public=True)  # unauthenticated: the channel header alone
     dataset = standard_type(request, channel, public=True)
     files, _ = period_files(request, dataset, channel, public=True)
     if not files:

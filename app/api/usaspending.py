@@ -28,8 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from app.api.edge import channel_of, json_response
-from app.api.jobs import accept, ctx, read_json, ready_parts
+from app.api.edge import channel_of, json_response, read_json
+from app.api.jobs import accept, ctx, ready_parts
 from app.domain import identifiers
 from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound
 from app.domain.model import DatasetRequest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -147,3 +148,66 @@ async def test_listing_rejects_bad_parameters(
     for query in ("status=DONE", "limit=0", "limit=abc", "cursor=zzz"):
         response = await http.get(f"/v1/jobs?{query}", headers={"X-Channel-ID": "acme"})
         assert response.status == 400, query
+
+
+KEY = "k-acme-0123456789abcdef"
+
+
+async def test_with_api_keys_every_profile_takes_the_channel_from_the_key(tmp_path: Path) -> None:
+    read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    read_model.apply([Change(0, 0, "mine", job("mine", "acme")),
+                      Change(0, 1, "theirs", job("theirs", "evil"))])  # fmt: skip
+    settings = Settings(api_keys='{"' + KEY + '": "acme"}')
+    context = ApiContext(settings=settings, health=Health(), metrics=Metrics(),
+                         catalog=default_catalog(), read_model=read_model, store=MemoryStore())  # fmt: skip
+    async with TestClient(TestServer(create_web_app(context))) as http:
+        for headers in (
+            {},
+            {"X-Channel-ID": "acme"},
+            {"Authorization": "Bearer wrong-key-123456789"},
+        ):
+            response = await http.get("/v1/jobs/mine", headers=headers)
+            assert response.status == 403, headers
+            assert (await response.json())["error"]["code"] == "ACCESS_DENIED"
+        for headers in ({"Authorization": f"Bearer {KEY}"}, {"X-API-Key": KEY},
+                        {"X-API-Key": KEY, "X-Channel-ID": "acme"}):  # fmt: skip
+            response = await http.get("/v1/jobs/mine", headers=headers)
+            assert response.status == 200, headers
+        # The key's channel, not the header's: another channel's job is not found, a header
+        # naming another channel is refused.
+        assert (await http.get("/v1/jobs/theirs", headers={"X-API-Key": KEY})).status == 404
+        mixed = await http.get("/v1/jobs/mine", headers={"X-API-Key": KEY, "X-Channel-ID": "evil"})
+        assert mixed.status == 403
+        # Every profile: Sunbird, USAspending, Learnosity-style (no consumers configured).
+        sunbird = await http.get("/dataset/v1/request/list/t1", headers={"X-Channel-ID": "acme"})
+        assert sunbird.status == 403 and (await sunbird.json())["params"]["err"] == "ACCESS_DENIED"
+        usa = await http.get("/v2/download/status?file_name=x", headers={"X-Channel-ID": "acme"})
+        assert usa.status == 403
+        lrn = await http.post("/v1/jobs", json={"action": "get", "request": {}},
+                              headers={"X-Channel-ID": "acme"})  # fmt: skip
+        assert lrn.status == 403
+        ok = await http.post("/v1/jobs", json={"action": "get", "request": {}},
+                             headers={"X-API-Key": KEY})  # fmt: skip
+        assert ok.status == 200
+        # Sunbird's public datasets stay unauthenticated: the channel header alone.
+        public = await http.get("/public/dataset/get/public-summary-rollup",
+                                headers={"X-Channel-ID": "acme"})  # fmt: skip
+        assert public.status != 403
+    read_model.close()
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(
+    client: tuple[Client, list[DatasetRequest]],
+) -> None:
+    http, submitted = client
+    big = b'{"tag": "' + b"x" * (1024 * 1024) + b'"}'
+    for path in ("/v1/requests", "/dataset/v1/request/submit", "/v2/download/awards"):
+        response = await http.post(path, data=io.BytesIO(big), headers={"X-Channel-ID": "acme",
+                                                            "Content-Type": "application/json"})  # fmt: skip
+        assert response.status == 413, path
+        assert "EXHAUST_MAX_REQUEST_BYTES" in await response.text()
+    form = await http.post("/v1/jobs", data=io.BytesIO(b"request=" + b"x" * (1024 * 1024)),
+                           headers={"X-Channel-ID": "acme",
+                                    "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert form.status == 413
+    assert submitted == []
