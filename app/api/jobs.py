@@ -78,6 +78,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ExhaustError as exc:
         return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
+    except web.HTTPException as exc:  # aiohttp's own: no such route, method not allowed
+        if exc.status < 400:
+            raise
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "BODY_TOO_LARGE"}.get(
+            exc.status, "HTTP_ERROR"
+        )
+        body = {"error": {"code": code, "message": exc.reason}}
+        return web.json_response(body, status=exc.status, headers=_allow(exc))
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
 
 
 def ctx(request: web.Request) -> ApiContext:
@@ -326,8 +339,9 @@ def create_web_app(
     app.router.add_post("/v1/jobs/{request_id}/cancel", cancel)
     if fills is not None:
         add_routes(app, fills)
-    from app.api import learnosity, sunbird, usaspending  # they build on this module's helpers
+    from app.api import learnosity, openapi, sunbird, usaspending  # they use this module
 
+    app.router.add_get("/openapi.json", openapi.serve)
     sunbird.add_routes(app)
     usaspending.add_routes(app)
     learnosity.add_routes(app)

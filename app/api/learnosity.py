@@ -34,6 +34,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -55,7 +56,7 @@ from app.domain.errors import (
 )
 from app.domain.model import DatasetRequest
 
-VERSION = r"{version:v[0-9][0-9A-Za-z.]*|latest|latest-lts|developer}"
+VERSION = re.compile(r"v[0-9][0-9A-Za-z.]*|latest|latest-lts|developer")
 WORDS = {
     "SUBMITTED": "queued",
     "PROCESSING": "running",
@@ -102,6 +103,11 @@ def data_api(
         @functools.wraps(handler)
         async def answer(request: web.Request) -> web.Response:
             try:
+                if not VERSION.fullmatch(request.match_info["version"]):
+                    raise NotFound(
+                        f"no API version {request.match_info['version'][:40]!r} (v1, "
+                        "v2025.2.LTS, latest, …)"
+                    )
                 call = await parse_call(request)
                 if call.action not in actions:
                     raise MalformedRequest(
@@ -475,6 +481,7 @@ async def retrieve(request: web.Request, call: Call) -> dict[str, Any]:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post(f"/{VERSION}/reports/datasets", datasets)
-    app.router.add_post(f"/{VERSION}/jobs/reports/datasets", commence)
-    app.router.add_post(f"/{VERSION}/jobs", jobs)
+    # Any first segment routes here, so that a wrong version is answered in this envelope.
+    app.router.add_post("/{version}/reports/datasets", datasets)
+    app.router.add_post("/{version}/jobs/reports/datasets", commence)
+    app.router.add_post("/{version}/jobs", jobs)
