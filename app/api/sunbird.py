@@ -151,8 +151,11 @@ def job_status_response(request: web.Request, record: dict[str, Any]) -> dict[st
     return response
 
 
-def pending_response(dataset_request: DatasetRequest, request_id: str) -> dict[str, Any]:
-    """The answer to a first submission, before the writer has recorded the job."""
+def pending_response(
+    dataset_request: DatasetRequest, request_id: str, ctx_expiry_ms: int
+) -> dict[str, Any]:
+    """The answer to a first submission, before the writer has recorded the job (the links'
+    expiry is reckoned as for any job without links: now + the link lifetime)."""
     return {
         "requestId": request_id,
         "tag": dataset_request.tag,
@@ -163,7 +166,7 @@ def pending_response(dataset_request: DatasetRequest, request_id: str) -> dict[s
         "lastUpdated": dataset_request.submitted_at,
         "datasetConfig": json.loads(dataset_request.config),
         "downloadUrls": [],
-        "expiresAt": dataset_request.submitted_at,
+        "expiresAt": now_ms() + ctx_expiry_ms,
         "jobStats": {
             "dtJobSubmitted": dataset_request.submitted_at,
             "dtJobCompleted": None,
@@ -236,7 +239,8 @@ async def submit(request: web.Request) -> dict[str, Any]:
     request_id, existing = await accept(ctx(request), dataset_request, wait_visible=True)
     if existing is not None and existing["status"] not in ("FAILED", "EXPIRED", "CANCELLED"):
         return job_status_response(request, existing)
-    answer = pending_response(dataset_request, request_id)
+    expiry_ms = ctx(request).settings.link_expiry_seconds * 1000
+    answer = pending_response(dataset_request, request_id, expiry_ms)
     if existing is not None:
         answer["attempts"] = existing["attempts"]
     return answer
