@@ -221,8 +221,9 @@ def input_key(channel: str, dataset_id: str, n: int) -> str:
     return f"{channel}/inputs/{dataset_id}/{n}.ndjson"
 
 
-def config_of(payload: dict[str, Any]) -> dict[str, Any]:
-    """The type's config: ``filters`` and ``options`` of the request, merged."""
+def config_of(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The type's config (``filters`` and ``options`` of the request, merged) and the output
+    options: ``options.format`` ``json`` or ``csv`` chooses the files' format."""
     config: dict[str, Any] = {}
     for part in ("filters", "options"):
         value = payload.get(part, {})
@@ -231,13 +232,21 @@ def config_of(payload: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise InvalidConfig(f"{part} must be an object")
         config.update(value)
-    return config
+    chosen = config.pop("format", None)
+    if chosen is None:
+        return config, None
+    if not isinstance(chosen, str) or chosen.lower() not in ("json", "csv"):
+        raise InvalidConfig("options.format must be json or csv")
+    output = {"format": chosen.upper(), "compression": "NONE", "rows_per_file": None,
+              "partition_by": None}  # fmt: skip
+    return config, output
 
 
 def dataset_request(call: Call, dataset_id: str, dataset_type: str, inputs: list[str],
-                    config: dict[str, Any], await_until: int | None,
-                    submitted_at: int) -> DatasetRequest:  # fmt: skip
+                    config: dict[str, Any], output: dict[str, Any] | None,
+                    await_until: int | None, submitted_at: int) -> DatasetRequest:  # fmt: skip
     return DatasetRequest(
+        output=output,
         request_id=dataset_id,
         tag=dataset_id,
         dataset=dataset_type,
@@ -277,8 +286,9 @@ async def datasets(request: web.Request, call: Call) -> dict[str, Any]:
     inputs = [input_key(call.channel, dataset_id, n) for n in range(count)]
     now = int(time.time() * 1000)
     until = now + settings.learnosity_upload_expiry_seconds * 1000 if count else None
-    submission = dataset_request(call, dataset_id, dataset_type, inputs, config_of(payload),
-                                 until, now)  # fmt: skip
+    config, output = config_of(payload)
+    submission = dataset_request(call, dataset_id, dataset_type, inputs, config, output, until,
+                                 now)  # fmt: skip
     _, existing = await accept(context, submission, wait_visible=True)
     if count == 0:
         return envelope({"dataset_id": dataset_id, "dataset_type": dataset_type,

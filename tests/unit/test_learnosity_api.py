@@ -109,7 +109,7 @@ async def test_initialise_with_files_answers_presigned_put_links_and_waits(
     dataset_id = str(uuid.uuid4())
     request = {"dataset_id": dataset_id, "dataset_type": "sessions-summary-by-group",
                "file_count": 2, "filters": {"mintime": "2026-01-01T00:00:00"},
-               "options": {"activity_id": ["act-a"]}}  # fmt: skip
+               "options": {"activity_id": ["act-a"], "format": "csv"}}  # fmt: skip
     status, body = await call(http, "/v2025.2.LTS/reports/datasets", signed("set", request))
     assert status == 200, body
     assert body["meta"]["status"] is True and isinstance(body["meta"]["timestamp"], int)
@@ -125,6 +125,7 @@ async def test_initialise_with_files_answers_presigned_put_links_and_waits(
     assert published.await_input_until == pytest.approx(time.time() * 1000 + 3_600_000, abs=5_000)
     assert json.loads(published.config) == {"mintime": "2026-01-01T00:00:00",
                                              "activity_id": ["act-a"]}  # fmt: skip
+    assert published.output is not None and published.output["format"] == "CSV"
 
 
 async def test_initialise_without_files_queues_the_job_and_answers_its_reference(
@@ -153,6 +154,7 @@ async def test_wrong_initialisations_are_refused_with_a_message(
         ({**good, "file_count": 101}, 400, "file_count"),
         ({**good, "file_count": 0}, 400, "reads uploaded files"),
         ({**good, "options": {"activity_id": "x"}}, 400, "activity_id"),
+        ({**good, "options": {"format": "xlsx"}}, 400, "options.format"),
     ]
     for request, code, words in cases:
         status, body = await call(http, "/v1/reports/datasets", signed("set", request))
