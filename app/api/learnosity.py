@@ -272,8 +272,20 @@ async def datasets(request: web.Request, call: Call) -> dict[str, Any]:
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_FILES:
         raise InvalidConfig(f"file_count must be an integer 0..{MAX_FILES}")
     context = ctx(request)
-    _, store = ready_parts(context)
+    read_model, store = ready_parts(context)
     settings = context.settings
+    before = read_model.get_record(dataset_id)
+    if (
+        before is not None
+        and before["channel"] == call.channel
+        and (count == 0 or before["status"] != "AWAITING_INPUT")
+    ):
+        # A dataset id is used once (Learnosity: "initialise a new dataset_id"); asking again
+        # while it waits for its uploads hands out its links again.
+        state = WORDS.get(before["status"], "awaiting its uploads")
+        raise InvalidConfig(
+            f"dataset {dataset_id} was already initialised ({state}); initialise a new dataset_id"
+        )
     found = context.catalog.types.get(dataset_type) if context.catalog else None
     if (
         found is not None
@@ -293,11 +305,6 @@ async def datasets(request: web.Request, call: Call) -> dict[str, Any]:
     if count == 0:
         return envelope({"dataset_id": dataset_id, "dataset_type": dataset_type,
                          "job_reference": dataset_id})  # fmt: skip
-    if existing is not None and existing["status"] != "AWAITING_INPUT":
-        raise InvalidConfig(
-            f"dataset {dataset_id} was already commenced ({WORDS.get(existing['status'])}); "
-            "initialise a new dataset_id"
-        )
     expiry = settings.learnosity_upload_expiry_seconds
     if existing is not None and existing["lease_expires_at"] is not None:
         # Initialised again while waiting: the links live no longer than the job waits.

@@ -156,6 +156,8 @@ async def test_wrong_initialisations_are_refused_with_a_message(
         ({**good, "options": {"activity_id": "x"}}, 400, "activity_id"),
         ({**good, "options": {"format": "xlsx"}}, 400, "options.format"),
     ]
+    for used in (DONE, EXPIRED):  # a dataset id is used once
+        cases.append(({**good, "dataset_id": used}, 400, "initialise a new dataset_id"))
     for request, code, words in cases:
         status, body = await call(http, "/v1/reports/datasets", signed("set", request))
         assert status == code, (request, body)
