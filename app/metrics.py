@@ -21,6 +21,7 @@ PipelineCounter = Literal[
     "dead_lettered",
     "ticks_sent",
     "read_model_records",
+    "standard_jobs_submitted",
 ]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

@@ -203,6 +203,7 @@ class Runtime(Service):
                 self.context.read_model,
                 self.publisher.request,
                 ready=[self.feeder.caught_up, self.datasets.caught_up],
+                metrics=self.metrics,
             )
             await self.add_runtime_dependency(scheduler)
         app = create_web_app(self.context, api=self.parts.api, fills=self.fills)

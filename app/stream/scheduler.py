@@ -24,6 +24,7 @@ from app.catalog.types import Catalog, DatasetType
 from app.domain import standard
 from app.domain.errors import ExhaustError
 from app.domain.model import DatasetRequest
+from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.dataset_view import DatasetView
 from app.stream.read_model import ReadModel
@@ -46,6 +47,7 @@ class StandardScheduler(Service):
         read_model: ReadModel,
         submit: Callable[[DatasetRequest], Awaitable[None]],
         ready: list[asyncio.Event],
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
@@ -55,6 +57,7 @@ class StandardScheduler(Service):
         self.read_model = read_model
         self.submit = submit
         self.ready = ready
+        self.metrics = metrics
         self.clock = clock
 
     def due(self) -> list[DatasetRequest]:
@@ -89,6 +92,8 @@ class StandardScheduler(Service):
                 log.warning("standard job %s not submitted: %s", request.request_id, exc)
         if submitted:
             log.info("submitted %d standard dataset jobs", submitted)
+            if self.metrics is not None:
+                self.metrics.count("standard_jobs_submitted", submitted)
         return submitted
 
     @Service.task
