@@ -20,14 +20,12 @@ service refuses to start with one clear message rather than silently mis-routing
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
 
 from app.domain.errors import TopicLayoutError
 from app.settings import Settings
@@ -56,33 +54,50 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
+TOPIC_ALREADY_EXISTS = 36  # Kafka's error code
+
+
+async def ensure_topics(
+    settings: Settings, specs: list[TopicSpec] | None = None, admin: Any = None
+) -> list[str]:
     """Create missing topics, verify existing ones; return the names created.
 
     Raises :class:`TopicLayoutError` when an existing topic has the wrong partition count
-    (co-partitioned topics) or is not compacted when it must be.
+    (co-partitioned topics) or is not compacted when it must be. A topic this call found
+    missing but that exists by the time it creates it (another worker was first, or the
+    broker's metadata lagged behind a creation) is checked like any existing one: the broker
+    answers per topic, and only the topics created here are taken as right.
     """
     specs = specs if specs is not None else topic_specs(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+    own = admin is None
+    if admin is None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
+        created: set[str] = set()
         if missing:
-            # Another worker may create them first; they are then checked like existing ones.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            s.name, s.partitions, settings.topic_replication, topic_configs=s.config
-                        )
-                        for s in missing
-                    ]
-                )
-        await _check_layout(admin, [s for s in specs if s.name in existing])
-        return [s.name for s in missing]
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        s.name, s.partitions, settings.topic_replication, topic_configs=s.config
+                    )
+                    for s in missing
+                ]
+            )
+            for entry in response.topic_errors:  # (name, error code, [message, ...])
+                name, code = entry[0], entry[1]
+                if code == 0:
+                    created.add(name)
+                elif code != TOPIC_ALREADY_EXISTS:
+                    message = entry[2] if len(entry) > 2 and entry[2] else f"error code {code}"
+                    raise TopicLayoutError(f"cannot create topic {name}: {message}")
+        await _check_layout(admin, [s for s in specs if s.name not in created])
+        return [s.name for s in missing if s.name in created]
     finally:
-        await admin.close()
+        if own:
+            await admin.close()
 
 
 async def assign_all(consumer: Any, topic: str) -> list[TopicPartition]:
