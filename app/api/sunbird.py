@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -67,12 +66,17 @@ Handler = Callable[[web.Request], Awaitable[dict[str, Any]]]
 MSGID = web.RequestKey("sunbird_msgid", str)  # the client's params.msgid, echoed back
 
 
+def utc_now() -> dt.datetime:
+    """The profile's one clock (the day of a request id, date ranges, timestamps); tests pin it."""
+    return dt.datetime.now(dt.UTC)
+
+
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    return int(utc_now().timestamp() * 1000)
 
 
 def timestamp() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    return utc_now().isoformat(timespec="milliseconds")
 
 
 def envelope(
@@ -284,7 +288,7 @@ async def list_jobs(request: web.Request) -> dict[str, Any]:
 
 def date_range(query: Any, settings: Settings) -> tuple[dt.date, dt.date]:
     """``from``/``since`` .. ``to`` (default: yesterday .. today, UTC), by Sunbird's rules."""
-    today = dt.datetime.now(dt.UTC).date()
+    today = utc_now().date()
     first_text = query.get("since") or query.get("from")
     first = standard.parse_day(first_text, "from") if first_text else today - dt.timedelta(days=1)
     last = standard.parse_day(query["to"], "to") if query.get("to") else today

@@ -28,7 +28,6 @@ from tests.integration.harness import ROOT, Worker, eventually, start_worker
 from tests.unit.test_sunbird_api import SEED_READ, SEED_SUBMIT, TAG, assert_like_seed
 
 pytestmark = pytest.mark.integration
-TODAY = dt.datetime.now(dt.UTC).date()
 CHANNEL = "ORG_001"
 
 
@@ -51,9 +50,14 @@ async def read_job(worker: Worker, request_id: str, channel: str = CHANNEL) -> d
     return body
 
 
-async def fill_sunbird(worker: Worker) -> list[demo_data.SampleDataset]:
+def today() -> dt.date:
+    """Taken when a test starts (not at import: a run may cross midnight)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+async def fill_sunbird(worker: Worker, day: dt.date) -> list[demo_data.SampleDataset]:
     client = ExhaustClient(worker.url, CHANNEL, user="tester", timeout=60, retries=0)
-    datasets = demo_data.sunbird(TODAY, history_days=5)
+    datasets = demo_data.sunbird(day, history_days=5)
     for sample in datasets:
         await asyncio.to_thread(client.fill, sample.code, sample.rows, sample.columns, append=False)
     return datasets
@@ -64,7 +68,7 @@ async def test_the_seeds_on_demand_requests_end_to_end(
 ) -> None:
     settings = settings_factory(standard_catch_up_days=0)
     worker = await start_worker(workers, settings, "w1")
-    datasets = {d.code: d for d in await fill_sunbird(worker)}
+    datasets = {d.code: d for d in await fill_sunbird(worker, today())}
 
     # The seed's sample submission, verbatim.
     status, submitted = await worker.post("/dataset/v1/request/submit", SEED_SUBMIT, CHANNEL)
@@ -142,7 +146,8 @@ async def test_standard_datasets_by_the_scheduler_and_backfill_listed_by_day(
         public_base_url="https://cdn.abc.com/data-store",
     )  # fmt: skip
     worker = await start_worker(workers, settings, "w1")
-    datasets = {d.code: d for d in await fill_sunbird(worker)}
+    TODAY = today()  # noqa: N806  (the test's fixed day)
+    datasets = {d.code: d for d in await fill_sunbird(worker, TODAY)}
     days = [TODAY - dt.timedelta(days=n) for n in (2, 1)]
 
     # The scheduler submits the last two days once the channel holds summary-events.

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
+from app.api import sunbird
 from app.api.jobs import ApiContext, create_web_app
 from app.catalog.types import default_catalog
 from app.domain import standard
@@ -29,7 +30,8 @@ from tests.fakes import MemoryStore
 
 Client = TestClient[web.Request, web.Application]
 SEALER = Sealer(Fernet.generate_key())
-TODAY = dt.datetime.now(dt.UTC).date()
+NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)  # the profile's clock, pinned
+TODAY = NOW.date()
 
 # Seed 002, "Sample Request", verbatim.
 SEED_SUBMIT = {
@@ -135,7 +137,10 @@ def day(n: int) -> dt.date:
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[tuple[Client, list[DatasetRequest]]]:
+async def client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Client, list[DatasetRequest]]]:
+    monkeypatch.setattr(sunbird, "utc_now", lambda: NOW)  # no test may straddle midnight
     read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
     rollup = [
         job(standard.standard_request_id("summary-rollup", "ORG_001", day(n)), "ORG_001",
