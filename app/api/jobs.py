@@ -106,20 +106,30 @@ def ready_parts(context: ApiContext) -> tuple[ReadModel, ObjectStore]:
 def job_view(
     record: dict[str, Any], store: ObjectStore, settings: Settings, catalog: Catalog | None = None
 ) -> dict[str, Any]:
-    """The public JSON of a job (a ``JobStatus`` record); SUCCESS jobs get download links:
-    presigned at read time, or plain links when the type is public (see :func:`public_link`)."""
+    """The public JSON of a job (a ``JobStatus`` record); SUCCESS jobs get download links
+    (:func:`download_links`)."""
     view = {k: v for k, v in record.items() if k not in HIDDEN}
     view["download_urls"] = []
     if record["status"] == "SUCCESS" and record["outputs"]:
-        keys = [o["key"] for o in record["outputs"]]
-        if is_public(record["dataset"], settings, catalog):
-            view["download_urls"] = [public_link(key, settings) for key in keys]
-            view["links_expire_at"] = None
-        else:
-            links = [store.link(key, settings.link_expiry_seconds) for key in keys]
-            view["download_urls"] = [url for url, _ in links]
-            view["links_expire_at"] = min(expires for _, expires in links)
+        view["download_urls"], view["links_expire_at"] = download_links(
+            record, store, settings, catalog
+        )
     return view
+
+
+def download_links(
+    record: dict[str, Any], store: ObjectStore, settings: Settings, catalog: Catalog | None
+) -> tuple[list[str], int | None]:
+    """The links of a SUCCESS job's outputs and their expiry (epoch ms): presigned at read
+    time, or plain links without expiry when the type is public (see :func:`public_link`).
+    Every profile hands out links through here."""
+    keys = [o["key"] for o in record["outputs"]]
+    if not keys:
+        return [], None
+    if is_public(record["dataset"], settings, catalog):
+        return [public_link(key, settings) for key in keys], None
+    links = [store.link(key, settings.link_expiry_seconds) for key in keys]
+    return [url for url, _ in links], min(expires for _, expires in links)
 
 
 def is_public(dataset: str, settings: Settings, catalog: Catalog | None) -> bool:

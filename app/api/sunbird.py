@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from app.api.edge import channel_of, json_response, read_json
-from app.api.jobs import accept, ctx, is_public, public_link, ready_parts
+from app.api.jobs import accept, ctx, download_links, public_link, ready_parts
 from app.catalog.types import DatasetType
 from app.domain import identifiers, standard
 from app.domain.dedup import sunbird_request_id
@@ -120,15 +120,11 @@ def job_status_response(request: web.Request, record: dict[str, Any]) -> dict[st
     settings = context.settings
     _, store = ready_parts(context)
     urls: list[str] = []
-    expires_at = now_ms() + settings.link_expiry_seconds * 1000
+    expires: int | None = None
     if record["status"] == "SUCCESS":
-        keys = [o["key"] for o in record["outputs"]]
-        if is_public(record["dataset"], settings, context.catalog):
-            urls = [public_link(key, settings) for key in keys]
-        elif keys:
-            links = [store.link(key, settings.link_expiry_seconds) for key in keys]
-            urls = [url for url, _ in links]
-            expires_at = min(expires for _, expires in links)
+        urls, expires = download_links(record, store, settings, context.catalog)
+    # Sunbird always answers an expiry: now + the link lifetime when no link expires.
+    expires_at = expires if expires is not None else now_ms() + settings.link_expiry_seconds * 1000
     processed = record["status"] in ("SUCCESS", "FAILED")
     response: dict[str, Any] = {
         "requestId": record["request_id"],

@@ -32,7 +32,7 @@ from app.api.edge import channel_of, json_response, read_json
 from app.api.jobs import accept, ctx, ready_parts
 from app.domain import identifiers
 from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound
-from app.domain.model import DatasetRequest
+from app.domain.model import DatasetRequest, attempt_prefix
 from app.domain.usaspending import BY_TYPE, DOWNLOADS, Download, check_columns, translate_filters
 
 WORDS = {
@@ -84,7 +84,9 @@ def download_url(request: web.Request, record: dict[str, Any] | None, key: str) 
 
 def planned_key(channel: str, download: Download, file_name: str, attempt: int) -> str:
     """Where the zip of an attempt lands (``WorkItem.prefix`` + the type's output name)."""
-    return f"{channel}/{download.dataset_type}/{file_name}/{attempt}/{download.kind}.zip"
+    return (
+        attempt_prefix(channel, download.dataset_type, file_name, attempt) + f"{download.kind}.zip"
+    )
 
 
 def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.Response]]:

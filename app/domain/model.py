@@ -238,7 +238,12 @@ class WorkItem:
     @property
     def prefix(self) -> str:
         """Deterministic object-key prefix of this attempt's outputs."""
-        return f"{self.channel}/{self.dataset}/{self.request_id}/{self.attempt}/"
+        return attempt_prefix(self.channel, self.dataset, self.request_id, self.attempt)
+
+
+def attempt_prefix(channel: str, dataset: str, request_id: str, attempt: int) -> str:
+    """Where an attempt's outputs are written: ``{channel}/{dataset}/{request_id}/{attempt}/``."""
+    return f"{channel}/{dataset}/{request_id}/{attempt}/"
 
 
 _REQUEST_FIELDS = _names(DatasetRequest)
