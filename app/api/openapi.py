@@ -187,6 +187,16 @@ def learnosity_operation(summary: str) -> Schema:
     return op
 
 
+def standard_files(summary: str, dataset: str) -> Schema:
+    """Sunbird's two listings of standard datasets: the same parameters and answer."""
+    envelope = sunbird_envelope(STANDARD_FILES)
+    day = {"type": "string", "format": "date"}
+    return operation(summary, {"200": answer(envelope), **errors(envelope)}, CHANNEL,
+                     path("datasetId", dataset), query("from", day, "First day"),
+                     query("to", day, "Last day"),
+                     query("since", day, "First day (instead of from)"), tag="sunbird")  # fmt: skip
+
+
 @cache
 def document() -> Schema:
     job = job_schema()
@@ -276,24 +286,12 @@ def document() -> Schema:
             query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "How many"),
             query("status", {"enum": sorted(sunbird.STATES_OF)}, "Only this status"),
             tag="sunbird")},
-        "/dataset/get/{datasetId}": {"get": operation(
+        "/dataset/get/{datasetId}": {"get": standard_files(
             "A standard dataset's files by day (Sunbird)",
-            {"200": answer(sunbird_envelope(STANDARD_FILES)),
-             **errors(sunbird_envelope(STANDARD_FILES))},
-            CHANNEL, path("datasetId", "summary-rollup or summary-channel-exhaust"),
-            query("from", {"type": "string", "format": "date"}, "First day"),
-            query("to", {"type": "string", "format": "date"}, "Last day"),
-            query("since", {"type": "string", "format": "date"}, "First day (instead of from)"),
-            tag="sunbird")},
-        "/public/dataset/get/{datasetId}": {"get": operation(
+            "summary-rollup or summary-channel-exhaust")},
+        "/public/dataset/get/{datasetId}": {"get": standard_files(
             "A public dataset's files by day, unauthenticated (Sunbird)",
-            {"200": answer(sunbird_envelope(STANDARD_FILES)),
-             **errors(sunbird_envelope(STANDARD_FILES))},
-            CHANNEL, path("datasetId", "A public standard dataset"),
-            query("from", {"type": "string", "format": "date"}, "First day"),
-            query("to", {"type": "string", "format": "date"}, "Last day"),
-            query("since", {"type": "string", "format": "date"}, "First day (instead of from)"),
-            tag="sunbird")},
+            "A public standard dataset")},
         "/v2/download/columns": {"get": operation(
             "Columns of a download type (USAspending)",
             {"200": answer(obj(["columns"], columns={"type": "array", "items": obj(

@@ -127,6 +127,13 @@ class Worker:
         self.proc.wait(timeout=10)
 
 
+def download(url: str) -> bytes:
+    """GET a (presigned or plain) link, as a client would."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        data: bytes = response.read()
+    return data
+
+
 def request(tag: str, channel: str = "acme", **kw: Any) -> DatasetRequest:
     values: dict[str, Any] = {
         "tag": tag, "dataset": "demo-export", "channel": channel, "requested_by": "tester",

@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import statistics
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +15,7 @@ import pyzipper
 
 from app.client import ExhaustClient
 from app.settings import Settings
-from tests.integration.harness import Worker, eventually, read_topic, start_worker
+from tests.integration.harness import Worker, download, eventually, read_topic, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +28,6 @@ COLUMNS = [
 ROWS: list[tuple[int, str, str, int]] = [
     (i, ["UA", "AA", "DL"][i % 3], f"2026-01-{1 + i % 5:02d}", i % 90 - 10) for i in range(3000)
 ]
-
-
-def download(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        data: bytes = response.read()
-    return data
 
 
 async def finished(worker: Worker, request_id: str, channel: str = "acme") -> dict[str, Any]:

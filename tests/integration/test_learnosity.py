@@ -21,7 +21,7 @@ from learnosity_sdk.request import DataApi, Init
 from app import demo_data
 from app.client import ExhaustClient
 from app.settings import Settings
-from tests.integration.harness import Worker, eventually, start_worker
+from tests.integration.harness import Worker, download, eventually, start_worker
 
 pytestmark = pytest.mark.integration
 CONSUMERS = {"acmeConsumer": {"secret": "acme-secret-1", "channel": "acme"},
@@ -53,12 +53,6 @@ def put(url: str, data: bytes) -> int:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        data: bytes = response.read()
-    return data
 
 
 async def test_the_dataset_flow_from_initialise_to_the_files_of_every_group(
@@ -124,7 +118,7 @@ async def test_the_dataset_flow_from_initialise_to_the_files_of_every_group(
         if row[2] == "act-math-2026-t1":
             math[row[1]] = math.get(row[1], 0) + row[3]
     for file in files:
-        rows = json.loads(await asyncio.to_thread(get, file["url"]))
+        rows = json.loads(await asyncio.to_thread(download, file["url"]))
         school = rows[0]["group"]
         assert file["name"] == f"{school.replace(' ', '_')}.json"
         members = sorted(u for u, s in user_school.items() if s == school)

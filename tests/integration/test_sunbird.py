@@ -12,7 +12,6 @@ import io
 import json
 import subprocess
 import sys
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -24,17 +23,11 @@ from app import demo_data
 from app.client import ExhaustClient
 from app.domain import standard
 from app.settings import Settings
-from tests.integration.harness import ROOT, Worker, eventually, start_worker
+from tests.integration.harness import ROOT, Worker, download, eventually, start_worker
 from tests.unit.test_sunbird_api import SEED_READ, SEED_SUBMIT, TAG, assert_like_seed
 
 pytestmark = pytest.mark.integration
 CHANNEL = "ORG_001"
-
-
-def download(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        data: bytes = response.read()
-    return data
 
 
 async def read_job(worker: Worker, request_id: str, channel: str = CHANNEL) -> dict[str, Any]:

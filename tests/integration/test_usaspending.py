@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import urllib.request
 import zipfile
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from app import demo_data
 from app.client import ExhaustClient
 from app.settings import Settings
-from tests.integration.harness import Worker, eventually, start_worker
+from tests.integration.harness import Worker, download, eventually, start_worker
 from tests.unit.test_usaspending_api import (
     SEED_FINISHED,
     SEED_READY,
@@ -28,12 +27,6 @@ from tests.unit.test_usaspending_api import (
 
 pytestmark = pytest.mark.integration
 CHANNEL = "agency-portal"
-
-
-def download(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        data: bytes = response.read()
-    return data
 
 
 async def finished(worker: Worker, file_name: str, channel: str = CHANNEL) -> dict[str, Any]:
