@@ -52,6 +52,17 @@ class Settings(BaseSettings):
     s3_multipart_chunk_bytes: int = Field(
         8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Part size of multipart uploads."
     )
+    s3_multipart_threshold_bytes: int = Field(
+        1024 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        le=5 * 1024 * 1024 * 1024,
+        description=(
+            "Files up to this size are uploaded in one streamed PUT, larger ones in parts. "
+            "Single-node servers (S3Proxy, the local stack) copy every part again when the "
+            "upload completes, which makes one PUT 2-3x faster there (docs/benchmarks.md 5); "
+            "on AWS S3, parallel parts beat one stream: set 64 MiB."
+        ),
+    )
     link_expiry_seconds: int = Field(
         3600, ge=1, le=604800, description="Lifetime of presigned download links."
     )

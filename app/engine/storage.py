@@ -1,9 +1,17 @@
 """Object storage behind one small protocol, and its aiobotocore implementation.
 
-aiobotocore has no transfer manager, so :meth:`S3ObjectStore.upload_file` is our own streaming
-multipart loop: parts of ``settings.s3_multipart_chunk_bytes``, up to
-``settings.upload_concurrency`` in flight, the file hashed as it is read, and the upload aborted
-on any failure so no orphaned parts are left behind.
+aiobotocore has no transfer manager, so :meth:`S3ObjectStore.upload_file` is our own: a file up
+to ``settings.s3_multipart_threshold_bytes`` goes in one streamed PUT, a larger one in a streaming
+multipart loop (parts of ``settings.s3_multipart_chunk_bytes``, up to
+``settings.upload_concurrency`` in flight, the file hashed as it is read, the upload aborted on any
+failure so no orphaned parts are left behind).
+
+A streamed PUT is sent with ``UNSIGNED-PAYLOAD`` (:class:`UnsignedBodyS3SigV4Auth`), as AWS's
+SDKs send streaming uploads over HTTPS: a signed body must be hashed before it is sent (botocore
+does that on the event loop) and a server must hash all of it before it can accept it, which
+S3Proxy does by holding the whole body in its heap (an 800 MB PUT ran it out of memory). The
+headers stay signed; over plain HTTP the body is then protected by TCP's checksum only, so use
+HTTPS in production. The file's SHA-256 for the manifest is computed in a thread while it is sent.
 
 Failures of writes are classified once, here (:func:`storage_errors`): a 4xx answer (bad key,
 denied, bucket gone) is a :class:`~app.domain.errors.StorageError` that no retry can fix;
@@ -18,15 +26,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote
 
 from aiobotocore.session import get_session
-from botocore.auth import S3SigV4QueryAuth
+from botocore.auth import AUTH_TYPE_MAPS, S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
@@ -82,6 +92,7 @@ class S3ObjectStore:
         self._client = await self._stack.enter_async_context(
             session.create_client("s3", **self.settings.s3_client_kwargs())
         )
+        self._client.meta.events.register("choose-signer.s3.PutObject", _choose_unsigned_body)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -117,16 +128,21 @@ class S3ObjectStore:
     async def upload_file(
         self, key: str, path: Path, content_type: str = "application/octet-stream"
     ) -> Uploaded:
-        """Upload a local file, multipart when larger than one part, with up to
-        ``settings.upload_concurrency`` parts in flight; return its size and SHA-256.
+        """Upload a local file; return its size and SHA-256.
 
-        The file is read once, a part at a time off the event loop, hashing as it goes; memory is
-        at most ``upload_concurrency + 1`` parts. Any failure aborts the upload (no orphaned
+        Up to one part: read and PUT from memory. Up to ``s3_multipart_threshold_bytes``: one
+        PUT streamed from the file, after a hashing pass in a thread whose digest also signs it.
+        Larger: multipart, with up to ``settings.upload_concurrency`` parts in flight, the file
+        read once a part at a time off the event loop, hashing as it goes. Memory is at most
+        ``upload_concurrency + 1`` parts. A failed multipart upload is aborted (no orphaned
         parts)."""
         chunk = self.settings.s3_multipart_chunk_bytes
         digest = hashlib.sha256()
         handle = await asyncio.to_thread(path.open, "rb")
         try:
+            size = (await asyncio.to_thread(os.fstat, handle.fileno())).st_size
+            if chunk <= size <= self.settings.s3_multipart_threshold_bytes:
+                return await self._put_file(key, path, handle, size, content_type)
             first = await asyncio.to_thread(_read_hashing, handle, chunk, digest)
             if len(first) < chunk:
                 await self.put_bytes(key, first, content_type)
@@ -134,6 +150,24 @@ class S3ObjectStore:
             return await self._multipart(key, handle, first, digest, content_type)
         finally:
             handle.close()
+
+    async def _put_file(
+        self, key: str, path: Path, handle: BinaryIO, size: int, content_type: str
+    ) -> Uploaded:
+        hashing = asyncio.ensure_future(asyncio.to_thread(_path_sha256, path))
+        token = _UNSIGNED_BODY.set(True)
+        try:
+            with storage_errors("PutObject", key):
+                await self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=handle, ContentLength=size,
+                    ContentType=content_type,
+                )  # fmt: skip
+        except BaseException:
+            await asyncio.gather(hashing, return_exceptions=True)
+            raise
+        finally:
+            _UNSIGNED_BODY.reset(token)
+        return Uploaded(size, await hashing)
 
     async def _multipart(
         self, key: str, handle: BinaryIO, first: bytes, digest: Any, content_type: str
@@ -308,6 +342,35 @@ def _read_hashing(handle: BinaryIO, size: int, digest: Any) -> bytes:
     block = handle.read(size)
     digest.update(block)
     return block
+
+
+def _path_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+# Set while the current task sends a streamed PUT (see module doc).
+_UNSIGNED_BODY: ContextVar[bool] = ContextVar("exhaust_unsigned_body", default=False)
+UNSIGNED_BODY_SIGNER = "exhaust-s3v4-unsigned-body"
+
+
+class UnsignedBodyS3SigV4Auth(S3SigV4Auth):  # type: ignore[misc]  # botocore is untyped
+    """botocore's S3 SigV4 signer, with the body left out of the signature (``UNSIGNED-PAYLOAD``)
+    even over plain HTTP, where botocore would otherwise always hash it. botocore's own switch
+    (``payload_signing_enabled``) is per client; this is per request."""
+
+    def _should_sha256_sign_payload(self, request: AWSRequest) -> bool:
+        return False
+
+
+AUTH_TYPE_MAPS[UNSIGNED_BODY_SIGNER] = UnsignedBodyS3SigV4Auth
+
+
+def _choose_unsigned_body(signature_version: str, **_: Any) -> str | None:
+    """``choose-signer`` hook: the unsigned-body signer for the task's streamed PutObject."""
+    if signature_version == "s3v4" and _UNSIGNED_BODY.get():
+        return UNSIGNED_BODY_SIGNER
+    return None
 
 
 @dataclass(frozen=True, slots=True)

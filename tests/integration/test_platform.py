@@ -9,16 +9,18 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from app.domain.errors import TopicLayoutError
+from app.domain.errors import StorageError, TopicLayoutError
 from app.engine.storage import S3ObjectStore
 from app.settings import Settings
 from app.stream.topics import TopicSpec, ensure_topics, topic_specs
+from tests.conftest import unique
 
 pytestmark = pytest.mark.integration
 
@@ -90,11 +92,18 @@ async def test_existing_topic_breaking_the_layout_is_refused(settings: Settings)
     assert "must be compact" in caught.value.message
 
 
+def multipart_from_one_part(settings: Settings) -> Settings:
+    """``settings`` with every file larger than one part uploaded in parts."""
+    return settings.model_copy(
+        update={"s3_multipart_threshold_bytes": settings.s3_multipart_chunk_bytes}
+    )
+
+
 async def test_multipart_upload_then_presigned_download(settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "big.bin"
     payload = os.urandom(settings.s3_multipart_chunk_bytes * 2 + 12345)  # three parts
     path.write_bytes(payload)
-    async with S3ObjectStore(settings) as store:
+    async with S3ObjectStore(multipart_from_one_part(settings)) as store:
         await store.ensure_bucket()
         sent = await store.upload_file("some/dir/big.bin", path)
         url = await store.presign_get("some/dir/big.bin", expires_in=60)
@@ -109,7 +118,7 @@ async def test_multipart_upload_then_presigned_download(settings: Settings, tmp_
 async def test_failed_multipart_upload_is_aborted(settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "big.bin"
     path.write_bytes(b"x" * (settings.s3_multipart_chunk_bytes + 10))
-    async with S3ObjectStore(settings) as store:
+    async with S3ObjectStore(multipart_from_one_part(settings)) as store:
         await store.ensure_bucket()
         real_upload_part = store.client.upload_part
         calls = 0
@@ -127,6 +136,51 @@ async def test_failed_multipart_upload_is_aborted(settings: Settings, tmp_path: 
         uploads = await store.client.list_multipart_uploads(Bucket=store.bucket)
         assert not await store.exists("broken.bin")
     assert not uploads.get("Uploads")
+
+
+async def test_a_file_under_the_threshold_is_one_streamed_put_with_an_unsigned_body(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Above one part and up to the threshold: one PutObject streamed from the file with
+    UNSIGNED-PAYLOAD (S3Proxy buffers a signed body whole in its heap), headers still signed."""
+    path = tmp_path / "mid.bin"
+    payload = os.urandom(settings.s3_multipart_chunk_bytes * 3 + 777)
+    path.write_bytes(payload)
+    sent_headers: list[dict[str, str]] = []
+    async with S3ObjectStore(settings) as store:
+        await store.ensure_bucket()
+
+        def record(request: Any, **_: object) -> None:
+            sent_headers.append(
+                {k.lower(): v.decode() if isinstance(v, bytes) else v
+                 for k, v in request.headers.items()}
+            )  # fmt: skip
+
+        store.client.meta.events.register("before-send.s3", record)
+        sent = await store.upload_file("mid/one.bin", path, "text/csv")
+        await store.put_bytes("mid/small.txt", b"signed as usual")
+        body = await store.get_bytes("mid/one.bin")
+        head = await store.client.head_object(Bucket=store.bucket, Key="mid/one.bin")
+        uploads = await store.client.list_multipart_uploads(Bucket=store.bucket)
+    assert (sent.bytes, sent.sha256) == (len(payload), hashlib.sha256(payload).hexdigest())
+    assert body == payload and head["ContentType"] == "text/csv"
+    assert not uploads.get("Uploads")
+    puts = [h for h in sent_headers if "x-amz-content-sha256" in h]
+    # the streamed PUT, then the small one (signed), then the reads
+    assert puts[0]["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert "AWS4-HMAC-SHA256" in puts[0]["authorization"]
+    assert puts[1]["x-amz-content-sha256"] == hashlib.sha256(b"signed as usual").hexdigest()
+
+
+async def test_a_streamed_put_that_fails_reports_the_store_error(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "mid.bin"
+    path.write_bytes(b"y" * (settings.s3_multipart_chunk_bytes + 1))
+    async with S3ObjectStore(settings, bucket=unique("absent")) as store:  # never created
+        with pytest.raises(StorageError) as caught:
+            await store.upload_file("x/mid.bin", path)
+    assert "PutObject" in caught.value.message and "NoSuchBucket" in caught.value.message
 
 
 async def test_tampered_and_expired_presigned_urls_are_refused(settings: Settings) -> None:

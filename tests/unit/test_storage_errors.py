@@ -1,11 +1,19 @@
-"""Object-storage failures are classified once: no retry of what cannot succeed, no raw text."""
+"""Object-storage failures are classified once: no retry of what cannot succeed, no raw text.
+And which requests leave their body out of the signature."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
+from botocore.auth import AUTH_TYPE_MAPS
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config as BotoConfig
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from app.domain.errors import StorageError, TransientError
+from app.engine import storage
 from app.engine.storage import storage_errors
 
 
@@ -37,3 +45,24 @@ def test_an_unreachable_store_is_transient_without_the_library_text() -> None:
     with pytest.raises(TransientError) as raised, storage_errors("PutObject", "k"):
         raise EndpointConnectionError(endpoint_url="http://nowhere:1")
     assert raised.value.message == "object storage unreachable during PutObject"
+
+
+def _signed(unsigned_body: bool) -> dict[str, str]:
+    request = AWSRequest(method="PUT", url="http://s3.local/b/k", data=b"body bytes")
+    request.context["client_config"] = BotoConfig(s3={"addressing_style": "path"})
+    token = storage._UNSIGNED_BODY.set(unsigned_body)
+    try:
+        version = storage._choose_unsigned_body(signature_version="s3v4") or "s3v4"
+    finally:
+        storage._UNSIGNED_BODY.reset(token)
+    credentials = Credentials("key", "secret")
+    AUTH_TYPE_MAPS[version](credentials, "s3", "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
+def test_only_a_streamed_put_leaves_its_body_out_of_the_signature() -> None:
+    streamed, usual = _signed(True), _signed(False)
+    assert streamed["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
+    assert usual["X-Amz-Content-SHA256"] == hashlib.sha256(b"body bytes").hexdigest()
+    assert streamed["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=key/")
+    assert storage._choose_unsigned_body(signature_version="s3v4") is None  # outside a PUT
