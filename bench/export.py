@@ -6,12 +6,14 @@ bucket, the layout fills produce; the same rows as ``tests/integration/test_engi
 
 1. **DuckDB COPY**: ``COPY (SELECT * FROM read_parquet(segments)) TO 'local file'`` in this
    process, segments already on local disk, best of two: the engine alone, no object storage.
-2. **Upload ceiling**: that local file uploaded with the service's own multipart upload
-   (``S3ObjectStore.upload_file``, parallel parts), best of two: what the S3 server accepts.
+2. **Upload ceiling**: that local file uploaded with the service's own upload
+   (``S3ObjectStore.upload_file``: one streamed PUT up to ``s3_multipart_threshold_bytes``,
+   parallel parts above), best of two: what the S3 server accepts.
 3. **Exhaust**: ``Generator.run`` of a ``table-export`` job in a fresh process (so its peak RSS
    is its own): download the segments, DuckDB, upload, manifest. Timed whole, best of two.
 
-For CSV and Parquet. Ratios are to (1) in the same run; the target is ≥ 0.70 with peak RSS
+For CSV and Parquet, and CSV again with every file over one part sent in parts (the upload
+path for files over the threshold, and the better one on AWS S3). Ratios are to (1) in the same run; the target is ≥ 0.70 with peak RSS
 ≤ 512 MB. Figures are printed as one table for ``docs/benchmarks.md``.
 """
 
@@ -117,13 +119,16 @@ async def upload_ceiling(settings: Settings, path: Path) -> float:
     return best
 
 
-def exhaust_run(settings: Settings, entry: ManagedDataset, fmt: str) -> dict[str, float]:
+def exhaust_run(
+    settings: Settings, entry: ManagedDataset, fmt: str, threshold: int
+) -> dict[str, float]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "EXHAUST_S3_ENDPOINT": settings.s3_endpoint,
         "EXHAUST_S3_BUCKET": settings.s3_bucket,
         "EXHAUST_SPOOL_DIR": str(settings.spool_dir),
+        "EXHAUST_S3_MULTIPART_THRESHOLD_BYTES": str(threshold),
     }
     best: dict[str, float] = {}
     for _ in range(2):
@@ -160,15 +165,19 @@ async def main() -> None:
               f"{sum(p.stat().st_size for p in segments) / 1e6:.0f} MB")  # fmt: skip
         print("| format | DuckDB COPY (local) | upload ceiling | Exhaust | ratio | peak RSS |")
         print("|---|---|---|---|---|---|")
-        for fmt in ("CSV", "PARQUET"):
+        one_put, in_parts = settings.s3_multipart_threshold_bytes, settings.s3_multipart_chunk_bytes
+        for fmt, threshold, label in (("CSV", one_put, "CSV"),
+                                      ("CSV", in_parts, "CSV, multipart"),
+                                      ("PARQUET", one_put, "PARQUET")):  # fmt: skip
             out = folder / f"copy.{fmt.lower()}"
             copy_s = duckdb_copy(segments, out, fmt)
             size = out.stat().st_size
-            ceiling_s = await upload_ceiling(settings, out)
-            ours = exhaust_run(settings, entry, fmt)
+            upload = settings.model_copy(update={"s3_multipart_threshold_bytes": threshold})
+            ceiling_s = await upload_ceiling(upload, out)
+            ours = exhaust_run(settings, entry, fmt, threshold)
             rate = args.rows / copy_s
             print(
-                f"| {fmt} | {rate:,.0f} rows/s, {size / copy_s / 1e6:.0f} MB/s ({copy_s:.1f} s, "
+                f"| {label} | {rate:,.0f} rows/s, {size / copy_s / 1e6:.0f} MB/s ({copy_s:.1f} s, "
                 f"{size / 1e6:.0f} MB) | {size / ceiling_s / 1e6:.0f} MB/s ({ceiling_s:.1f} s) | "
                 f"{args.rows / ours['seconds']:,.0f} rows/s, "
                 f"{ours['bytes'] / ours['seconds'] / 1e6:.0f} MB/s ({ours['seconds']:.1f} s) | "

@@ -26,11 +26,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -166,7 +167,7 @@ class Generator:
             item.sealed_key is not None,
         )
         latest = [0.0]
-        with tempfile.TemporaryDirectory(prefix="exhaust-", dir=self.spool_dir) as spool:
+        async with self._spool() as spool:
             sources = await self._download(item, dataset_type, config, Path(spool))
             ctx = GenerationContext(
                 config=config,
@@ -203,6 +204,16 @@ class Generator:
             total_columns=max(columns) if columns else None,
             execution_ms=int((time.monotonic() - started) * 1000),
         )
+
+    @contextlib.asynccontextmanager
+    async def _spool(self) -> AsyncIterator[str]:
+        """A fresh spool directory for one attempt, removed afterwards in a thread: a spool can
+        hold gigabytes, and unlinking them on the event loop would stall every other job."""
+        spool = await asyncio.to_thread(tempfile.mkdtemp, prefix="exhaust-", dir=self.spool_dir)
+        try:
+            yield spool
+        finally:
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, spool, ignore_errors=True))
 
     def _open_key(self, item: WorkItem) -> str | None:
         if item.sealed_key is None:

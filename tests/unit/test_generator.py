@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from app.catalog.types import default_catalog
+from app.domain.errors import StorageError
 from app.domain.model import JobEvent, WorkItem
 from app.engine.generator import Generator
+from app.engine.storage import Uploaded
 from tests.fakes import MemoryStore
 
 ITEM = WorkItem(
@@ -64,3 +67,19 @@ async def test_invalid_config_fails_without_retry_and_writes_nothing() -> None:
     assert events[-1].kind == "FAILED" and not events[-1].retryable
     assert events[-1].error is not None and events[-1].error.code == "INVALID_CONFIG"
     assert store.objects == {}
+
+
+async def test_the_spool_is_removed_whether_the_attempt_succeeds_or_fails(tmp_path: Path) -> None:
+    class FailingStore(MemoryStore):
+        async def upload_file(self, key: str, path: Path, content_type: str = "") -> Uploaded:
+            assert path.is_relative_to(tmp_path)  # the attempt writes into the configured spool
+            raise StorageError("object storage refused PutObject (HTTP 403, AccessDenied)")
+
+    async def emit(_: WorkItem, event: JobEvent) -> None:
+        events.append(event)
+
+    for store in (MemoryStore(), FailingStore()):
+        events: list[JobEvent] = []
+        await Generator(default_catalog(), store, emit, worker_id="w", spool_dir=tmp_path).run(ITEM)
+        assert list(tmp_path.iterdir()) == []
+    assert [e.kind for e in events] == ["STARTED", "FAILED"]
