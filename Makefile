@@ -25,6 +25,9 @@ up: $(STAMP) ## Start the local Kafka and S3 servers (fetched on first use)
 down: $(STAMP) ## Stop the local Kafka and S3 servers
 	$(PY) -m deploy.local.stack down
 
+reset: $(STAMP) ## Stop the local servers and delete their data (topics, buckets, logs); jars stay
+	$(PY) -m deploy.local.stack reset
+
 status: $(STAMP) ## Show whether the local servers are up and ready
 	$(PY) -m deploy.local.stack status
 
@@ -63,4 +66,4 @@ soak-kill: $(STAMP) ## The kill -9 and lost-work-item tests 20 times each (SOAK_
 clean: ## Remove the venv, caches and local stack data (keeps fetched jars in .cache)
 	rm -rf $(VENV) .stack .stack-test .state .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help install up down status run lint typecheck test unit bench soak-kill clean
+.PHONY: help install up down reset status run lint typecheck test unit bench soak-kill clean

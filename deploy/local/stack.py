@@ -10,7 +10,8 @@ logs and pid files live under ``settings.stack_dir``.
 * S3: S3Proxy with the jclouds filesystem backend. It verifies SigV4 signatures and presigned-URL
   expiry and keeps objects on disk. Ready = ``ListBuckets`` answers with our credentials.
 
-Usage: ``python -m deploy.local.stack up|down|status|run -- CMD...``. Every failure is one clear
+Usage: ``python -m deploy.local.stack up|down|reset|status|run -- CMD...`` (``reset`` stops the
+servers and deletes their data). Every failure is one clear
 line (missing Java or Maven, a port taken, a server that died, with its log's tail) and exit 2.
 """
 
@@ -413,6 +414,16 @@ class LocalStack:
         self._procs.clear()
         self.started.clear()
 
+    def reset(self) -> None:
+        """Stop every server and delete its data and logs (topics, buckets); jars stay cached.
+        Test runs pointed at this stack (``EXHAUST_TEST_*``) leave their topics and buckets."""
+        self.down()
+        for server in self.servers:
+            home = server.home(self.settings)
+            if home.exists():
+                shutil.rmtree(home)
+                print(f"{server.name}: data and logs deleted ({home})", flush=True)
+
     def status(self) -> dict[str, str]:
         report = {}
         for server in self.servers:
@@ -448,7 +459,7 @@ def run_with_stack(stack: LocalStack, command: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stack", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["up", "down", "status", "run"])
+    parser.add_argument("action", choices=["up", "down", "reset", "status", "run"])
     parser.add_argument("command", nargs=argparse.REMAINDER, help="for run: the command")
     args = parser.parse_args(argv)
     stack = LocalStack(Settings())
@@ -457,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.up()
         elif args.action == "down":
             stack.down()
+        elif args.action == "reset":
+            stack.reset()
         elif args.action == "status":
             return _print_status(stack)
         else:
