@@ -21,17 +21,30 @@ parts, as in Search v2):
   within the bounds;
 * ``keywords``: ``["text"]`` → the award's or the transaction's description contains it (any
   case);
-* ``naics_codes``: ``["541511"]`` (or ``{"require": [...]}``) → ``naics_code`` in the list;
-* ``psc_codes``: ``["R425"]`` (or ``{"require": [...]}``) → ``product_or_service_code`` in the
-  list;
-* ``program_numbers``: ``["10.001"]`` → ``cfda_number`` in the list.
+* ``naics_codes``: ``["54", "5415", "541511"]`` or ``{"require": [...], "exclude": [...]}``
+  (codes of 2, 4 or 6 digits) and ``psc_codes``: ``["R4", "R425"]`` or ``{"require": [["Service",
+  "R", "R4"], ["Product"]], "exclude": [...]}`` (codes of 1-4 characters, paths that may start
+  with a tier-1 name: Research and Development = ``A…``, Service = ``B…``-``Z…``, Product =
+  ``0…``-``9…``): the hierarchical filters of usaspending-api (``HierarchicalFilter``). A code
+  shorter than a leaf is a prefix; a row's ``naics_code`` / ``product_or_service_code`` is decided
+  by the longest listed code it starts with: kept under a required code, dropped under an
+  excluded one, and, under none, kept only when nothing is required;
+* ``program_numbers``: ``["10.001"]`` → ``cfda_number`` in the list;
+* ``recipient_locations``: ``[{"country": "USA", "state": "VA", "city": "Arlington"}]`` →
+  ``recipient_country_code``, ``recipient_state_code`` equal, ``recipient_city_name`` equal in
+  any case; ``recipient_scope``: ``"domestic"`` (country USA) or ``"foreign"``;
+* ``place_of_performance_locations``: ``[{"country": "USA", "state": "VA"}]`` →
+  ``primary_place_of_performance_state_code`` (the downloads carry no other place-of-
+  performance field, so a location naming another country, or a county, district, city or
+  zip, is refused).
 
-Any other part (``place_of_performance_locations``, ``recipient_locations``, ``tas_codes``,
-``def_codes``, …) is refused with :class:`InvalidFilter` naming it, never ignored.
+Any other part or key (``tas_codes``, ``def_codes``, a location's ``county`` …) is refused with
+:class:`InvalidFilter` naming it, never ignored.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -141,8 +154,17 @@ DOWNLOADS: dict[Kind, Download] = {
 BY_TYPE = {d.type_name: d for d in DOWNLOADS.values()}
 SUPPORTED = (
     "time_period", "award_type_codes", "agencies", "recipient_search_text", "award_amounts",
-    "keywords", "naics_codes", "psc_codes", "program_numbers",
+    "keywords", "naics_codes", "psc_codes", "program_numbers", "recipient_locations",
+    "recipient_scope", "place_of_performance_locations",
 )  # fmt: skip
+# usaspending-api's PSC_GROUPS: a tier-1 name stands for the codes starting with these.
+PSC_GROUPS = {
+    "Research and Development": ("A",),
+    "Service": tuple("BCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    "Product": tuple("0123456789"),
+}
+NAICS_CODE = re.compile(r"\d{2}|\d{4}|\d{6}")
+PSC_CODE = re.compile(r"[A-Z0-9]{1,4}")
 
 Node = dict[str, Any]
 
@@ -166,12 +188,6 @@ def check_columns(download: Download, columns: Any) -> list[str] | None:
 
 def _list(filters: dict[str, Any], key: str, item: type | tuple[type, ...]) -> list[Any]:
     value = filters[key]
-    if isinstance(value, dict) and key in ("naics_codes", "psc_codes"):
-        if set(value) - {"require"}:
-            raise InvalidFilter(
-                f"filters.{key}: only 'require' is supported ({sorted(set(value) - {'require'})})"
-            )
-        value = value.get("require", [])
     if not isinstance(value, list) or not value:
         raise InvalidFilter(f"filters.{key} must be a non-empty list")
     for i, entry in enumerate(value):
@@ -237,6 +253,144 @@ def _amounts(download: Download, bounds: list[Any]) -> Node:
     return _any(parts)
 
 
+def _hierarchy(column: str, require: list[str], exclude: list[str]) -> Node:
+    """usaspending-api's hierarchical code filter: the longest listed code a row's code starts
+    with decides (see module doc)."""
+    listed = set(require) | set(exclude)
+
+    def under(code: str) -> Node:  # rows whose longest listed prefix is ``code``
+        node = _leaf(column, "like", code + "%")
+        deeper = sorted(d for d in listed if d != code and d.startswith(code))
+        if not deeper:
+            return node
+        return {"and": [node, {"not": _any([_leaf(column, "like", d + "%") for d in deeper])}]}
+
+    if require:
+        kept = [under(code) for code in sorted(set(require) - set(exclude))]
+        if not kept:  # every required code is also excluded: nothing is kept
+            return {"and": [_leaf(column, "is_null"), _leaf(column, "not_null")]}
+        return _any(kept)
+    dropped = _any([_leaf(column, "like", code + "%") for code in sorted(set(exclude))])
+    return {"or": [_leaf(column, "is_null"), {"not": dropped}]}
+
+
+def _require_exclude(filters: dict[str, Any], key: str) -> tuple[list[Any], list[Any]]:
+    value = filters[key]
+    if isinstance(value, list):  # the legacy form: the codes required
+        if not value:
+            raise InvalidFilter(f"filters.{key} must be a non-empty list")
+        return value, []
+    if not isinstance(value, dict) or set(value) - {"require", "exclude"}:
+        raise InvalidFilter(
+            f"filters.{key} must be a list or {{'require': [...], 'exclude': [...]}}"
+        )
+    require, exclude = value.get("require") or [], value.get("exclude") or []
+    if not isinstance(require, list) or not isinstance(exclude, list) or not require + exclude:
+        raise InvalidFilter(f"filters.{key}: require and exclude must be lists, not both empty")
+    return require, exclude
+
+
+def _naics(filters: dict[str, Any]) -> Node:
+    require, exclude = _require_exclude(filters, "naics_codes")
+    codes = [str(c) if isinstance(c, int) and not isinstance(c, bool) else c
+             for c in require + exclude]  # fmt: skip
+    for code in codes:
+        if not isinstance(code, str) or not NAICS_CODE.fullmatch(code):
+            raise InvalidFilter(
+                f"filters.naics_codes: {code!r}: naics code filtering only supported for codes "
+                "with lengths of 2, 4, and 6"
+            )
+    return _hierarchy("naics_code", codes[: len(require)], codes[len(require) :])
+
+
+def _psc_codes(paths: list[Any], where: str | None) -> list[str]:
+    """The codes a list of PSC paths stands for: a path's last code (its others are prefixes of
+    it), a lone tier-1 name the first characters of its codes. ``where`` is None for the legacy
+    form, a list of codes."""
+    codes: list[str] = []
+    for i, path in enumerate(paths):
+        at = f"filters.psc_codes.{where}[{i}]" if where else f"filters.psc_codes[{i}]"
+        if where is None:
+            path = [path]
+        elif not isinstance(path, list) or not path:
+            raise InvalidFilter(f"{at} must be a non-empty list (a path of codes)")
+        elif path[0] not in PSC_GROUPS:
+            raise InvalidFilter(
+                f"{at}: Tier1 PSC filter values must be one of: {tuple(PSC_GROUPS)}; "
+                f"offending code {path[0]!r}"
+            )
+        elif len(path) == 1:
+            codes.extend(PSC_GROUPS[path[0]])
+            continue
+        else:
+            path = path[1:]
+        for code in path:
+            if not isinstance(code, str) or not PSC_CODE.fullmatch(code):
+                raise InvalidFilter(
+                    f"{at}: PSC codes must be one to four character uppercased alphanumeric "
+                    f"strings; offending code {code!r}"
+                )
+        codes.append(path[-1])
+    return codes
+
+
+def _psc(filters: dict[str, Any]) -> Node:
+    require, exclude = _require_exclude(filters, "psc_codes")
+    if isinstance(filters["psc_codes"], list):
+        return _hierarchy("product_or_service_code", _psc_codes(require, None), [])
+    return _hierarchy("product_or_service_code", _psc_codes(require, "require"),
+                      _psc_codes(exclude, "exclude"))  # fmt: skip
+
+
+LOCATION_KEYS = {
+    "recipient_locations": {"country": "recipient_country_code", "state": "recipient_state_code",
+                            "city": "recipient_city_name"},
+    "place_of_performance_locations": {"state": "primary_place_of_performance_state_code"},
+}  # fmt: skip
+
+
+def _locations(filters: dict[str, Any], key: str) -> Node:
+    columns = LOCATION_KEYS[key]
+    parts = []
+    for i, location in enumerate(_list(filters, key, dict)):
+        where = f"filters.{key}[{i}]"
+        extra = sorted(set(location) - set(columns) - {"country"})
+        if extra:
+            raise InvalidFilter(
+                f"{where}.{extra[0]} is not supported by this server: the downloads have no such "
+                f"field (supported: country, {', '.join(k for k in columns if k != 'country')})"
+            )
+        country = location.get("country")
+        if not isinstance(country, str) or not country:
+            raise InvalidFilter(f"{where}.country is required (a country code, e.g. USA)")
+        if "country" not in columns and country != "USA":
+            raise InvalidFilter(
+                f"{where}.country: only USA locations can be filtered here (the downloads carry "
+                "the place of performance's state code, not its country)"
+            )
+        tests = [_leaf(columns["country"], "=", country)] if "country" in columns else []
+        for field in ("state", "city"):
+            value = location.get(field)
+            if value is None or field not in columns:
+                continue
+            if not isinstance(value, str) or not value or "%" in value or "_" in value:
+                raise InvalidFilter(f"{where}.{field} must be a {field} name or code")
+            tests.append(_leaf(columns[field], "ilike" if field == "city" else "=", value))
+        if not tests:  # {"country": "USA"} for the place of performance: any US state
+            tests.append(_leaf(columns["state"], "not_null"))
+        parts.append(tests[0] if len(tests) == 1 else {"and": tests})
+    return _any(parts)
+
+
+def _scope(filters: dict[str, Any]) -> Node:
+    scope = filters["recipient_scope"]
+    if scope == "domestic":
+        return _leaf("recipient_country_code", "=", "USA")
+    if scope == "foreign":
+        return _leaf("recipient_country_code", "!=", "USA")
+    raise InvalidFilter("filters.recipient_scope must be domestic or foreign")
+
+
 def translate_filters(download: Download, filters: Any) -> Node | None:
     """A Search v2 filter object as our typed filter (``None``: every row)."""
     if not isinstance(filters, dict):
@@ -267,10 +421,17 @@ def translate_filters(download: Download, filters: Any) -> Node | None:
     if "keywords" in filters:
         words = _list(filters, "keywords", str)
         parts.append(_any([_leaf(download.description, "ilike", f"%{w}%") for w in words]))
-    for key, column in (("naics_codes", "naics_code"), ("psc_codes", "product_or_service_code"),
-                        ("program_numbers", "cfda_number")):  # fmt: skip
+    if "naics_codes" in filters:
+        parts.append(_naics(filters))
+    if "psc_codes" in filters:
+        parts.append(_psc(filters))
+    if "program_numbers" in filters:
+        parts.append(_leaf("cfda_number", "in", _list(filters, "program_numbers", str)))
+    for key in ("recipient_locations", "place_of_performance_locations"):
         if key in filters:
-            parts.append(_leaf(column, "in", _list(filters, key, str)))
+            parts.append(_locations(filters, key))
+    if "recipient_scope" in filters:
+        parts.append(_scope(filters))
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else {"and": parts}

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -19,7 +20,7 @@ from app.catalog.types import default_catalog
 from app.domain.errors import InvalidFilter, UnknownColumn
 from app.domain.model import DatasetRequest, Job, JobError, OutputFile
 from app.domain.usaspending import DOWNLOADS, check_columns, translate_filters
-from app.engine.query import check_filter_shape
+from app.engine.query import Params, Schema, check_filter_shape, compile_filter
 from app.health import Health
 from app.metrics import Metrics
 from app.settings import Settings
@@ -209,8 +210,10 @@ async def test_refused_downloads_name_what_is_wrong(
     cases = [
         ({"columns": []}, 400, "INVALID_CONFIG", "filters"),
         ({"filters": {}, "columns": ["award_type", "nope"]}, 400, "UNKNOWN_COLUMN", "nope"),
-        ({"filters": {"place_of_performance_locations": [{"country": "USA"}]}}, 400,
-         "INVALID_FILTER", "filters.place_of_performance_locations is not supported"),
+        ({"filters": {"place_of_performance_locations": [{"country": "USA", "county": "059"}]}},
+         400, "INVALID_FILTER", "filters.place_of_performance_locations[0].county is not supported"),
+        ({"filters": {"def_codes": ["L"]}}, 400, "INVALID_FILTER",
+         "filters.def_codes is not supported"),
         ({"filters": {"time_period": [{"start_date": "2024-01-01"}]}}, 400, "INVALID_FILTER",
          "time_period[0]"),
         ({"filters": {"award_amounts": [{"lower_bound": "x"}]}}, 400, "INVALID_FILTER",
@@ -255,8 +258,8 @@ def test_the_supported_filter_parts_translate_to_typed_filters() -> None:
                                  "value": 1000000}  # fmt: skip
     assert parts[5] == {"column": "transaction_description", "op": "ilike", "value": "%solar%"}
     assert parts[6:] == [
-        {"column": "naics_code", "op": "in", "value": ["541511"]},
-        {"column": "product_or_service_code", "op": "in", "value": ["R425"]},
+        {"column": "naics_code", "op": "like", "value": "541511%"},
+        {"column": "product_or_service_code", "op": "like", "value": "R425%"},
         {"column": "cfda_number", "op": "in", "value": ["10.001"]},
     ]
     award_node = translate_filters(awards, {"time_period": search["time_period"],
@@ -272,3 +275,98 @@ def test_the_supported_filter_parts_translate_to_typed_filters() -> None:
     with pytest.raises(UnknownColumn, match="assistance_kind"):
         check_columns(awards, ["assistance_kind"])
     assert check_columns(awards, []) is None
+
+
+CODES = ["111110", "111120", "112111", "541511", "541512", "541611", None]
+PSCS = ["AB12", "B502", "B510", "R425", "R499", "1510", "7030", None]
+
+
+def kept(column: str, values: list[str | None], search: dict[str, Any]) -> list[str | None]:
+    """The values a Search v2 filter keeps, through the filter compiler and DuckDB."""
+    schema = Schema.of([(column, "VARCHAR")])
+    params = Params()
+    node = translate_filters(DOWNLOADS["awards"], search)
+    check_filter_shape(node)
+    where = compile_filter(node, schema, params)
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE src (c1 VARCHAR)")
+        con.executemany("INSERT INTO src VALUES (?)", [[v] for v in values])
+        rows = con.execute(f"SELECT c1 FROM src WHERE {where} ORDER BY rowid",
+                           params.values).fetchall()  # fmt: skip
+    return [r[0] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("naics", "expected"),
+    [
+        (["11"], ["111110", "111120", "112111"]),  # the legacy list: required prefixes
+        (["5415"], ["541511", "541512"]),
+        ([541611], ["541611"]),
+        ({"require": ["11"], "exclude": ["1111"]}, ["112111"]),
+        ({"require": ["11", "111110"], "exclude": ["1111"]}, ["111110", "112111"]),
+        ({"exclude": ["54"]}, ["111110", "111120", "112111", None]),  # nothing required
+        ({"exclude": ["1111"], "require": ["111120"]}, ["111120"]),
+        ({"require": ["54"], "exclude": ["54"]}, []),
+    ],
+)
+def test_naics_codes_follow_the_references_hierarchy(naics: Any, expected: list[Any]) -> None:
+    assert kept("naics_code", CODES, {"naics_codes": naics}) == expected
+
+
+@pytest.mark.parametrize(
+    ("psc", "expected"),
+    [
+        (["R4"], ["R425", "R499"]),
+        (["B502", "15"], ["B502", "1510"]),
+        ({"require": [["Product"]]}, ["1510", "7030"]),
+        ({"require": [["Service"]], "exclude": [["Service", "R", "R4", "R499"]]},
+         ["B502", "B510", "R425"]),
+        ({"require": [["Research and Development"]]}, ["AB12"]),
+        ({"exclude": [["Service", "B"]]}, ["AB12", "R425", "R499", "1510", "7030", None]),
+    ],
+)  # fmt: skip
+def test_psc_codes_follow_the_references_hierarchy(psc: Any, expected: list[Any]) -> None:
+    assert kept("product_or_service_code", PSCS, {"psc_codes": psc}) == expected
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        ({"naics_codes": ["123"]}, "lengths of 2, 4, and 6"),
+        ({"naics_codes": {"require": [], "exclude": []}}, "not both empty"),
+        ({"naics_codes": {"include": ["11"]}}, "require"),
+        ({"psc_codes": ["r425"]}, "uppercased alphanumeric"),
+        ({"psc_codes": {"require": [["R", "R4"]]}}, "Tier1 PSC filter values"),
+        ({"recipient_locations": [{"state": "VA"}]}, "country is required"),
+        ({"recipient_locations": [{"country": "USA", "zip": "22201"}]}, "zip is not supported"),
+        ({"recipient_locations": [{"country": "USA", "city": "A%"}]}, "city must be"),
+        ({"place_of_performance_locations": [{"country": "CAN"}]}, "only USA locations"),
+        ({"recipient_scope": "anywhere"}, "domestic or foreign"),
+    ],
+)
+def test_wrong_code_and_location_filters_are_refused(search: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidFilter, match=message):
+        translate_filters(DOWNLOADS["awards"], search)
+
+
+def test_locations_and_scope_translate_to_the_location_columns() -> None:
+    awards = DOWNLOADS["awards"]
+    node = translate_filters(awards, {
+        "recipient_locations": [{"country": "USA", "state": "VA", "city": "Arlington"},
+                                {"country": "CAN"}],
+        "place_of_performance_locations": [{"country": "USA", "state": "TX"}, {"country": "USA"}],
+        "recipient_scope": "domestic",
+    })  # fmt: skip
+    assert node == {"and": [
+        {"or": [{"and": [{"column": "recipient_country_code", "op": "=", "value": "USA"},
+                         {"column": "recipient_state_code", "op": "=", "value": "VA"},
+                         {"column": "recipient_city_name", "op": "ilike", "value": "Arlington"}]},
+                {"column": "recipient_country_code", "op": "=", "value": "CAN"}]},
+        {"or": [{"column": "primary_place_of_performance_state_code", "op": "=", "value": "TX"},
+                {"column": "primary_place_of_performance_state_code", "op": "not_null"}]},
+        {"column": "recipient_country_code", "op": "=", "value": "USA"},
+    ]}  # fmt: skip
+    assert set(awards.column_names()) >= {
+        "recipient_country_code", "recipient_state_code", "recipient_city_name",
+        "primary_place_of_performance_state_code",
+    }  # fmt: skip
