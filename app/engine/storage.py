@@ -131,7 +131,7 @@ class S3ObjectStore:
         """Upload a local file; return its size and SHA-256.
 
         Up to one part: read and PUT from memory. Up to ``s3_multipart_threshold_bytes``: one
-        PUT streamed from the file, after a hashing pass in a thread whose digest also signs it.
+        PUT streamed from the file with an unsigned body, hashed in a thread meanwhile.
         Larger: multipart, with up to ``settings.upload_concurrency`` parts in flight, the file
         read once a part at a time off the event loop, hashing as it goes. Memory is at most
         ``upload_concurrency + 1`` parts. A failed multipart upload is aborted (no orphaned
