@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from botocore.exceptions import ConnectionClosedError
 
 from app.domain.errors import StorageError, TopicLayoutError
 from app.engine.storage import S3ObjectStore
@@ -170,6 +171,31 @@ async def test_a_file_under_the_threshold_is_one_streamed_put_with_an_unsigned_b
     assert puts[0]["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
     assert "AWS4-HMAC-SHA256" in puts[0]["authorization"]
     assert puts[1]["x-amz-content-sha256"] == hashlib.sha256(b"signed as usual").hexdigest()
+
+
+async def test_a_streamed_put_cut_off_mid_body_is_retried_whole(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """botocore retries a dropped connection; the retry must send the file from its start."""
+    path = tmp_path / "mid.bin"
+    payload = os.urandom(settings.s3_multipart_chunk_bytes + 4321)
+    path.write_bytes(payload)
+    attempts = 0
+    async with S3ObjectStore(settings) as store:
+        await store.ensure_bucket()
+
+        def drop_the_first(request: Any, **_: object) -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts == 1:
+                request.body.read(1 << 20)  # a megabyte went out, then the connection dropped
+                raise ConnectionClosedError(endpoint_url=request.url)
+
+        store.client.meta.events.register("before-send.s3.PutObject", drop_the_first)
+        sent = await store.upload_file("retried/one.bin", path)
+        body = await store.get_bytes("retried/one.bin")
+    assert attempts == 2
+    assert body == payload and sent.sha256 == hashlib.sha256(payload).hexdigest()
 
 
 async def test_a_streamed_put_that_fails_reports_the_store_error(
