@@ -1,8 +1,8 @@
 """Export: rows/s and MB/s of the engine into object storage, next to DuckDB's own COPY.
 
 Run with ``make bench`` (starts the local stack) or ``python -m bench.export [--rows N]``. In one
-run, over one managed dataset of ``--rows`` rows x 12 columns (four Parquet segments in the
-bucket, the layout fills produce; the same rows as ``tests/integration/test_engine.py``):
+run, over one managed dataset of ``--rows`` rows x 12 columns (four zstd Parquet segments in
+the bucket, the layout fills produce; the same rows as ``tests/integration/test_engine.py``):
 
 1. **DuckDB COPY**: ``COPY (SELECT * FROM read_parquet(segments)) TO 'local file'`` in this
    process, segments already on local disk, best of two: the engine alone, no object storage.
@@ -91,7 +91,7 @@ def build_segments(folder: Path, rows: int) -> list[Path]:
         step = rows // 4
         for n in range(4):
             path = folder / f"s{n}.parquet"
-            con.execute(f"COPY ({SEGMENT_SQL}) TO $path (FORMAT parquet)",
+            con.execute(f"COPY ({SEGMENT_SQL}) TO $path (FORMAT parquet, COMPRESSION zstd)",
                         {"start": n * step, "stop": (n + 1) * step, "path": str(path)})  # fmt: skip
             paths.append(path)
     return paths
