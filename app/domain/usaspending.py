@@ -77,6 +77,14 @@ AGENCY_AND_RECIPIENT = (
     ("recipient_uei", "Recipient UEI", "string"),
     ("recipient_name", "Recipient Name", "string"),
 )  # fmt: skip
+# The location columns both downloads have (what the location filters compare).
+LOCATIONS = (
+    ("recipient_country_code", "Recipient Country Code", "string"),
+    ("recipient_state_code", "Recipient State Code", "string"),
+    ("recipient_city_name", "Recipient City Name", "string"),
+    ("primary_place_of_performance_state_code", "Primary Place of Performance State Code",
+     "string"),
+)  # fmt: skip
 AWARD_COLUMNS = _cols(
     ("award_id_piid", "Award ID (PIID)", "string"),
     ("award_id_fain", "Award ID (FAIN)", "string"),
@@ -93,11 +101,7 @@ AWARD_COLUMNS = _cols(
     ("period_of_performance_current_end_date", "Period of Performance Current End Date", "date"),
     *AGENCY_AND_RECIPIENT,
     ("recipient_parent_name", "Recipient Parent Name", "string"),
-    ("recipient_country_code", "Recipient Country Code", "string"),
-    ("recipient_state_code", "Recipient State Code", "string"),
-    ("recipient_city_name", "Recipient City Name", "string"),
-    ("primary_place_of_performance_state_code", "Primary Place of Performance State Code",
-     "string"),
+    *LOCATIONS,
     ("award_description", "Award Description", "string"),
     ("naics_code", "NAICS Code", "string"),
     ("naics_description", "NAICS Description", "string"),
@@ -118,11 +122,7 @@ TRANSACTION_COLUMNS = _cols(
     ("award_type", "Award Type", "string"),
     ("assistance_type", "Assistance Type", "string"),
     *AGENCY_AND_RECIPIENT,
-    ("recipient_country_code", "Recipient Country Code", "string"),
-    ("recipient_state_code", "Recipient State Code", "string"),
-    ("recipient_city_name", "Recipient City Name", "string"),
-    ("primary_place_of_performance_state_code", "Primary Place of Performance State Code",
-     "string"),
+    *LOCATIONS,
     ("transaction_description", "Transaction Description", "string"),
     ("naics_code", "NAICS Code", "string"),
     ("product_or_service_code", "Product or Service Code (PSC)", "string"),
