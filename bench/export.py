@@ -13,8 +13,8 @@ the bucket, the layout fills produce; the same rows as ``tests/integration/test_
    is its own): download the segments, DuckDB, upload, manifest. Timed whole, best of two.
 
 For CSV and Parquet, and CSV again with every file over one part sent in parts (the upload
-path for files over the threshold, and the better one on AWS S3). Ratios are to (1) in the same run; the target is ≥ 0.70 with peak RSS
-≤ 512 MB. Figures are printed as one table for ``docs/benchmarks.md``.
+path for files over the threshold, and the better one on AWS S3). Ratios are to (1) in the same
+run; the target is ≥ 0.70 with peak RSS ≤ 512 MB. Figures are printed as one table for ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -119,17 +119,8 @@ async def upload_ceiling(settings: Settings, path: Path) -> float:
     return best
 
 
-def exhaust_run(
-    settings: Settings, entry: ManagedDataset, fmt: str, threshold: int
-) -> dict[str, float]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "EXHAUST_S3_ENDPOINT": settings.s3_endpoint,
-        "EXHAUST_S3_BUCKET": settings.s3_bucket,
-        "EXHAUST_SPOOL_DIR": str(settings.spool_dir),
-        "EXHAUST_S3_MULTIPART_THRESHOLD_BYTES": str(threshold),
-    }
+def exhaust_run(settings: Settings, entry: ManagedDataset, fmt: str) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **settings.as_env()}
     best: dict[str, float] = {}
     for _ in range(2):
         done = subprocess.run(
@@ -174,7 +165,7 @@ async def main() -> None:
             size = out.stat().st_size
             upload = settings.model_copy(update={"s3_multipart_threshold_bytes": threshold})
             ceiling_s = await upload_ceiling(upload, out)
-            ours = exhaust_run(settings, entry, fmt, threshold)
+            ours = exhaust_run(upload, entry, fmt)
             rate = args.rows / copy_s
             print(
                 f"| {label} | {rate:,.0f} rows/s, {size / copy_s / 1e6:.0f} MB/s ({copy_s:.1f} s, "
