@@ -56,7 +56,7 @@ async def submit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
     for what in ("channel", "tag", "dataset"):
         identifiers.check(what, getattr(args, what))
     if args.request_id is not None:
-        identifiers.check("request_id", args.request_id)
+        identifiers.check_client_id("request_id", args.request_id)
     request = DatasetRequest(
         request_id=args.request_id,
         tag=args.tag,
@@ -76,14 +76,17 @@ async def submit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
         await producer.stop()
     if not args.wait:
         return {"request_id": request_id, "status": "SUBMITTED"}
-    return await wait_for(settings, request_id, args.wait)
+    return await wait_for(settings, args.channel, request_id, args.wait)
 
 
-async def wait_for(settings: Settings, request_id: str, seconds: float) -> dict[str, Any]:
-    """Follow ``exhaust.jobs`` until ``request_id`` is terminal; return its last status."""
+async def wait_for(
+    settings: Settings, channel: str, request_id: str, seconds: float
+) -> dict[str, Any]:
+    """Follow ``exhaust.jobs`` until job ``request_id`` of ``channel`` is terminal; return its
+    last status."""
     from aiokafka import AIOKafkaConsumer
 
-    from app.domain.model import TERMINAL
+    from app.domain.model import TERMINAL, job_key
     from app.stream.avro import registry
     from app.stream.topics import assign_all
 
@@ -94,7 +97,7 @@ async def wait_for(settings: Settings, request_id: str, seconds: float) -> dict[
     await consumer.start()
     try:
         await consumer.seek_to_beginning(*await assign_all(consumer, topic))
-        key = request_id.encode()
+        key = job_key(channel, request_id).encode()
         async with asyncio.timeout(seconds):
             while True:
                 batch = await consumer.getmany(timeout_ms=500)

@@ -22,6 +22,7 @@ PipelineCounter = Literal[
     "ticks_sent",
     "read_model_records",
     "standard_jobs_submitted",
+    "legacy_keys_migrated",
 ]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

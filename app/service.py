@@ -237,7 +237,9 @@ class Runtime(Service):
             await close()
 
     async def cancel(self, job: Job) -> None:
-        event = JobEvent(kind="CANCEL", request_id=job.request_id, attempt=0, at=now_ms())
+        event = JobEvent(
+            kind="CANCEL", request_id=job.request_id, channel=job.channel, attempt=0, at=now_ms()
+        )
         await self.publisher.job_event(job.tag, event)
 
 

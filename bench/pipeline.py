@@ -381,7 +381,8 @@ def request_value(request_id: str, dataset: str = "noop") -> tuple[bytes, bytes]
 
 
 def job_id(message: Any) -> str | None:
-    return bytes(message.key).decode()
+    """The request id of a jobs record, from its key (``{channel}/{request_id}``)."""
+    return bytes(message.key).decode().split("/", 1)[-1]
 
 
 def succeeded_id(message: Any) -> str | None:

@@ -47,7 +47,7 @@ from app.stream.read_model import ReadModel
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Visible = Callable[
-    [str, float, Callable[[dict[str, Any]], bool] | None], Awaitable[dict[str, Any] | None]
+    [str, str, float, Callable[[dict[str, Any]], bool] | None], Awaitable[dict[str, Any] | None]
 ]
 MAX_LIMIT = 500
 HIDDEN = ("fingerprint", "partition", "lease_expires_at", "client_id", "sealed_key")
@@ -162,8 +162,8 @@ def channel_record(request: web.Request) -> dict[str, Any]:
     """The job named in the path, if it belongs to the caller's channel; else not found."""
     channel = channel_of(request)
     read_model, _ = ready_parts(ctx(request))
-    record = read_model.get_record(request.match_info["request_id"])
-    if record is None or record["channel"] != channel:
+    record = read_model.get_record(channel, request.match_info["request_id"])
+    if record is None:
         raise NotFound(f"no job {request.match_info['request_id']!r} in channel {channel!r}")
     return record
 
@@ -205,7 +205,7 @@ def parse_submission(body: Any, channel: str, user: str | None) -> DatasetReques
     required_identifiers(body, "tag", "dataset")
     request_id = body.get("request_id")
     if request_id is not None:
-        identifiers.check("request_id", request_id)
+        identifiers.check_client_id("request_id", request_id)
     config = body.get("config", {})
     filters = body.get("filters")
     if not isinstance(config, dict):
@@ -270,6 +270,14 @@ async def accept(
     if context.submit is None or context.catalog is None:
         raise NotFound("this worker does not accept submissions")
     channel = dataset_request.channel
+    declared = context.catalog.types.get(dataset_request.dataset)
+    if declared is not None and declared.schedule is not None:
+        # Standard datasets are made by the scheduler, one job per channel and day under an id
+        # derived from both; a client request could otherwise take that id first.
+        raise InvalidConfig(
+            f"{dataset_request.dataset} is produced {declared.schedule} by the service; read its "
+            "files with GET /dataset/get/{datasetId}"
+        )
     context.catalog.check(
         dataset_request.dataset,
         channel,
@@ -286,23 +294,23 @@ async def accept(
     request_id, client_id = dedup.request_id_for(
         dataset_request, context.settings.dedup_window_seconds
     )
-    existing = read_model.get(request_id)
+    # Ids are per channel: only the caller's own job of this id can conflict or answer.
+    existing = read_model.get(channel, request_id)
     if (
         existing is not None
         and client_id
-        and (
-            existing.channel != channel
-            or existing.fingerprint != dedup.fingerprint(dataset_request)
-        )
+        and existing.fingerprint != dedup.fingerprint(dataset_request)
     ):
-        raise RequestConflict(f"request_id {request_id!r} is already used by another request")
+        raise RequestConflict(
+            f"request_id {request_id!r} is already used by another request of this channel"
+        )
     await context.submit(dataset_request)
-    if existing is not None and existing.channel == channel:
-        return request_id, read_model.get_record(request_id)
+    if existing is not None:
+        return request_id, read_model.get_record(channel, request_id)
     if wait_visible and context.visible is not None:
         wait = context.settings.submit_visible_wait_seconds
-        record = await context.visible(request_id, wait, None)
-        if record is not None and record["channel"] == channel:
+        record = await context.visible(channel, request_id, wait, None)
+        if record is not None:
             return request_id, record
     return request_id, None
 

@@ -274,12 +274,8 @@ async def datasets(request: web.Request, call: Call) -> dict[str, Any]:
     context = ctx(request)
     read_model, store = ready_parts(context)
     settings = context.settings
-    before = read_model.get_record(dataset_id)
-    if (
-        before is not None
-        and before["channel"] == call.channel
-        and (count == 0 or before["status"] != "AWAITING_INPUT")
-    ):
+    before = read_model.get_record(call.channel, dataset_id)
+    if before is not None and (count == 0 or before["status"] != "AWAITING_INPUT"):
         # A dataset id is used once (Learnosity: "initialise a new dataset_id"); asking again
         # while it waits for its uploads hands out its links again.
         state = WORDS.get(before["status"], "awaiting its uploads")
@@ -319,8 +315,8 @@ async def commence(request: web.Request, call: Call) -> dict[str, Any]:
     dataset_id = dataset_id_of(call.request)
     context = ctx(request)
     read_model, store = ready_parts(context)
-    record = read_model.get_record(dataset_id)
-    if record is None or record["channel"] != call.channel:
+    record = read_model.get_record(call.channel, dataset_id)
+    if record is None:
         raise NotFound(f"no dataset {dataset_id} (initialise it first)")
     error = record.get("error") or {}
     if record["status"] == "FAILED" and error.get("code") == "INPUT_EXPIRED":
@@ -359,7 +355,9 @@ async def commence(request: web.Request, call: Call) -> dict[str, Any]:
     await accept(context, submission)
     if context.visible is not None:  # the next jobs lookup finds it queued
         wait = context.settings.submit_visible_wait_seconds
-        await context.visible(dataset_id, wait, lambda r: r["status"] != "AWAITING_INPUT")
+        await context.visible(
+            call.channel, dataset_id, wait, lambda r: r["status"] != "AWAITING_INPUT"
+        )
     return envelope({"job_reference": dataset_id})
 
 
@@ -431,7 +429,7 @@ async def jobs(request: web.Request, call: Call) -> dict[str, Any]:
         ):
             raise InvalidConfig(f"references must be a list of at most {MAX_REFERENCES} strings")
         for reference in dict.fromkeys(references):
-            record = read_model.get_record(reference)
+            record = read_model.get_record(call.channel, reference)
             if wanted(record):
                 assert record is not None
                 found.append(record)
@@ -462,8 +460,8 @@ async def retrieve(request: web.Request, call: Call) -> dict[str, Any]:
     dataset_id = dataset_id_of(payload)
     context = ctx(request)
     read_model, store = ready_parts(context)
-    record = read_model.get_record(dataset_id)
-    if record is None or record["channel"] != call.channel:
+    record = read_model.get_record(call.channel, dataset_id)
+    if record is None:
         raise NotFound(f"no dataset {dataset_id}")
     limit = payload.get("limit", MAX_RESULTS)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_RESULTS:

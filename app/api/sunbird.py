@@ -219,6 +219,8 @@ def parse_submit(body: Any, request: web.Request, channel: str) -> DatasetReques
     request_id = req.get("requestId")
     if request_id is None:
         request_id = sunbird_request_id(dataset, tag, requested_by, channel, day)
+    else:  # a client's own id may not take the shape of the ids derived here
+        identifiers.check_client_id("requestId", request_id)
     return DatasetRequest(
         request_id=identifiers.check("requestId", request_id),
         tag=stored_tag(tag, channel),
@@ -254,8 +256,8 @@ async def read(request: web.Request) -> dict[str, Any]:
         raise InvalidConfig("requestId is empty")
     tag = stored_tag(request.match_info["tag"], channel)
     read_model, _ = ready_parts(ctx(request))
-    record = read_model.get_record(request_id)
-    if record is None or record["channel"] != channel or record["tag"] != tag:
+    record = read_model.get_record(channel, request_id)
+    if record is None or record["tag"] != tag:
         raise NotFound("no job available with the given request_id and tag")
     return job_status_response(request, record)
 
@@ -327,8 +329,13 @@ def period_files(
     files: list[tuple[str, str]] = []
     expiries: list[int] = []
     for day in standard.days(first, last):
-        record = read_model.get_record(standard.standard_request_id(dataset.name, channel, day))
-        if record is None or record["channel"] != channel or record["status"] != "SUCCESS":
+        request_id = standard.standard_request_id(dataset.name, channel, day)
+        record = read_model.get_record(channel, request_id)
+        if (
+            record is None
+            or record["dataset"] != dataset.name  # only this type's files, whatever the id
+            or record["status"] != "SUCCESS"
+        ):
             continue
         for output in record["outputs"]:
             period = output["period"] or day.isoformat()

@@ -151,10 +151,11 @@ async def status(request: web.Request) -> dict[str, Any]:
     if not file_name:
         raise InvalidConfig("Missing one or more required query parameters: file_name")
     read_model, _ = ready_parts(ctx(request))
-    record = read_model.get_record(file_name) if identifiers.is_valid(file_name) else None
+    valid = identifiers.is_valid(file_name)
+    record = read_model.get_record(channel, file_name) if valid else None
     download = next((d for d in DOWNLOADS.values() if d.dataset_type == (record or {}).get(
         "dataset")), None)  # fmt: skip
-    if record is None or record["channel"] != channel or download is None:
+    if record is None or download is None:
         raise NotFound(f"Download with file_name {file_name[:120]!r} not found")
     word = WORDS[record["status"]]
     done = word == "finished"

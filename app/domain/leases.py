@@ -27,29 +27,37 @@ class LeaseIndex:
         self.sweep_ms = sweep_ms
         self.stale_after_ms = stale_after_ms
         self.max_tracked = max_tracked
-        # partition -> request_id -> (deadline, SUBMITTED?, attempt)
+        # partition -> table key (Job.key, or a legacy record's) -> (deadline, SUBMITTED?, attempt)
         self._deadlines: dict[int, dict[str, tuple[int, bool, int]]] = {}
         self._size = 0
         self._last_sweep: dict[int, int] = {}
         self._last_tick: dict[int, int] = {}
 
-    def track(self, job: Job) -> None:
-        """Record a job's new state (call on every table write)."""
+    def track(self, job: Job, key: str | None = None) -> None:
+        """Record a job's new state (call on every table write); ``key`` is its table key
+        (``job.key`` unless it is a legacy record)."""
+        key = key or job.key
         deadlines = self._deadlines.setdefault(job.partition, {})
         before = len(deadlines)
         if job.status in WATCHED and job.lease_expires_at is not None:
-            if job.request_id in deadlines or self._size < self.max_tracked:
+            if key in deadlines or self._size < self.max_tracked:
                 submitted = job.status == "SUBMITTED"
-                deadlines[job.request_id] = (job.lease_expires_at, submitted, job.attempt)
+                deadlines[key] = (job.lease_expires_at, submitted, job.attempt)
         else:
-            deadlines.pop(job.request_id, None)
+            deadlines.pop(key, None)
         self._size += len(deadlines) - before
 
-    def defer(self, partition: int, request_id: str, until: int) -> None:
+    def forget(self, partition: int, key: str) -> None:
+        """A key the writer deleted (a legacy record moved to its new key)."""
         deadlines = self._deadlines.get(partition)
-        if deadlines is not None and request_id in deadlines:
-            _, submitted, attempt = deadlines[request_id]
-            deadlines[request_id] = (until, submitted, attempt)
+        if deadlines is not None and deadlines.pop(key, None) is not None:
+            self._size -= 1
+
+    def defer(self, partition: int, key: str, until: int) -> None:
+        deadlines = self._deadlines.get(partition)
+        if deadlines is not None and key in deadlines:
+            _, submitted, attempt = deadlines[key]
+            deadlines[key] = (until, submitted, attempt)
 
     def needs_sweep(self, partition: int, now: int) -> bool:
         last_tick = self._last_tick.get(partition)
@@ -58,21 +66,19 @@ class LeaseIndex:
             return True  # new to this worker, or it was away: the index may be incomplete
         return now - self._last_sweep.get(partition, 0) >= self.sweep_ms
 
-    def swept(self, partition: int, now: int, jobs: Iterable[Job]) -> None:
-        """Replace the partition's index with the deadlines among ``jobs``."""
+    def swept(self, partition: int, now: int, jobs: Iterable[tuple[str, Job]]) -> None:
+        """Replace the partition's index with the deadlines among ``jobs`` (key, job)."""
         self._size -= len(self._deadlines.get(partition, {}))
         self._deadlines[partition] = {}
-        for job in jobs:
-            self.track(job)
+        for key, job in jobs:
+            self.track(job, key)
         self._last_sweep[partition] = now
 
     def due(self, partition: int, now: int) -> list[tuple[str, bool, int]]:
-        """``(request_id, SUBMITTED?, attempt)`` of the partition's jobs past their deadline."""
+        """``(key, SUBMITTED?, attempt)`` of the partition's jobs past their deadline."""
         return [
-            (request_id, submitted, attempt)
-            for request_id, (deadline, submitted, attempt) in self._deadlines.get(
-                partition, {}
-            ).items()
+            (key, submitted, attempt)
+            for key, (deadline, submitted, attempt) in self._deadlines.get(partition, {}).items()
             if deadline <= now
         ]
 

@@ -19,6 +19,23 @@ JOB_STATES: tuple[str, ...] = get_args(JobState)
 SEALED_PREFIX = "sealed:v1:"
 
 
+def job_key(channel: str, request_id: str) -> str:
+    """A job's key in the table, the jobs topic, the work topic and the read model.
+
+    Ids are per channel: the same ``request_id`` from two channels names two unrelated jobs, so
+    everything that stores or routes a job is keyed by both. ``/`` is outside the identifier
+    rule (:mod:`app.domain.identifiers`), so the key is unambiguous. Records written before ids
+    were per channel are keyed by ``request_id`` alone (:func:`legacy_key`); the writer moves
+    each to its new key the next time it writes the job (docs/architecture.md, "Migrations").
+    """
+    return f"{channel}/{request_id}"
+
+
+def legacy_key(request_id: str) -> str:
+    """The key of a job record written before ids were per channel."""
+    return request_id
+
+
 def is_sealed(value: str | None) -> bool:
     """Whether an encryption key is in its sealed form (see :mod:`app.sealing`)."""
     return value is not None and value.startswith(SEALED_PREFIX)
@@ -155,6 +172,10 @@ class Job:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
+    @property
+    def key(self) -> str:
+        return job_key(self.channel, self.request_id)
+
     def replace(self, **changes: Any) -> Job:
         return dataclasses.replace(self, **changes)
 
@@ -173,6 +194,7 @@ class JobEvent:
     attempt: int
     at: int
     worker: str = ""
+    channel: str = ""  # empty only in events written before ids were per channel
     progress: float | None = None
     outputs: list[OutputFile] = field(default_factory=list)
     manifest_key: str | None = None
@@ -186,6 +208,11 @@ class JobEvent:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> JobEvent:
         return cls(**_with_nested(record))
+
+    @property
+    def key(self) -> str:
+        """The key of the job this event is about (the legacy key when it names no channel)."""
+        return job_key(self.channel, self.request_id) if self.channel else self.request_id
 
     def to_record(self) -> dict[str, Any]:
         return _flat_record(self, _EVENT_FIELDS)
@@ -234,6 +261,10 @@ class WorkItem:
             inputs=list(job.inputs),
             sealed_key=job.sealed_key,
         )
+
+    @property
+    def key(self) -> str:
+        return job_key(self.channel, self.request_id)
 
     @property
     def prefix(self) -> str:

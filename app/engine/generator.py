@@ -107,6 +107,7 @@ class Generator:
         return JobEvent(
             kind=kind,  # type: ignore[arg-type]
             request_id=item.request_id,
+            channel=item.channel,
             attempt=item.attempt,
             at=now_ms(),
             worker=self.worker_id,

@@ -5,14 +5,15 @@ Delivery contract (see docs/architecture.md):
 * **requests** (key = tag) and **job-events** (key = tag) are co-partitioned; their agents are the
   single writer of the ``jobs`` table for the partition. Each event is decoded, handed to
   :mod:`app.domain.state_machine`, and its outcome applied: the table write goes to the compacted
-  changelog ``exhaust.jobs`` (Avro ``JobStatus``, key = request_id), work items and dead letters
+  changelog ``exhaust.jobs`` (Avro ``JobStatus``, key = :func:`~app.domain.model.job_key`, the
+  channel and the request id: ids are per channel), work items and dead letters
   are handed to the producer, and the agent moves on without awaiting each delivery. A source
   offset is still committed only after its effects are durable: Faust flushes the producer
   before every commit, and :mod:`app.stream.effects` makes that flush wait for the table writes and
   refuse (stop the worker) if any delivery failed. A crash replays the events after the last
   commit; replays are idempotent (the same job id, attempt and object keys).
-* **work** (key = request_id) is *not* consumed here but by :mod:`app.stream.work_consumer`, a plain
-  aiokafka consumer with in-order commits: long generations inside Faust stall its rebalances,
+* **work** (key = the job key) is *not* consumed here but by :mod:`app.stream.work_consumer`, a
+  plain aiokafka consumer with in-order commits: long generations inside Faust stall its rebalances,
   and after a rebalance Faust was seen never delivering the work items of partitions inherited
   from a killed worker (docs/architecture.md, "Decisions").
 * Undecodable input goes to ``exhaust.dlq`` with the error and its source coordinates in headers.
@@ -40,7 +41,7 @@ from faust.serializers import codecs
 from app.catalog.types import Catalog
 from app.domain.errors import ExhaustError, PoisonMessage, RequestConflict
 from app.domain.leases import LeaseIndex
-from app.domain.model import DatasetRequest, Job, JobEvent, is_sealed
+from app.domain.model import DatasetRequest, Job, JobEvent, is_sealed, job_key, legacy_key
 from app.domain.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
 from app.health import Health
 from app.metrics import Metrics
@@ -214,31 +215,53 @@ class Pipeline:
             await self.dead_letter(message, exc)
             return None
 
-    async def apply(self, outcome: Outcome, event: Any) -> None:
+    def lookup(self, channel: str, request_id: str) -> tuple[Job | None, str | None]:
+        """The job ``request_id`` of ``channel`` and, when it is still stored under its legacy
+        key (written before ids were per channel), that key, which the next write retires.
+
+        A legacy record of *another* channel is not this job: ids are per channel.
+        """
+        job = self.jobs.get(job_key(channel, request_id).encode())
+        if job is not None:
+            return job, None
+        old = legacy_key(request_id)
+        legacy = self.jobs.get(old.encode())
+        if legacy is not None and legacy.channel == channel and legacy.request_id == request_id:
+            return legacy, old
+        return None, None
+
+    async def apply(self, outcome: Outcome, event: Any, legacy: str | None = None) -> None:
         """Apply a state-machine outcome inside the current event (the table's one writer).
 
         Order of effects: dead letter, table write, work item. None is awaited here; the commit
         guard holds the event's offset until all are delivered. A crash after the table write
         but before the work item is durable leaves a SUBMITTED job whose dispatch deadline
-        sends the work again (docs/architecture.md, "Crash points").
+        sends the work again (docs/architecture.md, "Crash points"). ``legacy``: the job was read
+        from its legacy key; it is written under its key and the legacy one is deleted after it
+        (a tombstone), so a reader never misses the job, at worst sees it twice for a moment.
         """
         self.metrics.transition(outcome.counter)
         if outcome.rejection is not None:
             await self.dead_letter(event.message, outcome.rejection)
         if outcome.job is not None:
             job = outcome.job
-            self.jobs[job.request_id.encode()] = job
+            self.jobs[job.key.encode()] = job
             self.ledger.table_write()
+            if legacy is not None and legacy != job.key:
+                del self.jobs[legacy.encode()]
+                self.ledger.table_write()
+                self.leases.forget(job.partition, legacy)
+                self.metrics.count("legacy_keys_migrated")
             self.leases.track(job)
             if job.status == "SUBMITTED":
                 if outcome.counter == "job_created":
                     self.metrics.observe_submit(now_ms() - job.submitted_at)
             else:
-                self.dispatches.forget(job.request_id)
+                self.dispatches.forget(job.key)
         if outcome.work is not None:
             if self.drop_work_items > 0:  # fault injection (tests): a work item lost in transit
                 self.drop_work_items -= 1
-                log.warning("FAULT: dropping the work item of %s", outcome.work.request_id)
+                log.warning("FAULT: dropping the work item of %s", outcome.work.key)
                 return
             work = outcome.work
             value = self.schemas.encode("WorkItem", work.to_record())
@@ -246,14 +269,14 @@ class Pipeline:
             # channel, future message) costs as much as the rest of the event. The ledger
             # watches the delivery and Faust's pre-commit flush covers this client too.
             client: Any = self.app.producer._producer  # type: ignore[attr-defined]
-            fut: Any = await client.send(self.work_topic, value, key=work.request_id.encode())
+            fut: Any = await client.send(self.work_topic, value, key=work.key.encode())
             self.ledger.watch(self.work_topic, fut)
-            fut.add_done_callback(partial(self._dispatched, work.request_id, work.attempt))
+            fut.add_done_callback(partial(self._dispatched, work.key, work.attempt))
 
-    def _dispatched(self, request_id: str, attempt: int, fut: Any) -> None:
+    def _dispatched(self, key: str, attempt: int, fut: Any) -> None:
         if not fut.cancelled() and fut.exception() is None:
             sent = fut.result()
-            self.dispatches.sent(request_id, attempt, sent.partition, sent.offset)
+            self.dispatches.sent(key, attempt, sent.partition, sent.offset)
 
     # --- agents -------------------------------------------------------------------------------
 
@@ -271,23 +294,30 @@ class Pipeline:
                 # A producer that wrote the topic directly: seal before anything keeps it.
                 sealed = self.sealer.seal(request.encryption_key)
                 request = dataclasses.replace(request, encryption_key=sealed)
-            await self.apply(self._decide_request(request, event.message.partition), event)
+            outcome, legacy = self._decide_request(request, event.message.partition)
+            await self.apply(outcome, event, legacy)
 
-    def _decide_request(self, request: DatasetRequest, partition: int) -> Outcome:
+    def _decide_request(
+        self, request: DatasetRequest, partition: int
+    ) -> tuple[Outcome, str | None]:
+        """The outcome of a request and the legacy key its job was read from (if any)."""
         identity = identify(request, self.policy)
         request_id = identity.request_id
-        existing = None if identity.error else self.jobs.get(request_id.encode())
+        existing, legacy = (
+            (None, None) if identity.error else self.lookup(request.channel, request_id)
+        )
         if existing is None and identity.client_id:
             # A client id is bound to its tag's partition; one reused with another tag lands
-            # elsewhere, so look in the (global, eventually consistent) read model too.
-            elsewhere = self.read_model.tag_of(request_id)
+            # elsewhere, so look in the (global, eventually consistent) read model too. Only
+            # the channel's own jobs count: ids are per channel.
+            elsewhere = self.read_model.tag_of(request.channel, request_id)
             if elsewhere is not None and elsewhere != request.tag:
                 reason = (
                     f"request_id {request_id!r} is already used by tag {elsewhere!r}; "
                     "the existing job is left untouched"
                 )
-                return Outcome("conflict", rejection=RequestConflict(reason))
-        return on_request(
+                return Outcome("conflict", rejection=RequestConflict(reason)), None
+        outcome = on_request(
             existing,
             request,
             partition=partition,
@@ -296,6 +326,7 @@ class Pipeline:
             catalog=self.catalog,
             identity=identity,
         )
+        return outcome, legacy
 
     async def _events_agent(self, stream: Any) -> None:
         self.guard()
@@ -308,8 +339,12 @@ class Pipeline:
             if job_event.kind == "TICK":
                 await self._on_tick(event)
                 continue
-            job = self.jobs.get(job_event.request_id.encode())
-            await self.apply(on_event(job, job_event, now=now_ms(), policy=self.policy), event)
+            if job_event.channel:
+                job, legacy = self.lookup(job_event.channel, job_event.request_id)
+            else:  # written before ids were per channel: only a legacy record can match it
+                job, legacy = self.jobs.get(job_event.key.encode()), job_event.key
+            outcome = on_event(job, job_event, now=now_ms(), policy=self.policy)
+            await self.apply(outcome, event, legacy)
 
     async def _on_tick(self, event: Any) -> None:
         """Deadlines of one partition: find the jobs due, then act on each one's *current* state.
@@ -321,47 +356,48 @@ class Pipeline:
         """
         partition = event.message.partition
         now = now_ms()
-        act_on: list[str] = []
+        act_on: list[str] = []  # table keys (a legacy record's is its legacy key)
         if self.leases.needs_sweep(partition, now):
             watched = []
-            for i, job in enumerate(self._partition_jobs(partition)):  # a RocksDB snapshot
+            for i, (key, job) in enumerate(self._partition_jobs(partition)):  # a snapshot
                 if i % 256 == 255:
                     await asyncio.sleep(0)
-                if self._check(job, now).job is not None:
-                    act_on.append(job.request_id)
+                if self._check(job, now, key).job is not None:
+                    act_on.append(key)
                 elif not job.terminal:
-                    watched.append(job)
+                    watched.append((key, job))
             self.leases.swept(partition, now, watched)
         else:
-            for i, (request_id, submitted, attempt) in enumerate(self.leases.due(partition, now)):
+            for i, (key, submitted, attempt) in enumerate(self.leases.due(partition, now)):
                 if i % 256 == 255:
                     await asyncio.sleep(0)
-                if submitted and self._queued(request_id, attempt, now):
+                if submitted and self._queued(key, attempt, now):
                     # Still waiting behind busy generators: decided from the index alone.
                     self.metrics.transition("dispatch_deferred")
-                    self.leases.defer(partition, request_id, now + self.policy.dispatch_timeout_ms)
+                    self.leases.defer(partition, key, now + self.policy.dispatch_timeout_ms)
                 else:
-                    act_on.append(request_id)
-        for request_id in act_on:
-            job = self.jobs.get(request_id.encode())
+                    act_on.append(key)
+        for key in act_on:
+            job = self.jobs.get(key.encode())
             if job is not None:
-                outcome = self._check(job, now_ms())
+                outcome = self._check(job, now_ms(), key)
                 if outcome.job is not None:
-                    await self.apply(outcome, event)
+                    await self.apply(outcome, event, None if key == job.key else key)
 
-    def _queued(self, request_id: str, attempt: int, now: int) -> bool:
-        """Whether this attempt's work item may still wait behind busy generators."""
-        part = work_partition(request_id, self.settings.topic_partitions)
+    def _queued(self, key: str, attempt: int, now: int) -> bool:
+        """Whether this attempt's work item (sent with the job's key) may still wait behind
+        busy generators."""
+        part = work_partition(key, self.settings.topic_partitions)
         return work_waiting(
             self.queue,
             part,
-            self.dispatches.offset(request_id, attempt, part),
+            self.dispatches.offset(key, attempt, part),
             now=now,
             max_age_ms=int(self.settings.tick_seconds * 3000),
         )
 
-    def _partition_jobs(self, partition: int) -> Iterator[Job]:
-        """The jobs of one partition, streamed from the table's store.
+    def _partition_jobs(self, partition: int) -> Iterator[tuple[str, Job]]:
+        """The jobs of one partition with their table keys, streamed from the table's store.
 
         Faust's ``table.values()`` walks every partition's RocksDB (and decodes every job), so
         a sweep per partition would cost partitions x jobs. Its RocksDB store keeps one
@@ -370,22 +406,25 @@ class Pipeline:
         store = self.jobs.data
         dbs = getattr(store, "_dbs", None)
         if dbs is None:  # memory:// store
-            yield from (job for job in self.jobs.values() if job.partition == partition)
+            for key, job in self.jobs.items():
+                if job.partition == partition:
+                    yield (key.decode() if isinstance(key, bytes) else str(key)), job
             return
         db = dbs.get(partition)
         if db is None:
             return
         codec = codecs.get_codec(JOB_CODEC)
-        for _, value in store._visible_items(db):
-            yield codec.loads(value)
+        for key, value in store._visible_items(db):
+            yield key.decode(), codec.loads(value)
 
-    def _check(self, job: Job, now: int) -> Outcome:
-        """:func:`on_tick` for one job, with what this writer knows of its work item."""
-        waiting = job.status == "SUBMITTED" and self._queued(job.request_id, job.attempt, now)
+    def _check(self, job: Job, now: int, key: str) -> Outcome:
+        """:func:`on_tick` for one job (stored under ``key``), with what this writer knows of its
+        work item."""
+        waiting = job.status == "SUBMITTED" and self._queued(job.key, job.attempt, now)
         outcome = on_tick(job, now=now, policy=self.policy, work_waiting=waiting)
         if outcome.counter == "dispatch_deferred":
             self.metrics.transition("dispatch_deferred")
-            self.leases.defer(job.partition, job.request_id, now + self.policy.dispatch_timeout_ms)
+            self.leases.defer(job.partition, key, now + self.policy.dispatch_timeout_ms)
         return outcome
 
     async def _send_ticks(self) -> None:

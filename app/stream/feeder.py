@@ -101,6 +101,7 @@ class ReadModelFeeder(Service):
 
     async def visible(
         self,
+        channel: str,
         request_id: str,
         seconds: float,
         until: Callable[[dict[str, Any]], bool] | None = None,
@@ -116,14 +117,14 @@ class ReadModelFeeder(Service):
         deadline = loop.time() + seconds
         while True:
             applied = self._applied  # taken before the read: no batch slips in between
-            record = read_model.get_record(request_id)
+            record = read_model.get_record(channel, request_id)
             left = deadline - loop.time()
             if (record is not None and (until is None or until(record))) or left <= 0:
                 return record
             try:
                 await asyncio.wait_for(applied.wait(), left)
             except TimeoutError:
-                return read_model.get_record(request_id)
+                return read_model.get_record(channel, request_id)
 
     async def _gather(self, consumer: Any) -> list[Any]:
         """Records for one transaction: up to ``BATCH`` of them, or what arrived within
@@ -155,12 +156,12 @@ class ReadModelFeeder(Service):
         return bool(await consumer.position(tp) >= targets[tp])
 
     def _change(self, message: Any) -> Change:
-        request_id = message.key.decode()
+        key = message.key.decode()
         if message.value is None:
-            return Change(message.partition, message.offset, request_id, None)
+            return Change(message.partition, message.offset, key, None)
         try:
             record = self.schemas.decode("JobStatus", message.value, self.read_model.fields)
         except PoisonMessage:
-            log.error("jobs record %s@%d is undecodable; skipped", request_id, message.offset)
-            return Change(message.partition, message.offset, request_id, None, skip=True)
-        return Change(message.partition, message.offset, request_id, record, raw=message.value)
+            log.error("jobs record %s@%d is undecodable; skipped", key, message.offset)
+            return Change(message.partition, message.offset, key, None, skip=True)
+        return Change(message.partition, message.offset, key, record, raw=message.value)

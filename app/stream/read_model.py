@@ -15,8 +15,12 @@ lock); reads go through the other from the event loop thread only, without a loc
 a thread hop (a point read is ~10 µs; WAL readers never wait for the writer). A file written
 by an older layout is dropped and rebuilt: it is derived state.
 
-Queries are per channel: a channel never sees another channel's jobs. Listing is newest first
-(by ``submitted_at``, then ``request_id``) with an opaque cursor.
+Queries are per channel: a channel never sees another channel's jobs, and ids are per channel
+(every read names the channel; the same id in two channels is two rows). A row's key is the
+record's key in the topic: :func:`~app.domain.model.job_key` (``{channel}/{request_id}``), or the
+bare ``request_id`` of a record written before ids were per channel, which stays readable until
+the writer moves it (it writes the job under its new key, then a tombstone for the old one).
+Listing is newest first (by ``submitted_at``, then ``request_id``) with an opaque cursor.
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from app.domain.errors import InvalidConfig
-from app.domain.model import Job
+from app.domain.model import Job, job_key
 from app.stream.avro import registry
 
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
-    request_id   TEXT PRIMARY KEY,
+    key          TEXT PRIMARY KEY,
+    request_id   TEXT NOT NULL,
     channel      TEXT NOT NULL,
     tag          TEXT NOT NULL,
     status       TEXT NOT NULL,
@@ -46,6 +51,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     last_updated INTEGER NOT NULL,
     record       BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS jobs_by_id ON jobs (channel, request_id);
 CREATE INDEX IF NOT EXISTS jobs_by_channel ON jobs (channel, submitted_at DESC, request_id DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_tag ON jobs (channel, tag, submitted_at DESC, request_id DESC);
 """
@@ -70,7 +76,7 @@ class Change:
 
     partition: int
     offset: int
-    request_id: str
+    key: str  # the record's key in the topic (a job key, or a legacy bare request id)
     job: Job | Record | None
     raw: bytes | None = None
     skip: bool = False  # undecodable: only advance the offset
@@ -134,7 +140,7 @@ class _SqliteMaterialization:
         applied = 0
         for change in changes:
             if not change.skip:
-                latest[change.request_id] = change
+                latest[change.key] = change
             next_offsets[change.partition] = change.offset + 1
             applied += 1
         return latest, next_offsets, applied
@@ -176,7 +182,8 @@ class ReadModel(_SqliteMaterialization):
             # caught up (:meth:`caught_up`); maintaining them row by row cost more than the rows.
             with self._lock:
                 self._db.executescript(
-                    "DROP INDEX IF EXISTS jobs_by_channel; DROP INDEX IF EXISTS jobs_by_tag;"
+                    "DROP INDEX IF EXISTS jobs_by_channel; DROP INDEX IF EXISTS jobs_by_tag; "
+                    "DROP INDEX IF EXISTS jobs_by_id;"
                 )
 
     def caught_up(self) -> None:
@@ -190,7 +197,7 @@ class ReadModel(_SqliteMaterialization):
         assert record is not None
         raw = change.raw or self.schemas.encode("JobStatus", record)
         return (
-            change.request_id, record["channel"], record["tag"], record["status"],
+            change.key, record["request_id"], record["channel"], record["tag"], record["status"],
             record["dataset"], record["submitted_at"], record["last_updated"], raw,
         )  # fmt: skip
 
@@ -201,11 +208,11 @@ class ReadModel(_SqliteMaterialization):
         """
         latest, next_offsets, applied = self._last_states(changes)
         upserts = [self._row(c) for c in latest.values() if c.job is not None]
-        deletes = [(c.request_id,) for c in latest.values() if c.job is None]
+        deletes = [(c.key,) for c in latest.values() if c.job is None]
         self._commit(
             [
-                ("DELETE FROM jobs WHERE request_id = ?", deletes),
-                ("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", upserts),
+                ("DELETE FROM jobs WHERE key = ?", deletes),
+                ("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", upserts),
             ],
             next_offsets,
         )
@@ -213,14 +220,18 @@ class ReadModel(_SqliteMaterialization):
 
     # --- reads (event-loop thread) ------------------------------------------------------------
 
-    def get_record(self, request_id: str) -> Record | None:
+    def get_record(self, channel: str, request_id: str) -> Record | None:
+        """Job ``request_id`` of ``channel``: no other channel's job can answer for it. While a
+        legacy record and its moved copy both exist, the newer state wins."""
         row = self._reader.execute(
-            "SELECT record FROM jobs WHERE request_id = ?", (request_id,)
+            "SELECT record FROM jobs WHERE channel = ? AND request_id = ? "
+            "ORDER BY last_updated DESC LIMIT 1",
+            (channel, request_id),
         ).fetchone()
         return self.schemas.decode("JobStatus", row[0]) if row else None
 
-    def get(self, request_id: str) -> Job | None:
-        record = self.get_record(request_id)
+    def get(self, channel: str, request_id: str) -> Job | None:
+        record = self.get_record(channel, request_id)
         return Job.from_record(record) if record is not None else None
 
     def list_records(
@@ -263,9 +274,10 @@ class ReadModel(_SqliteMaterialization):
     def count(self) -> int:
         return int(self._reader.execute("SELECT count(*) FROM jobs").fetchone()[0])
 
-    def tag_of(self, request_id: str) -> str | None:
+    def tag_of(self, channel: str, request_id: str) -> str | None:
         row = self._reader.execute(
-            "SELECT tag FROM jobs WHERE request_id = ?", (request_id,)
+            "SELECT tag FROM jobs WHERE channel = ? AND request_id = ? LIMIT 1",
+            (channel, request_id),
         ).fetchone()
         return str(row[0]) if row else None
 
@@ -280,33 +292,36 @@ class IdIndex(_SqliteMaterialization):
     offsets-in-the-transaction recovery.
     """
 
-    fields: tuple[str, ...] | None = ("request_id", "tag")  # all the feeder must decode
-    layout_version = 1
+    fields: tuple[str, ...] | None = ("request_id", "channel", "tag")  # all the feeder decodes
+    layout_version = 2
     schema = (
-        "CREATE TABLE IF NOT EXISTS ids "
-        "(request_id TEXT PRIMARY KEY, tag TEXT NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS ids (key TEXT PRIMARY KEY, job TEXT NOT NULL, "
+        "tag TEXT NOT NULL) WITHOUT ROWID; CREATE INDEX IF NOT EXISTS ids_by_job ON ids (job);"
     )
 
     def apply(self, changes: Iterable[Change]) -> int:
         latest, next_offsets, applied = self._last_states(changes)
-        inserts = [
-            (rid, c.job.tag if isinstance(c.job, Job) else c.job["tag"])
-            for rid, c in latest.items()
-            if c.job is not None
-        ]
-        deletes = [(rid,) for rid, c in latest.items() if c.job is None]
+        inserts = []
+        for key, change in latest.items():
+            job = change.job
+            if job is not None:
+                record = job.to_record() if isinstance(job, Job) else job
+                inserts.append(
+                    (key, job_key(record["channel"], record["request_id"]), record["tag"])
+                )
+        deletes = [(key,) for key, c in latest.items() if c.job is None]
         self._commit(
             [
-                ("DELETE FROM ids WHERE request_id = ?", deletes),
-                ("INSERT OR IGNORE INTO ids VALUES (?, ?)", inserts),
+                ("DELETE FROM ids WHERE key = ?", deletes),
+                ("INSERT OR IGNORE INTO ids VALUES (?, ?, ?)", inserts),
             ],
             next_offsets,
         )
         return applied
 
-    def tag_of(self, request_id: str) -> str | None:
+    def tag_of(self, channel: str, request_id: str) -> str | None:
         row = self._reader.execute(
-            "SELECT tag FROM ids WHERE request_id = ?", (request_id,)
+            "SELECT tag FROM ids WHERE job = ? LIMIT 1", (job_key(channel, request_id),)
         ).fetchone()
         return str(row[0]) if row else None
 

@@ -75,7 +75,7 @@ class StandardScheduler(Service):
                     continue
                 for day in days:
                     request_id = standard.standard_request_id(dataset_type.name, channel, day)
-                    if self.read_model.get_record(request_id) is None:
+                    if self.read_model.get_record(channel, request_id) is None:
                         request = standard.standard_request(
                             dataset_type.name, channel, day, int(now * 1000)
                         )

@@ -195,11 +195,24 @@ def plain_fastavro_job_status(value: bytes) -> dict[str, Any]:
     return cast(dict[str, Any], record)
 
 
-async def latest_jobs(settings: Settings) -> dict[str, dict[str, Any]]:
+async def all_jobs(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every job's latest record, by its key in the topic (``{channel}/{request_id}``)."""
     latest: dict[str, dict[str, Any]] = {}
     for message in await read_topic(settings, "jobs"):
-        latest[message.key.decode()] = plain_fastavro_job_status(message.value)
+        if message.value is None:  # a tombstone
+            latest.pop(message.key.decode(), None)
+        else:
+            latest[message.key.decode()] = plain_fastavro_job_status(message.value)
     return latest
+
+
+async def latest_jobs(settings: Settings, channel: str = "acme") -> dict[str, dict[str, Any]]:
+    """The latest record of every job of ``channel``, by request id."""
+    return {
+        job["request_id"]: job
+        for job in (await all_jobs(settings)).values()
+        if job["channel"] == channel
+    }
 
 
 async def start_worker(workers: list[Worker], settings: Settings, name: str) -> Worker:

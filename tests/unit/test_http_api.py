@@ -90,7 +90,26 @@ async def test_submission_is_validated_before_anything_is_published(
         ({"tag": "t", "dataset": "demo-export", "request_id": "../x"}, 400, "INVALID_IDENTIFIER"),
         ({"tag": "t", "dataset": "demo-export", "columns": "id"}, 400, "MALFORMED_REQUEST"),
         (["not", "an", "object"], 400, "MALFORMED_REQUEST"),
-        ({"tag": "t", "dataset": "demo-export", "request_id": "theirs"}, 409, "REQUEST_CONFLICT"),
+        ({"tag": "t", "dataset": "demo-export", "request_id": "mine"}, 409, "REQUEST_CONFLICT"),
+        # the shapes of ids the service derives (Sunbird/standard ids, download file names)
+        (
+            {
+                "tag": "t",
+                "dataset": "demo-export",
+                "request_id": "0123456789ABCDEF0123456789ABCDEF",
+            },
+            400,
+            "INVALID_IDENTIFIER",
+        ),
+        (
+            {
+                "tag": "t",
+                "dataset": "demo-export",
+                "request_id": "1764547200000_0badf00d_awards.zip",
+            },
+            400,
+            "INVALID_IDENTIFIER",
+        ),
     ]
     for body, status, code in cases:
         response = await http.post("/v1/requests", json=body, headers=headers)
@@ -107,6 +126,17 @@ async def test_submission_is_validated_before_anything_is_published(
         )
         assert bad.status == 400 and (await bad.json())["error"]["code"] == "INVALID_IDENTIFIER"
     assert submitted == []
+    # Ids are per channel: another channel's id is free here, and nothing says it exists there.
+    same = await http.post(
+        "/v1/requests", json={"tag": "t", "dataset": "demo-export", "request_id": "theirs"},
+        headers=headers,
+    )  # fmt: skip
+    assert same.status == 202 and await same.json() == {
+        "request_id": "theirs",
+        "status": "SUBMITTED",
+    }
+    assert [(r.channel, r.request_id) for r in submitted] == [("acme", "theirs")]
+    submitted.clear()
     ok = await http.post(
         "/v1/requests",
         json={"tag": "t", "dataset": "demo-export", "encryption_key": "k"},

@@ -5,7 +5,7 @@ from app.domain.model import Job
 
 
 def ids(entries: list[tuple[str, bool, int]]) -> list[str]:
-    return sorted(request_id for request_id, _, _ in entries)
+    return sorted(key.removeprefix("c/") for key, _, _ in entries)
 
 
 def job(rid: str, status: str, lease: int | None = None, partition: int = 0) -> Job:
@@ -31,7 +31,8 @@ def test_only_non_terminal_deadlines_are_held_and_due_when_past() -> None:
 def test_sweeps_on_first_tick_after_an_absence_and_on_schedule() -> None:
     index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
     assert index.needs_sweep(0, now=1_000)  # first tick on this worker
-    index.swept(0, 1_000, [job("a", "PROCESSING", lease=5_000), job("x", "FAILED")])
+    swept = [job("a", "PROCESSING", lease=5_000), job("x", "FAILED")]
+    index.swept(0, 1_000, [(j.key, j) for j in swept])
     assert ids(index.due(0, 5_000)) == ["a"]
     assert not index.needs_sweep(0, now=6_000)  # regular tick
     assert index.needs_sweep(0, now=30_000)  # no tick for 24 s: it was owned elsewhere
@@ -47,7 +48,7 @@ def test_submitted_jobs_are_held_with_their_dispatch_deadline_and_can_be_deferre
     index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
     index.track(job("s", "SUBMITTED", lease=100))
     assert ids(index.due(0, 100)) == ["s"]
-    index.defer(0, "s", 500)
+    index.defer(0, "c/s", 500)
     assert ids(index.due(0, 499)) == [] and ids(index.due(0, 500)) == ["s"]
     index.track(job("s", "PROCESSING", lease=900))
     assert ids(index.due(0, 899)) == [] and len(index) == 1
@@ -67,4 +68,14 @@ def test_due_entries_say_whether_the_job_waits_for_dispatch_and_its_attempt() ->
     index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
     index.track(job("s", "SUBMITTED", lease=100))
     index.track(job("p", "PROCESSING", lease=100))
-    assert sorted(index.due(0, 100)) == [("p", False, 1), ("s", True, 1)]
+    assert sorted(index.due(0, 100)) == [("c/p", False, 1), ("c/s", True, 1)]
+
+
+def test_a_legacy_key_is_tracked_as_stored_and_forgotten_once_moved() -> None:
+    index = LeaseIndex(sweep_ms=60_000, stale_after_ms=10_000)
+    legacy = job("s", "SUBMITTED", lease=100)
+    index.swept(0, 0, [("s", legacy)])  # stored under the bare id
+    assert [key for key, _, _ in index.due(0, 100)] == ["s"]
+    index.forget(0, "s")
+    index.track(legacy)
+    assert [key for key, _, _ in index.due(0, 100)] == ["c/s"] and len(index) == 1

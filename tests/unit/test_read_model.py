@@ -33,10 +33,38 @@ def test_latest_state_wins_and_offsets_are_remembered(tmp_path: Path) -> None:
     model.close()
     reopened = ReadModel(path, "jobs")
     assert reopened.offsets() == {0: 2, 2: 8}
-    found = reopened.get("a")
+    found = reopened.get("acme", "a")
     assert found is not None and found.status == "SUCCESS"
     reopened.apply([Change(0, 2, "a", None)])  # tombstone
-    assert reopened.get("a") is None and reopened.count() == 1
+    assert reopened.get("acme", "a") is None and reopened.count() == 1
+
+
+def test_ids_are_per_channel_one_id_in_two_channels_is_two_jobs(tmp_path: Path) -> None:
+    model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    mine, theirs = job("same", channel="acme", tag="t1"), job("same", channel="evil", tag="t9")
+    model.apply([Change(0, 0, mine.key, mine), Change(1, 0, theirs.key, theirs)])
+    found, other = model.get("acme", "same"), model.get("evil", "same")
+    assert found is not None and found.tag == "t1" and other is not None and other.tag == "t9"
+    assert model.get("nobody", "same") is None and model.tag_of("acme", "same") == "t1"
+    model.apply([Change(1, 1, theirs.key, None)])  # one channel's tombstone: the other's stays
+    assert model.get("evil", "same") is None and model.get("acme", "same") is not None
+
+
+def test_a_legacy_record_reads_until_its_moved_copy_and_tombstone_replace_it(
+    tmp_path: Path,
+) -> None:
+    """Records written before ids were per channel are keyed by the bare id."""
+    model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    model.apply([Change(0, 0, "old", job("old", at=1))])  # the legacy key
+    found = model.get("acme", "old")
+    assert found is not None and model.get("evil", "old") is None
+    moved = job("old", at=1, status="SUCCESS").replace(last_updated=5)
+    model.apply([Change(0, 1, moved.key, moved)])  # the writer's new key first ...
+    found = model.get("acme", "old")
+    assert found is not None and found.status == "SUCCESS"  # the newer state wins
+    model.apply([Change(0, 2, "old", None)])  # ... then the legacy key's tombstone
+    found = model.get("acme", "old")
+    assert found is not None and found.status == "SUCCESS" and model.count() == 1
 
 
 def test_listing_is_per_channel_newest_first_and_paginates(tmp_path: Path) -> None:
@@ -73,11 +101,15 @@ def test_a_forged_cursor_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_the_id_index_keeps_each_jobs_tag_and_its_offsets(tmp_path: Path) -> None:
     index = IdIndex(tmp_path / "ids.sqlite3", "jobs")
-    index.apply([Change(0, 4, "a", {"request_id": "a", "tag": "t1"}),
-                 Change(1, 9, "b", {"request_id": "b", "tag": "t2"})])  # fmt: skip
-    index.apply([Change(0, 5, "a", {"request_id": "a", "tag": "t1"}), Change(1, 10, "b", None)])
-    assert index.tag_of("a") == "t1" and index.tag_of("b") is None
-    assert index.offsets() == {0: 6, 1: 11}
+    a = {"request_id": "a", "channel": "acme", "tag": "t1"}
+    index.apply([Change(0, 4, "acme/a", a),
+                 Change(1, 9, "acme/b", {"request_id": "b", "channel": "acme", "tag": "t2"}),
+                 Change(1, 10, "c", {"request_id": "c", "channel": "acme", "tag": "t3"})])  # fmt: skip
+    index.apply([Change(0, 5, "acme/a", a), Change(1, 11, "acme/b", None)])
+    assert index.tag_of("acme", "a") == "t1" and index.tag_of("acme", "b") is None
+    assert index.tag_of("evil", "a") is None  # ids are per channel
+    assert index.tag_of("acme", "c") == "t3"  # a legacy record (keyed by the bare id)
+    assert index.offsets() == {0: 6, 1: 12}
     index.close()
 
 
