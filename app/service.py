@@ -177,6 +177,7 @@ class Runtime(Service):
                     self.settings.export_memory_limit,
                     self.settings.export_threads,
                     self.settings.export_max_files,
+                    self.settings.max_input_bytes,
                 ),
                 sealer=sealer_for(self.settings),
                 part_bytes=self.settings.s3_multipart_chunk_bytes,

@@ -224,6 +224,21 @@ class Settings(BaseSettings):
         "BODY_TOO_LARGE, refused before it is read.",
     )
 
+    max_inputs: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Most input files one request may name (after duplicates are dropped); more "
+        "is 413 TOO_MANY_INPUTS at submit, or a FAILED job from Kafka.",
+    )
+    max_input_bytes: int = Field(
+        10 * 1024**3,
+        ge=1,
+        description="Most bytes of input files one job may read, summed over its inputs and "
+        "checked (by HEAD) before any is downloaded, and per upload at commence: 413 / FAILED "
+        "INPUTS_TOO_LARGE.",
+    )
+
     # --- Standard datasets and the Sunbird profile ----------------------------------------
     standard_catch_up_days: int = Field(
         3,

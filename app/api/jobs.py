@@ -28,7 +28,7 @@ from aiohttp import web
 from app.api.edge import SETTINGS, channel_of, json_response, read_json, required_identifiers
 from app.api.fills import FillContext, add_routes
 from app.catalog.types import Catalog
-from app.domain import dedup, identifiers
+from app.domain import dedup, identifiers, object_keys
 from app.domain.errors import (
     ExhaustError,
     InvalidConfig,
@@ -270,6 +270,14 @@ async def accept(
     if context.submit is None or context.catalog is None:
         raise NotFound("this worker does not accept submissions")
     channel = dataset_request.channel
+    inputs = object_keys.check_inputs(channel, dataset_request.inputs, context.settings.max_inputs)
+    dataset_request = dataclasses.replace(dataset_request, inputs=inputs)
+    config = json.loads(dataset_request.config)
+    source = config.get("source") if isinstance(config, dict) else None
+    if isinstance(source, str) and not identifiers.is_valid(source):  # not a dataset code
+        object_keys.check_under("config.source", source, object_keys.input_prefix(channel))
+        if source not in inputs:
+            raise InvalidConfig("config.source names an input key that is not in inputs")
     declared = context.catalog.types.get(dataset_request.dataset)
     if declared is not None and declared.schedule is not None:
         # Standard datasets are made by the scheduler, one job per channel and day under an id

@@ -50,6 +50,7 @@ from app.domain.errors import (
     AccessDenied,
     ExhaustError,
     InputMissing,
+    InputsTooLarge,
     InvalidConfig,
     MalformedRequest,
     NotFound,
@@ -338,6 +339,11 @@ async def commence(request: web.Request, call: Call) -> dict[str, Any]:
             raise InputMissing(f"input file {n + 1} of {len(inputs)} was not uploaded")
         if size == 0:
             raise InputMissing(f"input file {n + 1} of {len(inputs)} is empty")
+    total, limit = sum(s or 0 for s in sizes), context.settings.max_input_bytes
+    if total > limit:
+        # A presigned PUT cannot carry a size limit; an oversized upload is refused here,
+        # before anything reads it (and the generator checks the sum again before download).
+        raise InputsTooLarge(f"the uploads hold {total} bytes; a dataset may hold at most {limit}")
     # The same request without await_input_until: the writer commences the waiting job.
     submission = DatasetRequest(
         request_id=dataset_id,

@@ -18,12 +18,14 @@ whether retrying can help::
     │   └── ColumnsMismatch         an append whose columns differ from the dataset's
     ├── LimitExceeded               a configured limit (HTTP 413); each has its own code
     │   ├── BodyTooLarge, DecompressedTooLarge, TooManyRows, TooManyColumns,
-    │   ├── ValueTooLarge, TooManySegments
+    │   ├── ValueTooLarge, TooManySegments, TooManyInputs, InputsTooLarge
     │   └── ExportMemoryExceeded    an export that DuckDB cannot run within its memory limit
     ├── RequestRejected             a decodable request that cannot run (-> FAILED job)
     │   ├── UnknownDataset
     │   ├── InvalidConfig
     │   ├── InvalidIdentifier       a channel, tag, dataset or id outside the one pattern
+    │   ├── InvalidObjectKey        an object key that is not canonical or not the caller's
+    │   ├── InvalidEncryptionKey    an encryption key that is empty or too short
     │   ├── RequestConflict         a client id reused with different parameters
     │   ├── UnknownColumn           a column (in columns, filters, sort, metrics) not in the source
     │   ├── InvalidFilter           a filter that is not the documented structure
@@ -145,6 +147,14 @@ class ExportMemoryExceeded(LimitExceeded):
     code = "EXPORT_MEMORY_EXCEEDED"
 
 
+class TooManyInputs(LimitExceeded):
+    code = "TOO_MANY_INPUTS"
+
+
+class InputsTooLarge(LimitExceeded):
+    code = "INPUTS_TOO_LARGE"
+
+
 class RequestRejected(ExhaustError):
     code = "REQUEST_REJECTED"
     http_status = 400
@@ -160,6 +170,14 @@ class InvalidConfig(RequestRejected):
 
 class InvalidIdentifier(RequestRejected):
     code = "INVALID_IDENTIFIER"
+
+
+class InvalidObjectKey(RequestRejected):
+    code = "INVALID_OBJECT_KEY"
+
+
+class InvalidEncryptionKey(RequestRejected):
+    code = "INVALID_ENCRYPTION_KEY"
 
 
 class RequestConflict(RequestRejected):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.catalog.types import Catalog
-from app.domain import dedup, identifiers
+from app.domain import dedup, identifiers, object_keys
 from app.domain.errors import ConfigurationError, ExhaustError, RequestConflict, RequestRejected
 from app.domain.model import DatasetRequest, Job, JobError, JobEvent, WorkItem, is_sealed
 
@@ -74,6 +74,7 @@ class Policy:
     dispatch_timeout_ms: int = 30_000
     retention_ms: int = 7 * 24 * 3600 * 1000
     dedup_window_seconds: int = 86_400
+    max_inputs: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +218,9 @@ def on_request(
         if request.encryption_key is not None and not is_sealed(request.encryption_key):
             raise ConfigurationError("the request's encryption key was not sealed before the "
                                      "state machine")  # fmt: skip
+        job = job.replace(
+            inputs=object_keys.check_inputs(request.channel, request.inputs, policy.max_inputs)
+        )
         dedup.canonical_json(request.filters, "filters")
         catalog.check(
             request.dataset,

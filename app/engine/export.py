@@ -93,6 +93,7 @@ class Limits:
     memory_limit: str = "256MB"
     threads: int = 2
     max_files: int = 10_000
+    max_input_bytes: int = 10 * 1024**3  # inputs of one job, summed, checked before download
 
 
 @dataclass(frozen=True, slots=True)

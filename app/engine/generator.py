@@ -37,8 +37,16 @@ from typing import Protocol
 
 from app.catalog.declared import source_format
 from app.catalog.types import Catalog, DatasetType, GeneratedFile, GenerationContext, SourceRef
+from app.domain import object_keys
 from app.domain.dedup import canonical_json
-from app.domain.errors import AccessDenied, Cancelled, ExhaustError, NotFound, SourceNotFound
+from app.domain.errors import (
+    AccessDenied,
+    Cancelled,
+    ExhaustError,
+    InputsTooLarge,
+    NotFound,
+    SourceNotFound,
+)
 from app.domain.managed_datasets import ManagedDataset
 from app.domain.model import JobError, JobEvent, OutputFile, WorkItem, output_record
 from app.engine.export import Limits, LocalSource, SourceFormat
@@ -240,6 +248,9 @@ class Generator:
             else:
                 merged[view] = (fmt, list(keys), entry)
         slots = asyncio.Semaphore(DOWNLOADS_AT_ONCE)
+        inputs = [key for ref, (_, _, keys, _) in zip(refs, plan, strict=True) if ref.input
+                  for key in keys]  # fmt: skip
+        await self._check_sizes(slots, list(dict.fromkeys(inputs)))
         sources: list[LocalSource] = []
         jobs: list[Awaitable[int]] = []
         for n, (view, (fmt, keys, entry)) in enumerate(merged.items()):
@@ -255,6 +266,24 @@ class Generator:
         await asyncio.gather(*jobs)
         return sources
 
+    async def _check_sizes(self, slots: asyncio.Semaphore, keys: list[str]) -> None:
+        """Refuse inputs that are missing or together larger than the limit, before any is
+        downloaded (a HEAD each, a few at a time)."""
+
+        async def size(key: str) -> int:
+            async with slots:
+                found = await self.store.size(key)
+            if found is None:
+                raise SourceNotFound(f"source file {key} is missing from object storage")
+            return found
+
+        total = sum(await asyncio.gather(*(size(key) for key in keys)))
+        if total > self.limits.max_input_bytes:
+            raise InputsTooLarge(
+                f"the inputs hold {total} bytes; a job may read at most "
+                f"{self.limits.max_input_bytes} (EXHAUST_MAX_INPUT_BYTES)"
+            )
+
     async def _fetch(self, slots: asyncio.Semaphore, key: str, path: Path) -> int:
         async with slots:
             try:
@@ -268,8 +297,8 @@ class Generator:
         if ref.input:
             if not ref.name:
                 raise SourceNotFound(f"{item.dataset} reads uploaded input files; none was given")
-            if not ref.name.startswith(f"{item.channel}/"):
-                raise SourceNotFound(f"input {ref.name!r} is not one of channel {item.channel}'s")
+            # Checked at submit and by the writer already; a work item is read from a topic.
+            object_keys.check_under("input", ref.name, object_keys.input_prefix(item.channel))
             fmt = source_format(ref.name, ref.format)
             return ref.view, fmt, [ref.name], None  # type: ignore[return-value]
         entry = self.datasets.dataset(item.channel, ref.name) if self.datasets else None

@@ -98,6 +98,7 @@ def policy_from(settings: Settings) -> Policy:
         dispatch_timeout_ms=int(settings.dispatch_timeout_seconds * 1000),
         retention_ms=settings.retention_seconds * 1000,
         dedup_window_seconds=settings.dedup_window_seconds,
+        max_inputs=settings.max_inputs,
     )
 
 

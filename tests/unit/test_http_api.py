@@ -19,6 +19,7 @@ from app.metrics import Metrics
 from app.sealing import Sealer
 from app.settings import Settings
 from app.stream.read_model import Change, ReadModel
+from tests.corpus import load
 from tests.fakes import MemoryStore
 
 Client = TestClient[web.Request, web.Application]
@@ -240,4 +241,27 @@ async def test_an_oversized_body_is_refused_before_it_is_read(
                            headers={"X-Channel-ID": "acme",
                                     "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
     assert form.status == 413
+    assert submitted == []
+
+
+async def test_every_hostile_object_key_is_refused_at_the_door_in_inputs_and_config_source(
+    client: tuple[Client, list[DatasetRequest]],
+) -> None:
+    http, submitted = client
+    headers = {"X-Channel-ID": "acme"}
+    for key in load("object_keys"):
+        for body in (
+            {"tag": "t", "dataset": "table-export", "inputs": [key], "config": {"source": "x"}},
+            {"tag": "t", "dataset": "table-export", "config": {"source": key}},
+        ):
+            response = await http.post("/v1/requests", json=body, headers=headers)
+            assert response.status == 400, (key, body)
+            code = (await response.json())["error"]["code"]
+            assert code in ("INVALID_OBJECT_KEY", "MALFORMED_REQUEST", "INVALID_CONFIG"), key
+    many = [f"acme/inputs/{n}.csv" for n in range(Settings().max_inputs + 1)]
+    response = await http.post(
+        "/v1/requests", json={"tag": "t", "dataset": "table-export", "inputs": many,
+                              "config": {"source": "x"}}, headers=headers,
+    )  # fmt: skip
+    assert response.status == 413 and (await response.json())["error"]["code"] == "TOO_MANY_INPUTS"
     assert submitted == []

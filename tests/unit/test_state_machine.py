@@ -12,6 +12,7 @@ from app.catalog.types import default_catalog
 from app.domain.model import DatasetRequest, EventKind, Job, JobError, JobEvent, OutputFile
 from app.domain.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
 from app.sealing import Sealer
+from tests.corpus import load
 
 POLICY = Policy(max_attempts=3, lease_ms=10_000, retention_ms=100_000, dedup_window_seconds=86400)
 CATALOG = default_catalog()
@@ -353,3 +354,24 @@ def test_an_awaiting_job_can_be_cancelled_and_ignores_generator_events() -> None
     assert event(job, "STARTED").counter == "ignored_out_of_order"
     cancelled = event(job, "CANCEL", attempt=0)
     assert cancelled.job is not None and cancelled.job.status == "CANCELLED"
+
+
+@pytest.mark.parametrize("key", [k for k in load("object_keys") if isinstance(k, str)])
+def test_a_hostile_input_key_from_kafka_fails_the_job_with_a_code(key: str) -> None:
+    outcome = submit(None, dataclasses.replace(REQ, inputs=[key]))
+    assert outcome.counter == "job_rejected" and outcome.work is None
+    assert outcome.job is not None and outcome.job.error is not None
+    assert outcome.job.error.code == "INVALID_OBJECT_KEY"
+
+
+def test_inputs_from_kafka_are_deduplicated_and_capped() -> None:
+    keys = ["acme/inputs/a.csv", "acme/inputs/a.csv", "acme/inputs/b.csv"]
+    outcome = submit(None, dataclasses.replace(REQ, inputs=keys))
+    assert outcome.job is not None and outcome.job.inputs == [
+        "acme/inputs/a.csv",
+        "acme/inputs/b.csv",
+    ]
+    many = [f"acme/inputs/{n}.csv" for n in range(POLICY.max_inputs + 1)]
+    outcome = submit(None, dataclasses.replace(REQ, inputs=many))
+    assert outcome.job is not None and outcome.job.error is not None
+    assert outcome.job.error.code == "TOO_MANY_INPUTS"
