@@ -8,6 +8,7 @@ passed explicitly to whatever needs it. Every field is documented in ``docs/conf
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from botocore.config import Config as BotoConfig
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.domain import identifiers
 
 
 class Settings(BaseSettings):
@@ -212,9 +215,11 @@ class Settings(BaseSettings):
     # --- HTTP: who may call, how much ---------------------------------------------------
     api_keys: SecretStr | None = Field(
         None,
-        description='API keys of the HTTP API, as JSON {"<key>": "<channel>"}. Set: every call '
-        "(but Sunbird's public datasets) needs one (Authorization: Bearer <key> or X-API-Key) "
-        "and acts for its channel. Unset: X-Channel-ID from a trusted gateway names the channel.",
+        description='API keys of the HTTP API, as JSON {"<key>": "<channel>"} or {"<key>": '
+        '{"channel": "<channel>", "roles": ["<role>", …]}}. Set: every call (but Sunbird\'s '
+        "public datasets) needs one (Authorization: Bearer <key> or X-API-Key) and acts for its "
+        "channel with its roles (which gate dataset types). Unset: X-Channel-ID (and "
+        "X-Exhaust-Roles) from a trusted gateway name them.",
     )
     max_request_bytes: int = Field(
         1024 * 1024,
@@ -364,8 +369,8 @@ class Settings(BaseSettings):
         return value
 
     @cached_property
-    def api_key_channels(self) -> dict[str, str]:
-        """``key -> channel`` of the HTTP API (empty: channels from the gateway's header)."""
+    def api_key_channels(self) -> dict[str, ApiKey]:
+        """``key -> (channel, roles)`` of the HTTP API (empty: the gateway's headers)."""
         raw = self.api_keys
         return parse_api_keys(raw.get_secret_value()) if raw is not None else {}
 
@@ -429,22 +434,44 @@ def parse_consumers(text: str) -> dict[str, tuple[str, str]]:
             not isinstance(entry, dict)
             or not isinstance(entry.get("secret"), str)
             or not entry["secret"]
-            or not isinstance(entry.get("channel"), str)
-            or not entry["channel"]
+            or not identifiers.is_valid(entry.get("channel"))
         ):
-            raise ValueError(f"consumer {key!r} needs a non-empty secret and channel")
+            raise ValueError(
+                f"consumer {key!r} needs a non-empty secret and a channel in the identifier rule"
+            )
         consumers[key] = (entry["channel"], entry["secret"])
     return consumers
 
 
-def parse_api_keys(text: str) -> dict[str, str]:
-    """``{"key": "channel"}``; a ValueError for anything else (keys of 16+ characters)."""
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """Who an API key authenticates: its channel and its roles (which gate dataset types)."""
+
+    channel: str
+    roles: frozenset[str] = frozenset()
+
+
+def parse_api_keys(text: str) -> dict[str, ApiKey]:
+    """``{"key": "channel"}`` or ``{"key": {"channel": c, "roles": [r, …]}}``; a ValueError for
+    anything else (keys of 16+ characters; channel and roles in the identifier rule)."""
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc.msg}") from exc
-    if not isinstance(raw, dict) or not all(
-        isinstance(k, str) and len(k) >= 16 and isinstance(v, str) and v for k, v in raw.items()
-    ):
-        raise ValueError('must be a JSON object {"<key of 16+ characters>": "<channel>"}')
-    return dict(raw)
+    shape = 'must be a JSON object {"<key of 16+ characters>": "<channel>" | {"channel", "roles"}}'
+    if not isinstance(raw, dict):
+        raise ValueError(shape)
+    keys = {}
+    for key, entry in raw.items():
+        if not isinstance(key, str) or len(key) < 16:
+            raise ValueError(shape)
+        channel: Any = entry
+        roles: Any = []
+        if isinstance(entry, dict):
+            channel, roles = entry.get("channel"), entry.get("roles", [])
+        if not identifiers.is_valid(channel) or not isinstance(roles, list):
+            raise ValueError(f"{shape}; the channel of key {key[:4]}… is not a valid identifier")
+        if not all(identifiers.is_valid(r) and "," not in r for r in roles):
+            raise ValueError(f"the roles of key {key[:4]}… must be identifiers")
+        keys[key] = ApiKey(str(channel), frozenset(roles))
+    return keys

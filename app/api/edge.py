@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -20,13 +21,27 @@ def settings_of(request: web.Request) -> Settings:
     return request.app[SETTINGS]
 
 
-def channel_of(request: web.Request, *, public: bool = False) -> str:
-    """The caller's channel.
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: a channel and the roles that gate dataset types. Never from the body."""
 
-    Without ``EXHAUST_API_KEYS``: ``X-Channel-ID``, set by a trusted gateway. With it: the
-    channel of the request's API key (``Authorization: Bearer <key>`` or ``X-API-Key``); an
-    ``X-Channel-ID`` that names another channel is refused. ``public`` routes (Sunbird's
-    public datasets) take the header alone, keys or not.
+    channel: str
+    roles: frozenset[str] = frozenset()
+
+
+def channel_of(request: web.Request, *, public: bool = False) -> str:
+    """The caller's channel (see :func:`caller_of`)."""
+    return caller_of(request, public=public).channel
+
+
+def caller_of(request: web.Request, *, public: bool = False) -> Caller:
+    """The caller's channel and roles.
+
+    Without ``EXHAUST_API_KEYS``: ``X-Channel-ID`` and ``X-Exhaust-Roles`` (comma-separated),
+    set by a trusted gateway. With it: the channel and roles of the request's API key
+    (``Authorization: Bearer <key>`` or ``X-API-Key``); an ``X-Channel-ID`` that names another
+    channel is refused, ``X-Exhaust-Roles`` is ignored. ``public`` routes (Sunbird's public
+    datasets) take the channel header alone, keys or not, and no roles.
     """
     header = request.headers.get("X-Channel-ID", "")
     keys = settings_of(request).api_key_channels if SETTINGS in request.app else {}
@@ -37,17 +52,28 @@ def channel_of(request: web.Request, *, public: bool = False) -> str:
             given = authorization[7:].strip()
         if not given:
             raise AccessDenied("an API key is required (Authorization: Bearer <key>, or X-API-Key)")
-        channel = next(
-            (c for k, c in keys.items() if hmac.compare_digest(k.encode(), given.encode())), None
+        found = next(
+            (a for k, a in keys.items() if hmac.compare_digest(k.encode(), given.encode())), None
         )
-        if channel is None:
+        if found is None:
             raise AccessDenied("unknown API key")
-        if header and header != channel:
+        if header and header != found.channel:
             raise AccessDenied("X-Channel-ID names another channel than the API key's")
-        return channel
+        return Caller(found.channel, found.roles)
     if not header:
         raise AccessDenied("X-Channel-ID header is required")
-    return identifiers.check("X-Channel-ID", header)
+    channel = identifiers.check("X-Channel-ID", header)
+    if public:
+        return Caller(channel)
+    roles = [r.strip() for r in request.headers.get("X-Exhaust-Roles", "").split(",") if r.strip()]
+    return Caller(channel, frozenset(identifiers.check("X-Exhaust-Roles", r) for r in roles))
+
+
+def authenticated_user(request: web.Request) -> str | None:
+    """``X-Authenticated-Userid`` of a trusted gateway, checked by the identifier rule (it is
+    stored as the job's ``requested_by`` and hashed into Sunbird's request ids)."""
+    user = request.headers.get("X-Authenticated-Userid")
+    return identifiers.check("X-Authenticated-Userid", user) if user else None
 
 
 async def read_limited(request: web.Request, limit: int, setting: str, advice: str = "") -> bytes:

@@ -25,7 +25,15 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from app.api.edge import SETTINGS, channel_of, json_response, read_json, required_identifiers
+from app.api.edge import (
+    SETTINGS,
+    authenticated_user,
+    caller_of,
+    channel_of,
+    json_response,
+    read_json,
+    required_identifiers,
+)
 from app.api.fills import FillContext, add_routes
 from app.catalog.types import Catalog
 from app.domain import dedup, identifiers, object_keys
@@ -242,7 +250,9 @@ def parse_submission(body: Any, channel: str, user: str | None) -> DatasetReques
         tag=body["tag"],
         dataset=body["dataset"],
         channel=channel,
-        requested_by=str(body.get("requested_by") or user or "anonymous"),
+        requested_by=identifiers.check(
+            "requested_by", body.get("requested_by") or user or "anonymous"
+        ),
         config=json.dumps(config, sort_keys=True),
         columns=columns,
         filters=json.dumps(filters, sort_keys=True) if filters is not None else None,
@@ -255,7 +265,11 @@ def parse_submission(body: Any, channel: str, user: str | None) -> DatasetReques
 
 
 async def accept(
-    context: ApiContext, dataset_request: DatasetRequest, *, wait_visible: bool = False
+    context: ApiContext,
+    dataset_request: DatasetRequest,
+    *,
+    wait_visible: bool = False,
+    roles: frozenset[str] = frozenset(),
 ) -> tuple[str, dict[str, Any] | None]:
     """Check, seal and publish one submission for every profile; the job id and the job's
     current record when the same request is already known in the caller's channel.
@@ -265,11 +279,19 @@ async def accept(
     ``wait_visible``, a new job's record is awaited in the read model (up to
     ``settings.submit_visible_wait_seconds``) and returned, for the profiles whose answer
     promises that the next read finds the job (USAspending's status right after its POST).
+    ``roles`` are the caller's, from its authenticated identity; they are written into the
+    request's ``labels.role``, which a client may not set itself.
     """
     read_model, _ = ready_parts(context)
     if context.submit is None or context.catalog is None:
         raise NotFound("this worker does not accept submissions")
     channel = dataset_request.channel
+    if "role" in dataset_request.labels:
+        raise InvalidConfig("labels.role is not the client's to set: roles come from the API key")
+    labels = dict(dataset_request.labels)
+    if roles:
+        labels["role"] = ",".join(sorted(roles))
+    dataset_request = dataclasses.replace(dataset_request, labels=labels)
     inputs = object_keys.check_inputs(channel, dataset_request.inputs, context.settings.max_inputs)
     dataset_request = dataclasses.replace(dataset_request, inputs=inputs)
     config = json.loads(dataset_request.config)
@@ -324,11 +346,11 @@ async def accept(
 
 
 async def submit(request: web.Request) -> web.Response:
-    channel = channel_of(request)
+    caller = caller_of(request)
     context = ctx(request)
     body = await read_json(request)
-    dataset_request = parse_submission(body, channel, request.headers.get("X-Authenticated-Userid"))
-    request_id, existing = await accept(context, dataset_request)
+    dataset_request = parse_submission(body, caller.channel, authenticated_user(request))
+    request_id, existing = await accept(context, dataset_request, roles=caller.roles)
     payload: dict[str, Any] = {"request_id": request_id, "status": "SUBMITTED"}
     if existing is not None:
         payload = {"request_id": request_id, "status": existing["status"], "duplicate": True}

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.api.edge import channel_of, json_response, read_json
+from app.api.edge import authenticated_user, caller_of, channel_of, json_response, read_json
 from app.api.jobs import accept, ctx, download_links, public_link, ready_parts
 from app.catalog.types import DatasetType
 from app.domain import identifiers, standard
@@ -208,9 +208,10 @@ def parse_submit(body: Any, request: web.Request, channel: str) -> DatasetReques
         raise MalformedRequest("datasetConfig must be a JSON object")
     identifiers.check("tag", tag)
     identifiers.check("dataset", dataset)
-    requested_by = req.get("requestedBy") or request.headers.get("X-Authenticated-Userid")
+    requested_by = req.get("requestedBy") or authenticated_user(request)
     if not isinstance(requested_by, str) or not requested_by:
         raise InvalidConfig("requestedBy is empty (give it, or the X-Authenticated-Userid header)")
+    identifiers.check("requestedBy", requested_by)
     key = req.get("encryptionKey")
     if key is not None and not isinstance(key, str):
         raise MalformedRequest("encryptionKey must be a string")
@@ -235,10 +236,12 @@ def parse_submit(body: Any, request: web.Request, channel: str) -> DatasetReques
 
 @api(SUBMIT)
 async def submit(request: web.Request) -> dict[str, Any]:
-    channel = channel_of(request)
+    caller = caller_of(request)
     body = await read_json(request)
-    dataset_request = parse_submit(body, request, channel)
-    request_id, existing = await accept(ctx(request), dataset_request, wait_visible=True)
+    dataset_request = parse_submit(body, request, caller.channel)
+    request_id, existing = await accept(
+        ctx(request), dataset_request, wait_visible=True, roles=caller.roles
+    )
     if existing is not None and existing["status"] not in ("FAILED", "EXPIRED", "CANCELLED"):
         return job_status_response(request, existing)
     expiry_ms = ctx(request).settings.link_expiry_seconds * 1000

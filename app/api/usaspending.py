@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.api.edge import channel_of, json_response, read_json
+from app.api.edge import authenticated_user, caller_of, channel_of, json_response, read_json
 from app.api.jobs import accept, ctx, ready_parts
 from app.domain import identifiers
 from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound
@@ -92,7 +92,8 @@ def planned_key(channel: str, download: Download, file_name: str, attempt: int) 
 def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.Response]]:
     @detail_errors
     async def submit(request: web.Request) -> dict[str, Any]:
-        channel = channel_of(request)
+        caller = caller_of(request)
+        channel = caller.channel
         body = await read_json(request)
         if not isinstance(body, dict):
             raise MalformedRequest("body must be a JSON object with filters and columns")
@@ -107,7 +108,7 @@ def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.
             tag=file_name,
             dataset=download.dataset_type,
             channel=channel,
-            requested_by=request.headers.get("X-Authenticated-Userid") or "usaspending",
+            requested_by=authenticated_user(request) or "usaspending",
             config="{}",
             columns=chosen,
             filters=json.dumps(filters, sort_keys=True) if filters is not None else None,
@@ -119,7 +120,7 @@ def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.
             },
             submitted_at=int(time.time() * 1000),
         )
-        await accept(ctx(request), dataset_request, wait_visible=True)
+        await accept(ctx(request), dataset_request, wait_visible=True, roles=caller.roles)
         return {
             "status": "ready",
             "total_rows": None,

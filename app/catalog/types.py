@@ -109,9 +109,13 @@ class DatasetType:
     schedule: Literal["daily"] | None = None  # a standard dataset: one job per channel and day
 
     def admits(self, channel: str | None, role: str | None) -> bool:
+        """Whether ``channel`` with ``role`` (the caller's roles, comma-separated, as the API
+        writes them into the request's ``labels.role`` from the authenticated identity) may
+        request this type."""
         if channel is not None and self.channels is not None and channel not in self.channels:
             return False
-        return not (self.roles is not None and role not in self.roles)
+        held = frozenset(role.split(",")) if role else frozenset()
+        return self.roles is None or bool(held & self.roles)
 
     def sources(self, config: dict[str, Any], inputs: list[str]) -> list[SourceRef]:
         """The sources to download before :attr:`generate` runs (none for built-in types)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -265,3 +266,40 @@ async def test_every_hostile_object_key_is_refused_at_the_door_in_inputs_and_con
     )  # fmt: skip
     assert response.status == 413 and (await response.json())["error"]["code"] == "TOO_MANY_INPUTS"
     assert submitted == []
+
+
+async def test_roles_come_from_the_api_key_never_from_the_body(tmp_path: Path) -> None:
+    (tmp_path / "payroll.yaml").write_text(
+        "name: payroll-export\ndescription: Finance only.\nkind: table-export\n"
+        "config_schema: {type: object}\nsources: {source: {config: source}}\n"
+        "access: {roles: [finance]}\n"
+    )
+    finance, plain = "k-finance-0123456789", "k-plain-0123456789ab"
+    keys = {finance: {"channel": "acme", "roles": ["finance"]}, plain: "acme"}
+    submitted: list[DatasetRequest] = []
+
+    async def submit(request: DatasetRequest) -> None:
+        submitted.append(request)
+
+    read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    context = ApiContext(
+        settings=Settings(api_keys=json.dumps(keys)), health=Health(), metrics=Metrics(),
+        catalog=default_catalog([tmp_path]), read_model=read_model, store=MemoryStore(),
+        submit=submit, sealer=SEALER,
+    )  # fmt: skip
+    body = {"tag": "t", "dataset": "payroll-export", "config": {"source": "pay"}}
+    async with TestClient(TestServer(create_web_app(context))) as http:
+        # A key without the role: the type does not exist for it, whatever the body says.
+        for labels in (None, {"role": "finance"}, {"role": "finance,admin"}):
+            response = await http.post(
+                "/v1/requests", json={**body, "labels": labels} if labels else body,
+                headers={"X-API-Key": plain, "X-Exhaust-Roles": "finance"},
+            )  # fmt: skip
+            assert response.status == 400, labels
+            code = (await response.json())["error"]["code"]
+            assert code == ("UNKNOWN_DATASET" if labels is None else "INVALID_CONFIG"), labels
+        # The key with the role may; what reaches the topic says the key's roles.
+        response = await http.post("/v1/requests", json=body, headers={"X-API-Key": finance})
+        assert response.status == 202
+        assert [r.labels for r in submitted] == [{"role": "finance"}]
+    read_model.close()

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from app.config_doc import render
-from app.settings import Settings
+from app.settings import ApiKey, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,3 +43,23 @@ def test_as_env_round_trips_through_the_environment(monkeypatch: pytest.MonkeyPa
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert Settings() == original
+
+
+@pytest.mark.parametrize("channel", ["../evil", "a b", "", "évil", "a/b"])
+def test_channels_of_api_keys_and_consumers_must_be_identifiers(channel: str) -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        Settings(api_keys=json.dumps({"k-0123456789abcdef": channel}))
+    with pytest.raises(ValueError, match="identifier"):
+        Settings(api_keys=json.dumps({"k-0123456789abcdef": {"channel": "ok", "roles": [channel]}}))
+    with pytest.raises(ValueError, match="identifier"):
+        Settings(learnosity_consumers=json.dumps({"c": {"secret": "s", "channel": channel}}))
+
+
+def test_an_api_key_names_a_channel_and_its_roles() -> None:
+    keys = {
+        "k-0123456789abcdef": "acme",
+        "k-fedcba9876543210": {"channel": "acme", "roles": ["fin"]},
+    }
+    parsed = Settings(api_keys=json.dumps(keys)).api_key_channels
+    assert parsed["k-0123456789abcdef"] == ApiKey("acme")
+    assert parsed["k-fedcba9876543210"] == ApiKey("acme", frozenset({"fin"}))
