@@ -35,8 +35,10 @@ class Sealer:
             ) from exc
 
     def seal(self, clear: str) -> str:
-        if is_sealed(clear):
-            return clear
+        """Seal exactly ``clear``, whatever it looks like: a client that sends a sealed token
+        (copied from a topic) gets that text as its password, never the key sealed inside it.
+        Callers holding a value that may already be sealed (the requests agent) check
+        :func:`~app.domain.model.is_sealed` themselves."""
         return PREFIX + self._fernet.encrypt(clear.encode()).decode()
 
     def open(self, sealed: str) -> str:

@@ -229,6 +229,14 @@ class Settings(BaseSettings):
         "BODY_TOO_LARGE, refused before it is read.",
     )
 
+    min_encryption_key_chars: int = Field(
+        7,
+        ge=1,
+        le=256,
+        description="Shortest encryption_key (zip password) a request may give; shorter or empty "
+        "is 400 INVALID_ENCRYPTION_KEY in every profile. 7 admits Sunbird's documented sample key; "
+        "raise it where clients can follow.",
+    )
     max_inputs: int = Field(
         100,
         ge=1,

@@ -40,6 +40,7 @@ from app.domain import dedup, identifiers, object_keys
 from app.domain.errors import (
     ExhaustError,
     InvalidConfig,
+    InvalidEncryptionKey,
     MalformedRequest,
     NotFound,
     RequestConflict,
@@ -58,6 +59,7 @@ Visible = Callable[
     [str, str, float, Callable[[dict[str, Any]], bool] | None], Awaitable[dict[str, Any] | None]
 ]
 MAX_LIMIT = 500
+MAX_KEY_CHARS = 1024  # of an encryption key (a zip password)
 HIDDEN = ("fingerprint", "partition", "lease_expires_at", "client_id", "sealed_key")
 
 
@@ -300,6 +302,13 @@ async def accept(
         object_keys.check_under("config.source", source, object_keys.input_prefix(channel))
         if source not in inputs:
             raise InvalidConfig("config.source names an input key that is not in inputs")
+    key = dataset_request.encryption_key
+    shortest = context.settings.min_encryption_key_chars
+    if key is not None and not shortest <= len(key) <= MAX_KEY_CHARS:
+        # An empty password would make a plain zip of a type that promises an encrypted one.
+        raise InvalidEncryptionKey(
+            f"encryption_key must be {shortest} to {MAX_KEY_CHARS} characters; got {len(key)}"
+        )
     declared = context.catalog.types.get(dataset_request.dataset)
     if declared is not None and declared.schedule is not None:
         # Standard datasets are made by the scheduler, one job per channel and day under an id
@@ -319,6 +328,7 @@ async def accept(
         dataset_request.encryption_key is not None,
     )
     if dataset_request.encryption_key is not None and context.sealer is not None:
+        # Sealed exactly as sent (a sealed-looking token too): the API never passes one through.
         sealed = context.sealer.seal(dataset_request.encryption_key)
         dataset_request = dataclasses.replace(dataset_request, encryption_key=sealed)
     request_id, client_id = dedup.request_id_for(

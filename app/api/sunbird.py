@@ -229,7 +229,7 @@ def parse_submit(body: Any, request: web.Request, channel: str) -> DatasetReques
         channel=channel,
         requested_by=requested_by,
         config=json.dumps(config, sort_keys=True),
-        encryption_key=key or None,
+        encryption_key=key,  # an empty one is refused, not read as "no key"
         submitted_at=submitted_at,
     )
 

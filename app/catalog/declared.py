@@ -182,7 +182,8 @@ class DeclaredType(DatasetType):
             {
                 "format": spec.format,
                 "compression": spec.compression,
-                "encrypted": ctx.encryption_key is not None,
+                # What was done: only a zip with a non-empty password is encrypted.
+                "encrypted": bool(ctx.encryption_key) and spec.compression == "ZIP",
                 "columns": [
                     {"name": c.name, "label": c.label, "type": c.type} for c in result.columns
                 ],

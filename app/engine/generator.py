@@ -44,6 +44,7 @@ from app.domain.errors import (
     Cancelled,
     ExhaustError,
     InputsTooLarge,
+    InvalidEncryptionKey,
     NotFound,
     SourceNotFound,
 )
@@ -229,7 +230,10 @@ class Generator:
             return None
         if self.sealer is None:
             raise AccessDenied("this worker cannot open encryption keys (no secrets key)")
-        return self.sealer.open(item.sealed_key)
+        key = self.sealer.open(item.sealed_key)
+        if not key:  # from a producer that wrote the topic directly: never a plain "encrypted" zip
+            raise InvalidEncryptionKey("the request's encryption key is empty")
+        return key
 
     async def _download(
         self, item: WorkItem, dataset_type: DatasetType, config: dict[str, object], spool: Path

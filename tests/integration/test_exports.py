@@ -92,7 +92,7 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"config": {"source": "flights", "sort": [{"column": 1}]}}, "INVALID_CONFIG"),
     ({"config": {"source": "flights"}, "filters": {"column": "id", "op": "~"}}, "INVALID_FILTER"),
     ({"config": {"source": "flights"}, "output": {"format": "XLSX"}}, "INVALID_OUTPUT"),
-    ({"config": {"source": "flights"}, "output": {"compression": "GZIP"}, "encryption_key": "k"},
+    ({"config": {"source": "flights"}, "output": {"compression": "GZIP"}, "encryption_key": "k-secret-1"},
      "INVALID_OUTPUT"),
     ({"config": {"source": "flights"}, "columns": "id"}, "MALFORMED_REQUEST"),
 ]  # fmt: skip

@@ -141,15 +141,34 @@ async def test_submission_is_validated_before_anything_is_published(
     submitted.clear()
     ok = await http.post(
         "/v1/requests",
-        json={"tag": "t", "dataset": "demo-export", "encryption_key": "k"},
+        json={"tag": "t", "dataset": "demo-export", "encryption_key": "k-secret"},
         headers=headers,
     )
     assert ok.status == 202
     body = await ok.json()
     assert body["status"] == "SUBMITTED" and len(body["request_id"]) == 32
-    assert [r.channel for r in submitted] == ["acme"] and "k" not in str(body)
+    assert [r.channel for r in submitted] == ["acme"] and "k-secret" not in str(body)
     sealed = submitted[0].encryption_key  # published sealed: Kafka never sees the clear key
-    assert sealed is not None and sealed.startswith("sealed:v1:") and SEALER.open(sealed) == "k"
+    assert sealed is not None and sealed.startswith("sealed:v1:")
+    assert SEALER.open(sealed) == "k-secret"
+    # A sealed token copied from a topic is sealed again as the text it is: its password is
+    # that text, never the key sealed inside it.
+    submitted.clear()
+    copied = await http.post(
+        "/v1/requests", json={"tag": "t2", "dataset": "demo-export", "encryption_key": sealed},
+        headers=headers,
+    )  # fmt: skip
+    assert copied.status == 202
+    again = submitted[0].encryption_key
+    assert again is not None and again != sealed and SEALER.open(again) == sealed
+    # Empty and short keys are refused: an empty password would make a plain zip.
+    for key in ("", "short", "x" * 1025):
+        refused = await http.post(
+            "/v1/requests", json={"tag": "t3", "dataset": "demo-export", "encryption_key": key},
+            headers=headers,
+        )  # fmt: skip
+        assert refused.status == 400, key
+        assert (await refused.json())["error"]["code"] == "INVALID_ENCRYPTION_KEY"
 
 
 async def test_a_public_type_gets_plain_links_and_others_presigned_ones(tmp_path: Path) -> None:

@@ -223,6 +223,8 @@ async def test_sunbirds_validation_messages_come_in_the_failed_envelope(
         (with_request(datasetConfig={}), 400, "INVALID_CONFIG", "datasetConfig is empty"),
         (with_request(dataset="assessment-report"), 400, "UNKNOWN_DATASET", "assessment-report"),
         (with_request(encryptionKey=None), 400, "ENCRYPTION_KEY_REQUIRED", "encryption"),
+        (with_request(encryptionKey=""), 400, "INVALID_ENCRYPTION_KEY", "encryption_key"),
+        (with_request(encryptionKey="abc"), 400, "INVALID_ENCRYPTION_KEY", "encryption_key"),
         (with_request(datasetConfig={"batch": 1}), 400, "INVALID_CONFIG", "batchId"),
         (with_request(tag="a/b"), 400, "INVALID_IDENTIFIER", "tag"),
         ({"id": "x"}, 400, "MALFORMED_REQUEST", "request is required"),
