@@ -303,6 +303,13 @@ class Settings(BaseSettings):
         ge=60,
         description="How far a signed request's timestamp may be from the server's clock.",
     )
+    learnosity_signature_max_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 86400,
+        description="Longest a signed Learnosity-style packet may stay valid: its expires may lie "
+        "at most this long after its timestamp.",
+    )
     usaspending_rows_per_file: int = Field(
         1_000_000,
         ge=1,

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.domain import identifiers
+from app.domain import identifiers, json_values
 from app.domain.errors import AccessDenied, BodyTooLarge, MalformedRequest
 from app.settings import Settings
 
@@ -100,10 +100,7 @@ async def read_json(request: web.Request) -> Any:
     body = await read_limited(
         request, settings_of(request).max_request_bytes, "EXHAUST_MAX_REQUEST_BYTES"
     )
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedRequest("body is not valid JSON") from exc
+    return json_values.loads(body, "body", MalformedRequest)
 
 
 def required_identifiers(body: Any, *names: str) -> None:

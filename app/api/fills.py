@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import tempfile
 import time
 import uuid
@@ -38,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from app.api.edge import channel_of, json_response, read_limited, required_identifiers
-from app.domain import identifiers
+from app.domain import identifiers, json_values
 from app.domain.errors import (
     InvalidInsertData,
     MalformedRequest,
@@ -128,10 +127,7 @@ def prepare(
     raw: bytes, channel: str, fill_id: str, spool: Path, context: FillContext
 ) -> tuple[Fill, Path]:
     """Blocking: the body to a validated segment on disk and its (data-less) fill event."""
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedRequest("body is not valid JSON") from exc
+    body = json_values.loads(raw, "body", MalformedRequest)
     parsed = parse_fill_body(body, context.settings.dataset_max_columns)
     del body
     rows_json = spool / "rows.json"

@@ -46,6 +46,7 @@ from aiohttp import web
 
 from app.api.edge import channel_of, json_response, read_json, read_limited
 from app.api.jobs import accept, ctx, ready_parts
+from app.domain import json_values
 from app.domain.errors import (
     AccessDenied,
     ExhaustError,
@@ -56,6 +57,7 @@ from app.domain.errors import (
     NotFound,
 )
 from app.domain.model import DatasetRequest
+from app.domain.replay import SignatureLedger
 
 VERSION = re.compile(r"v[0-9][0-9A-Za-z.]*|latest|latest-lts|developer")
 WORDS = {
@@ -144,10 +146,7 @@ async def parse_call(request: web.Request) -> Call:
         }
     action = fields.get("action", "get")
     request_text = fields.get("request")
-    try:
-        payload = json.loads(request_text) if request_text else {}
-    except json.JSONDecodeError as exc:
-        raise MalformedRequest(f"request is not JSON: {exc.msg}") from exc
+    payload = json_values.loads(request_text, "request", MalformedRequest) if request_text else {}
     if not isinstance(payload, dict):
         raise MalformedRequest("request must be a JSON object")
     channel = authenticate(request, fields.get("security"), request_text, action)
@@ -163,10 +162,7 @@ def authenticate(
         return channel_of(request)
     if not security_text:
         raise AccessDenied("security is required (a signed security packet)")
-    try:
-        security = json.loads(security_text)
-    except json.JSONDecodeError as exc:
-        raise AccessDenied(f"security is not JSON: {exc.msg}") from exc
+    security = json_values.loads(security_text, "security", AccessDenied)
     if not isinstance(security, dict) or not all(
         isinstance(security.get(k, ""), str) for k in (*SECURITY_KEYS, "signature")
     ):
@@ -183,9 +179,24 @@ def authenticate(
         values.append(request_text)
     values.append(action)
     digest = hmac.new(secret.encode(), "_".join(values).encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(f"$02${digest}", security.get("signature", "")):
+    signature = security.get("signature", "")
+    # Bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, once a 500).
+    if not hmac.compare_digest(f"$02${digest}".encode(), signature.encode()):
         raise AccessDenied("the signature does not match the request")
-    check_timestamp(security, settings.learnosity_signature_skew_seconds)
+    until = check_timestamp(
+        security,
+        settings.learnosity_signature_skew_seconds,
+        settings.learnosity_signature_max_seconds,
+    )
+    endpoint = (
+        request.match_info.route.resource.canonical
+        if request.match_info.route.resource
+        else request.path
+    )
+    if not request.app[SIGNATURES].admit(signature, endpoint, until, time.time()):
+        raise AccessDenied(
+            "this signed request was already used on another endpoint; sign each call"
+        )
     return channel
 
 
@@ -196,16 +207,31 @@ def _utc(text: str, what: str) -> dt.datetime:
         raise AccessDenied(f"security.{what} must be YYYYMMDD-HHMM (UTC)") from exc
 
 
-def check_timestamp(security: dict[str, str], skew_seconds: int) -> None:
+def check_timestamp(security: dict[str, str], skew_seconds: int, max_seconds: int) -> float:
+    """Refuse a packet outside its window; return when it stops being valid (epoch s).
+
+    ``timestamp`` may not lie in the future beyond the clock skew. Without ``expires`` the packet
+    is valid within ``skew_seconds`` of it; with ``expires``, until then, which may lie at most
+    ``max_seconds`` after ``timestamp`` (else a packet could be replayed for years).
+    """
     now = dt.datetime.now(dt.UTC)
     stamp = _utc(security.get("timestamp", ""), "timestamp")
+    if (stamp - now).total_seconds() > skew_seconds:
+        raise AccessDenied("security.timestamp lies in the future (check the client's clock)")
     if "expires" in security:
-        if _utc(security["expires"], "expires") < now:
+        expires = _utc(security["expires"], "expires")
+        if expires < now:
             raise AccessDenied("the security packet has expired")
-    elif abs((now - stamp).total_seconds()) > skew_seconds:
+        if (expires - stamp).total_seconds() > max_seconds:
+            raise AccessDenied(
+                f"security.expires may lie at most {max_seconds}s after security.timestamp"
+            )
+        return expires.timestamp()
+    if abs((now - stamp).total_seconds()) > skew_seconds:
         raise AccessDenied(
             "security.timestamp is too far from the server's time (sign each request anew)"
         )
+    return stamp.timestamp() + skew_seconds
 
 
 def dataset_id_of(payload: dict[str, Any]) -> str:
@@ -501,7 +527,11 @@ async def retrieve(request: web.Request, call: Call) -> dict[str, Any]:
     return envelope(data, **meta)
 
 
+SIGNATURES = web.AppKey("learnosity-signatures", SignatureLedger)
+
+
 def add_routes(app: web.Application) -> None:
+    app[SIGNATURES] = SignatureLedger()
     # Any first segment routes here, so that a wrong version is answered in this envelope.
     app.router.add_post("/{version}/reports/datasets", datasets)
     app.router.add_post("/{version}/jobs/reports/datasets", commence)

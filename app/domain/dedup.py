@@ -15,7 +15,7 @@ import hashlib
 import json
 from typing import Any
 
-from app.domain import identifiers
+from app.domain import identifiers, json_values
 from app.domain.errors import InvalidConfig
 from app.domain.model import DatasetRequest
 
@@ -24,10 +24,7 @@ def canonical_json(text: str | None, what: str) -> Any:
     """Parse a JSON text field; the parsed value is compared canonically (sorted keys)."""
     if text is None or text == "":
         return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidConfig(f"{what} is not valid JSON: {exc.msg} at {exc.pos}") from exc
+    return json_values.loads(text, what, InvalidConfig)
 
 
 def _parsed_or_raw(text: str | None) -> Any:

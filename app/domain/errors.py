@@ -33,6 +33,7 @@ whether retrying can help::
     │   ├── InvalidOutput           output options that cannot be combined or are unknown
     │   ├── EncryptionKeyRequired   the type requires an encryption key and none was given
     │   ├── SourceNotFound          a source dataset or input file that does not exist
+    │   ├── QueryFailed             the engine refused the query on this data (deterministic)
     │   └── TooManyFiles            a split that would write more files than allowed
     ├── NotFound                    no such job / dataset / file (HTTP 404)
     ├── AccessDenied                missing or wrong channel (HTTP 403/400)
@@ -207,6 +208,10 @@ class EncryptionKeyRequired(RequestRejected):
 
 class SourceNotFound(RequestRejected):
     code = "SOURCE_NOT_FOUND"
+
+
+class QueryFailed(RequestRejected):
+    code = "QUERY_FAILED"
 
 
 class InputMissing(RequestRejected):

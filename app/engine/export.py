@@ -40,11 +40,14 @@ from app.domain.errors import (
     ExportMemoryExceeded,
     InvalidConfig,
     InvalidOutput,
+    QueryFailed,
     SourceNotFound,
     TooManyFiles,
+    TransientError,
     TypeMismatch,
 )
 from app.domain.managed_datasets import Column
+from app.engine import duck
 from app.engine.fill_decoder import sql_type
 from app.engine.formats import OutputSpec, write_zip
 from app.engine.query import (
@@ -115,17 +118,8 @@ class ExportResult:
 
 
 def connect(spool: Path, limits: Limits) -> duckdb.DuckDBPyConnection:
-    temp = spool / "duckdb-temp"
-    temp.mkdir(exist_ok=True)
-    return duckdb.connect(
-        config={
-            "memory_limit": limits.memory_limit,
-            "threads": limits.threads,
-            "temp_directory": str(temp),
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-        }
-    )
+    """A connection confined to the attempt's spool (:mod:`app.engine.duck`)."""
+    return duck.connect(spool, {"memory_limit": limits.memory_limit, "threads": limits.threads})
 
 
 def run_export(
@@ -143,7 +137,6 @@ def run_export(
     out_dir.mkdir(parents=True, exist_ok=True)
     with connect(out_dir.parent, limits) as con, _watch(con, progress, should_stop,
                                                          limits.memory_limit):  # fmt: skip
-        con.execute("SET TimeZone = 'UTC'")
         for source in sources:
             _create_source_view(con, source)
         base = _base(con, plan, sources)
@@ -494,10 +487,23 @@ def _watch(
             "EXHAUST_EXPORT_MEMORY_LIMIT) even when spilling to disk; raise the limit or lower "
             "EXHAUST_EXPORT_THREADS (each sorting thread needs ~128 MB)"
         ) from exc
+    except duckdb.IOException as exc:  # the spool's disk (full, say): another worker may do
+        raise TransientError(f"the engine could not write its files: {_first_line(exc)}") from exc
+    except duckdb.Error as exc:
+        # A value the column cannot hold, a conversion, a bound the data breaks: the same data
+        # fails the same way on every attempt, so the job fails now, with the engine's reason.
+        raise QueryFailed(f"the query cannot run on this data: {_first_line(exc)}") from exc
     finally:
         done.set()
         watcher.join()
 
 
+# An absolute path in an engine message (a spool file): never shown in a job's error.
+_PATH = re.compile(r"""(?<![\w.])/[^\s"']+""")
+
+
 def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    """The first line of a library message, without the worker's paths."""
+    text = str(exc).strip()
+    line = text.splitlines()[0][:300] if text else type(exc).__name__
+    return _PATH.sub("<file>", line)

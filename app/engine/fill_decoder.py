@@ -38,6 +38,7 @@ from app.domain.errors import (
     ValueTooLarge,
 )
 from app.domain.managed_datasets import Column
+from app.engine import duck
 
 STEP = 1024 * 1024  # bytes inflated per step (the bound on memory while inflating)
 # DuckDB's casts alone are lenient ('1.5' -> 2, '0x10', '1_000', 'NaN'): the text must match
@@ -184,7 +185,7 @@ def convert(path: Path, columns: Sequence[Column], out: Path, limits: Limits) ->
         for i, column in enumerate(columns, 1)
     )
     query = f"SELECT {checked} FROM ({converted})"
-    with _connect(limits) as con:
+    with _connect(limits, out.parent) as con:
         try:
             result = con.execute(
                 f"COPY ({query}) TO $out (FORMAT parquet, COMPRESSION zstd)", params
@@ -232,7 +233,7 @@ def _problems(column: Column, i: int, limits: Limits, stop: bool) -> str:
 
 
 def _write_empty(columns: Sequence[Column], out: Path, limits: Limits) -> int:
-    with _connect(limits) as con:
+    with _connect(limits, out.parent) as con:
         fields = ", ".join(f"CAST(NULL AS {sql_type(c)}) AS {quote(c.name)}" for c in columns)
         con.execute(f"COPY (SELECT {fields} LIMIT 0) TO $out (FORMAT parquet)", {"out": str(out)})
     return 0
@@ -258,10 +259,9 @@ def sql_type(column: Column) -> str:
     raise AssertionError(column.type)
 
 
-def _connect(limits: Limits) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"memory_limit": limits.memory_limit, "threads": limits.threads})
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+def _connect(limits: Limits, spool: Path) -> duckdb.DuckDBPyConnection:
+    """A connection confined to the fill's spool (:mod:`app.engine.duck`)."""
+    return duck.connect(spool, {"memory_limit": limits.memory_limit, "threads": limits.threads})
 
 
 def _refusal(

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.domain import json_values
 from app.domain.errors import InvalidConfig, InvalidFilter, TypeMismatch, UnknownColumn
 
 MAX_NODES = 256
@@ -129,10 +130,7 @@ def parse_filters(text: str | None) -> Any:
     """The request's ``filters`` (JSON text) as a value; ``None``/empty means no filter."""
     if text is None or text.strip() in ("", "null", "{}"):
         return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InvalidFilter(f"filters is not JSON: {exc}") from exc
+    return json_values.loads(text, "filters", InvalidFilter)
 
 
 def check_filter_shape(node: Any) -> None:

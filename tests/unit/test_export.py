@@ -10,9 +10,16 @@ from typing import Any
 import duckdb
 import pytest
 
-from app.domain.errors import Cancelled, SourceNotFound, TooManyFiles, UnknownColumn
+from app.domain.errors import (
+    Cancelled,
+    InvalidConfig,
+    QueryFailed,
+    SourceNotFound,
+    TooManyFiles,
+    UnknownColumn,
+)
 from app.domain.managed_datasets import Column
-from app.engine.export import ExportPlan, Limits, LocalSource, run_export
+from app.engine.export import ExportPlan, Limits, LocalSource, connect, run_export
 from app.engine.formats import OutputSpec
 
 SESSIONS_SQL = """
@@ -40,9 +47,8 @@ def sources(tmp_path: Path) -> list[LocalSource]:
 
 
 def run(plan: ExportPlan, sources: list[LocalSource], tmp_path: Path, **kw: Any) -> Any:
-    job = tmp_path / "job"
-    job.mkdir(exist_ok=True)
-    return run_export(plan, sources, job / "out", kw.pop("limits", Limits()),
+    """``tmp_path`` is the spool: the sources lie in it, as the generator downloads them."""
+    return run_export(plan, sources, tmp_path / "out", kw.pop("limits", Limits()),
                       lambda f: None, kw.pop("should_stop", lambda: False))  # fmt: skip
 
 
@@ -87,7 +93,7 @@ def test_too_many_files_fails_before_writing_any(
     plan = ExportPlan("table-export", {}, None, None, OutputSpec("CSV", rows_per_file=10), None)
     with pytest.raises(TooManyFiles, match="100 files"):
         run(plan, sources[:1], tmp_path, limits=Limits(max_files=50))
-    assert not list((tmp_path / "job" / "out").iterdir())
+    assert not list((tmp_path / "out").iterdir())
 
 
 def test_a_stopping_attempt_interrupts_the_query(tmp_path: Path) -> None:
@@ -180,3 +186,42 @@ def test_sessions_summary_by_group_writes_one_file_per_group_with_its_statistics
         assert all(r["group"] == file.group for r in rows)
         nobody = [r for r in rows if r["user_id"] not in scores]  # u40..u44: no sessions
         assert all(r["sessions"] == 0 and r["score"] is None for r in nobody)
+
+
+def test_a_query_can_reach_no_file_outside_its_spool_nor_change_its_settings(
+    tmp_path: Path,
+) -> None:
+    """The engine is confined as if its SQL were hostile: a source outside the spool is
+    unreadable, as is every file a query might name, and the configuration is locked."""
+    spool, outside = tmp_path / "spool", tmp_path / "elsewhere.csv"
+    spool.mkdir()
+    outside.write_text("secret\n1\n")
+    plan = ExportPlan(kind="table-export", config={"source": "source"}, columns=None,
+                      filters=None, output=OutputSpec.parse(None, {}, False), password=None)  # fmt: skip
+    with pytest.raises(InvalidConfig, match="cannot be read") as refused:
+        run_export(plan, [LocalSource("source", "csv", [outside])], spool / "out", Limits(),
+                   lambda f: None, lambda: False)  # fmt: skip
+    assert str(tmp_path) not in refused.value.message  # no path of the worker in a job error
+    with connect(spool, Limits()) as con:
+        for statement in ("SELECT * FROM read_csv('/etc/passwd')",
+                          f"SELECT * FROM read_csv('{spool}/../elsewhere.csv')",
+                          f"COPY (SELECT 1) TO '{tmp_path}/out.csv'", "ATTACH '/tmp/x.db'",
+                          "INSTALL httpfs", "SET enable_external_access = true",
+                          "SET memory_limit = '64GB'", "SET lock_configuration = false"):  # fmt: skip
+            with pytest.raises(duckdb.Error):
+                con.execute(statement)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_data_the_engine_refuses_fails_for_good_without_the_workers_paths(
+    sources: list[LocalSource], tmp_path: Path
+) -> None:
+    """A conversion the data breaks fails the same way on every attempt: QUERY_FAILED, not a
+    retryable crash, and the message names no file of the worker."""
+    plan = ExportPlan(kind="sql", config={}, columns=None, filters=None,
+                      output=OutputSpec.parse(None, {}, False), password=None,
+                      query="SELECT CAST(user_id AS INTEGER) AS n FROM users")  # fmt: skip
+    with pytest.raises(QueryFailed) as failed:
+        run(plan, sources, tmp_path)
+    assert not failed.value.retryable and failed.value.code == "QUERY_FAILED"
+    assert str(tmp_path) not in failed.value.message and "u0" in failed.value.message

@@ -20,7 +20,7 @@ from app.metrics import Metrics
 from app.sealing import Sealer
 from app.settings import Settings
 from app.stream.read_model import Change, ReadModel
-from tests.corpus import load
+from tests.corpus import load, nested_json, nested_objects
 from tests.fakes import MemoryStore
 
 Client = TestClient[web.Request, web.Application]
@@ -322,3 +322,26 @@ async def test_roles_come_from_the_api_key_never_from_the_body(tmp_path: Path) -
         assert response.status == 202
         assert [r.labels for r in submitted] == [{"role": "finance"}]
     read_model.close()
+
+
+async def test_hostile_json_is_a_4xx_on_every_route_that_reads_a_body(
+    client: tuple[Client, list[DatasetRequest]],
+) -> None:
+    """Deep nesting (a RecursionError in json.loads), numbers no layer can hold, not-JSON
+    constants: refused with a code, never a 500."""
+    http, submitted = client
+    headers = {"X-Channel-ID": "acme", "Content-Type": "application/json"}
+    bodies = [nested_json(), nested_objects(), nested_json(65)]
+    for number in load("numbers"):
+        if number not in ("1", "1.7976931348623157e308"):
+            bodies.append(
+                f'{{"tag": "t", "dataset": "demo-export", "config": {{"rows": {number}}}}}'.encode()
+            )
+    paths = ["/v1/requests", "/dataset/v1/request/submit", "/v2/download/awards",
+             "/v2/download/transactions", "/v1/jobs", "/v1/reports/datasets"]  # fmt: skip
+    for path in paths:
+        for body in bodies:
+            response = await http.post(path, data=body, headers=headers)
+            assert 400 <= response.status < 500, (path, body[:40], response.status)
+            assert response.content_type == "application/json"
+    assert submitted == []

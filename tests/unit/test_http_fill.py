@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from app.api.fills import FillContext, add_routes
+from app.api.fills import FillContext, add_routes, prepare
 from app.api.jobs import error_middleware
+from app.domain.errors import MalformedRequest
 from app.domain.managed_datasets import dataset_key
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.dataset_view import DatasetView
+from tests.corpus import nested_json, nested_objects
 
 
 class LaggingView(DatasetView):
@@ -57,3 +62,11 @@ async def test_an_unknown_operation_is_404_after_the_view_has_synced() -> None:
             assert response.status == 404
             assert (await response.json())["error"]["code"] == "NOT_FOUND"
         assert view.syncs == 2
+
+
+def test_a_hostile_fill_body_is_refused_with_a_code(tmp_path: Path) -> None:
+    """Deep nesting and numbers no layer can hold: MALFORMED_REQUEST, never a RecursionError."""
+    context: Any = SimpleNamespace(settings=Settings())
+    for body in (nested_json(), nested_objects(), b'{"user-code": 1e400}'):
+        with pytest.raises(MalformedRequest):
+            prepare(body, "acme", "f1", tmp_path, context)

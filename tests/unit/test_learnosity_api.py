@@ -5,6 +5,7 @@ included): tests/integration/test_learnosity.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
@@ -274,3 +275,35 @@ async def test_retrieve_pages_through_the_files_of_a_completed_dataset(
     _, body = await call(http, path, signed("get", {"dataset_id": EXPIRED}))
     assert body["data"]["status"] == "halted" and body["data"]["files"] == []
     assert body["data"]["message"] == "expired"
+
+
+async def test_a_signature_is_bound_to_its_endpoint_its_window_and_its_bytes(
+    client: tuple[Client, list[DatasetRequest], MemoryStore],
+) -> None:
+    http, _, _ = client
+    now = dt.datetime.now(dt.UTC)
+    # A signed call to one endpoint replayed to another that takes the same request.
+    fields = signed("get", {"dataset_id": DONE, "limit": 1})
+    status, _ = await call(http, "/v1/reports/datasets", fields)  # retrieve
+    assert status == 200
+    status, _ = await call(http, "/v1/reports/datasets", fields)  # the same call again: fine
+    assert status == 200
+    status, body = await call(http, "/v1/jobs", fields)  # elsewhere: refused
+    assert status == 403 and "another endpoint" in body["meta"]["message"], body
+    # A packet whose expires lies years ahead would be replayable for years.
+    stamp = now.strftime("%Y%m%d-%H%M")
+    far = signed("get", {"status": ["completed"]}, timestamp=stamp, expires="20990101-0000")
+    status, body = await call(http, "/v1/jobs", far)
+    assert status == 403 and "expires" in body["meta"]["message"], body
+    ahead = (now + dt.timedelta(hours=3)).strftime("%Y%m%d-%H%M")
+    status, body = await call(http, "/v1/jobs", signed("get", {}, timestamp=ahead))
+    assert status == 403 and "future" in body["meta"]["message"], body
+    # Bytes a comparison of text could not take (non-ASCII), a deeply nested request.
+    for signature in ("$02$é" * 10, "\u0000", "x" * 10_000):
+        hostile = {**signed("get", {}), "security": json.dumps(
+            {**json.loads(signed("get", {})["security"]), "signature": signature})}  # fmt: skip
+        status, body = await call(http, "/v1/jobs", hostile)
+        assert status == 403 and body["meta"]["code"] == "ACCESS_DENIED", signature
+    deep = {**signed("get", {}), "request": "[" * 100_000 + "]" * 100_000}
+    status, body = await call(http, "/v1/jobs", deep)
+    assert status in (400, 403) and body["meta"]["status"] is False

@@ -145,7 +145,7 @@ def test_no_request_text_ever_reaches_the_sql(column: str, value: str) -> None:
                    {"column": column, "op": "like", "value": value}]}  # fmt: skip
     try:
         sql, values = compile_(node)
-    except UnknownColumn:
+    except (UnknownColumn, TypeMismatch):  # a name that finds a column like cannot take
         return
     assert sql is not None
     residue = sql
