@@ -45,7 +45,14 @@ from app.domain.errors import (
     TransientError,
     error_for,
 )
-from app.domain.managed_datasets import Column, Fill, FillRecord, ManagedDataset, parse_columns
+from app.domain.managed_datasets import (
+    Column,
+    Fill,
+    FillRecord,
+    ManagedDataset,
+    parse_columns,
+    segment_prefix,
+)
 from app.engine.fill_decoder import Limits, convert, spool_insert_data
 from app.engine.storage import ObjectStore
 from app.metrics import Metrics
@@ -120,7 +127,7 @@ def parse_fill_body(body: Any, max_columns: int) -> FillBody:
 
 def segment_key(channel: str, code: str, fill_id: str) -> str:
     """Where a fill's segment lives; unique per attempt (a retried call stages anew)."""
-    return f"datasets/{channel}/{code}/segments/{fill_id}-{uuid.uuid4().hex[:12]}.parquet"
+    return f"{segment_prefix(channel, code)}{fill_id}-{uuid.uuid4().hex[:12]}.parquet"
 
 
 def prepare(

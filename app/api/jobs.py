@@ -46,7 +46,7 @@ from app.domain.errors import (
     RequestConflict,
     TransientError,
 )
-from app.domain.model import JOB_STATES, DatasetRequest, Job
+from app.domain.model import JOB_STATES, DatasetRequest, Job, attempt_prefix
 from app.engine.storage import ObjectStore
 from app.health import Health
 from app.metrics import CONTENT_TYPE, Metrics
@@ -133,13 +133,21 @@ def download_links(
     """The links of a SUCCESS job's outputs and their expiry (epoch ms): presigned at read
     time, or plain links without expiry when the type is public (see :func:`public_link`).
     Every profile hands out links through here."""
-    keys = [o["key"] for o in record["outputs"]]
+    keys = [o["key"] for o in own_outputs(record)]
     if not keys:
         return [], None
     if is_public(record["dataset"], settings, catalog):
         return [public_link(key, settings) for key in keys], None
     links = [store.link(key, settings.link_expiry_seconds) for key in keys]
     return [url for url, _ in links], min(expires for _, expires in links)
+
+
+def own_outputs(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The outputs of a job record that lie under its own attempt's prefix: a record is read
+    from a topic, and only its own files may ever be linked. Every profile lists these."""
+    prefix = attempt_prefix(record["channel"], record["dataset"], record["request_id"],
+                            record["attempt"])  # fmt: skip
+    return [o for o in record["outputs"] if object_keys.is_output_of(o["key"], prefix)]
 
 
 def is_public(dataset: str, settings: Settings, catalog: Catalog | None) -> bool:

@@ -45,7 +45,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from app.api.edge import channel_of, json_response, read_json, read_limited
-from app.api.jobs import accept, ctx, ready_parts
+from app.api.jobs import accept, ctx, own_outputs, ready_parts
 from app.domain import json_values
 from app.domain.errors import (
     AccessDenied,
@@ -510,7 +510,8 @@ async def retrieve(request: web.Request, call: Call) -> dict[str, Any]:
         if record.get("error"):
             data["message"] = record["error"]["message"]
         return envelope(data, records=0)
-    outputs = record["outputs"][offset : offset + limit]
+    everything = own_outputs(record)
+    outputs = everything[offset : offset + limit]
     expiry = context.settings.link_expiry_seconds
     for output in outputs:
         url, expires = store.link(output["key"], expiry)
@@ -522,7 +523,7 @@ async def retrieve(request: web.Request, call: Call) -> dict[str, Any]:
     if record.get("manifest_key") and offset == 0:
         data["manifest_url"] = store.link(record["manifest_key"], expiry)[0]
     meta: dict[str, Any] = {"records": len(outputs)}
-    if offset + limit < len(record["outputs"]):
+    if offset + limit < len(everything):
         meta["next"] = str(offset + limit)
     return envelope(data, **meta)
 

@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from app.api.edge import authenticated_user, caller_of, channel_of, json_response, read_json
-from app.api.jobs import accept, ctx, download_links, public_link, ready_parts
+from app.api.jobs import accept, ctx, download_links, own_outputs, public_link, ready_parts
 from app.catalog.types import DatasetType
 from app.domain import identifiers, standard
 from app.domain.dedup import sunbird_request_id
@@ -340,7 +340,7 @@ def period_files(
             or record["status"] != "SUCCESS"
         ):
             continue
-        for output in record["outputs"]:
+        for output in own_outputs(record):
             period = output["period"] or day.isoformat()
             if public:
                 files.append((period, public_link(output["key"], settings)))

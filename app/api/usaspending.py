@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from app.api.edge import authenticated_user, caller_of, channel_of, json_response, read_json
-from app.api.jobs import accept, ctx, ready_parts
+from app.api.jobs import accept, ctx, own_outputs, ready_parts
 from app.domain import identifiers
 from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound
 from app.domain.model import DatasetRequest, attempt_prefix
@@ -76,8 +76,8 @@ def new_file_name(download: Download) -> str:
 def download_url(request: web.Request, record: dict[str, Any] | None, key: str) -> str:
     context = ctx(request)
     _, store = ready_parts(context)
-    if record is not None and record["status"] == "SUCCESS" and record["outputs"]:
-        key = record["outputs"][0]["key"]
+    if record is not None and record["status"] == "SUCCESS" and own_outputs(record):
+        key = own_outputs(record)[0]["key"]
     url, _ = store.link(key, context.settings.link_expiry_seconds)
     return url
 

@@ -32,10 +32,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from app.domain import object_keys
 from app.domain.errors import (
     ColumnsMismatch,
     ExhaustError,
     InvalidColumns,
+    InvalidObjectKey,
     TooManyColumns,
     TooManySegments,
 )
@@ -67,6 +69,16 @@ SUBTYPES: dict[ColumnType, tuple[str, ...]] = {
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 DECIMAL = re.compile(r"decimal\(\s*(\d{1,2})\s*,\s*(\d{1,2})\s*\)")
 KEY_SEPARATOR = "/"  # never inside an identifier (app.domain.identifiers), so keys cannot collide
+
+
+def segment_prefix(channel: str, code: str) -> str:
+    """Where a dataset's segments live: a fill may write and the sweep delete nothing else."""
+    return f"datasets/{channel}/{code}/segments/"
+
+
+def own_segment(channel: str, code: str, key: str) -> bool:
+    """Whether ``key`` is a canonical key under the dataset's segment prefix."""
+    return object_keys.is_canonical(key) and key.startswith(segment_prefix(channel, code))
 
 
 def dataset_key(channel: str, code: str) -> str:
@@ -394,6 +406,19 @@ def apply_fill(
     current = entry or ManagedDataset(fill.channel, fill.dataset_code, created_at=now)
     if offset <= current.fills_offset:
         return FillOutcome("fill_redelivered", None)
+    if not own_segment(fill.channel, fill.dataset_code, fill.segment_key):
+        # From a producer that wrote the fills topic directly: the key is neither written nor
+        # retired (the sweep would delete it), so no fill can touch another dataset's objects.
+        error = InvalidObjectKey(
+            f"segment key {fill.segment_key[:120]!r} is not under "
+            f"{segment_prefix(fill.channel, fill.dataset_code)!r}"
+        )
+        record = _record(fill, "REJECTED", current.version, now, error)
+        refused = replace(
+            current, fills_offset=offset, fills=_history(current.fills, record, policy),
+            updated_at=now,
+        )  # fmt: skip
+        return FillOutcome("fill_rejected", refused, record)
     segment = Segment(fill.segment_key, fill.rows, fill.bytes, fill.fill_id, now)
     if current.fill(fill.fill_id) is not None:
         # Every HTTP attempt stages under its own key: this copy is never used.
@@ -488,6 +513,7 @@ def due_for_deletion(
         return None, []
     live = {s.key for s in entry.segments}
     keys = sorted({s.key for r in due for s in r.segments} - live)
+    keys = [k for k in keys if own_segment(entry.channel, entry.code, k)]  # never another's
     kept = tuple(r for r in entry.retired if r.retired_at + policy.grace_ms > now)
     return replace(entry, retired=kept), keys
 

@@ -56,6 +56,19 @@ def check_under(what: str, key: object, prefix: str) -> str:
     return key
 
 
+# The name of an output file under its attempt's prefix (the engine's key-safe names).
+OUTPUT_NAME = re.compile(r"[A-Za-z0-9._~-]{1,255}")
+
+
+def is_output_of(key: object, prefix: str) -> bool:
+    """Whether ``key`` names one file directly under ``prefix`` (an attempt's outputs): what a
+    job record read from a topic may link to, nothing else."""
+    if not isinstance(key, str) or not key.startswith(prefix) or not is_canonical(prefix[:-1]):
+        return False
+    name = key[len(prefix) :]
+    return OUTPUT_NAME.fullmatch(name) is not None and name not in (".", "..")
+
+
 def check_inputs(channel: str, inputs: list[str], max_inputs: int) -> list[str]:
     """A request's input keys: each canonical and under the channel's input prefix, duplicates
     dropped (first occurrence kept), at most ``max_inputs`` of them."""

@@ -37,7 +37,15 @@ from typing import Literal
 from app.catalog.types import Catalog
 from app.domain import dedup, identifiers, object_keys
 from app.domain.errors import ConfigurationError, ExhaustError, RequestConflict, RequestRejected
-from app.domain.model import DatasetRequest, Job, JobError, JobEvent, WorkItem, is_sealed
+from app.domain.model import (
+    DatasetRequest,
+    Job,
+    JobError,
+    JobEvent,
+    WorkItem,
+    attempt_prefix,
+    is_sealed,
+)
 
 Counter = Literal[
     "job_created",
@@ -63,6 +71,7 @@ Counter = Literal[
     "ignored_terminal",
     "ignored_unknown_job",
     "ignored_out_of_order",
+    "ignored_foreign_outputs",
     "unchanged",
 ]
 
@@ -307,6 +316,12 @@ def on_event(job: Job | None, event: JobEvent, *, now: int, policy: Policy) -> O
         )
         return Outcome("progress", job=progressed)
     if event.kind == "COMPLETED":
+        prefix = attempt_prefix(job.channel, job.dataset, job.request_id, job.attempt)
+        keys = [o.key for o in event.outputs] + [event.manifest_key or prefix + "manifest.json"]
+        if not all(object_keys.is_output_of(key, prefix) for key in keys):
+            # Only a producer that wrote job-events directly can name other keys: the job
+            # would hand out links to them. Ignored; the real attempt still reports.
+            return Outcome("ignored_foreign_outputs")
         done = job.replace(
             status="SUCCESS",
             progress=1.0,

@@ -64,6 +64,7 @@ log = logging.getLogger("exhaust.agents")
 
 JOB_CODEC = "exhaust-jobstatus"
 TICK_KEY = b"__tick__"
+REDACTED = "[redacted]"  # what a dead-lettered request carries in place of its encryption key
 
 
 class AvroRecordCodec(codecs.Codec):
@@ -198,13 +199,17 @@ class Pipeline:
         except Exception as exc:  # a faust/aiokafka that moved these: slower, not broken
             log.warning("cannot cap the writer's fetch wait (%r); latency may reach 1.5 s", exc)
 
-    async def dead_letter(self, message: Any, error: ExhaustError) -> None:
-        """Send the original bytes to the DLQ with the error and source in headers.
+    async def dead_letter(
+        self, message: Any, error: ExhaustError, value: bytes | None = None
+    ) -> None:
+        """Send the original bytes (or ``value``: the same record with its secrets redacted)
+        to the DLQ with the error and source in headers.
 
         Not awaited: the commit guard holds the source offset until it is delivered.
         """
         headers = dead_letter_headers(message, error)
-        await self.dlq.send(key=message.key, value=message.value, headers=headers)
+        body = message.value if value is None else value
+        await self.dlq.send(key=message.key, value=body, headers=headers)
         self.metrics.dead_letter(error.code)
         log_dead_letter(message, error)
 
@@ -231,7 +236,13 @@ class Pipeline:
             return legacy, old
         return None, None
 
-    async def apply(self, outcome: Outcome, event: Any, legacy: str | None = None) -> None:
+    async def apply(
+        self,
+        outcome: Outcome,
+        event: Any,
+        legacy: str | None = None,
+        request: DatasetRequest | None = None,
+    ) -> None:
         """Apply a state-machine outcome inside the current event (the table's one writer).
 
         Order of effects: dead letter, table write, work item. None is awaited here; the commit
@@ -243,7 +254,12 @@ class Pipeline:
         """
         self.metrics.transition(outcome.counter)
         if outcome.rejection is not None:
-            await self.dead_letter(event.message, outcome.rejection)
+            redacted = None
+            if request is not None and request.encryption_key is not None:
+                # The dead letter keeps the request, never its key (clear or sealed).
+                clean = dataclasses.replace(request, encryption_key=REDACTED)
+                redacted = self.schemas.encode("DatasetRequest", clean.to_record())
+            await self.dead_letter(event.message, outcome.rejection, redacted)
         if outcome.job is not None:
             job = outcome.job
             self.jobs[job.key.encode()] = job
@@ -296,7 +312,7 @@ class Pipeline:
                 sealed = self.sealer.seal(request.encryption_key)
                 request = dataclasses.replace(request, encryption_key=sealed)
             outcome, legacy = self._decide_request(request, event.message.partition)
-            await self.apply(outcome, event, legacy)
+            await self.apply(outcome, event, legacy, request)
 
     def _decide_request(
         self, request: DatasetRequest, partition: int

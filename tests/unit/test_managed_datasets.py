@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from app.domain.managed_datasets import (
     Fill,
     ManagedDataset,
     Policy,
+    Retired,
+    Segment,
     apply_fill,
     due_for_deletion,
     parse_columns,
@@ -207,3 +210,22 @@ def test_entries_and_fills_round_trip_through_their_avro_schemas() -> None:
     event = fill("f3")
     raw = registry().encode("DatasetFill", event.to_record())
     assert Fill.from_record(registry().decode("DatasetFill", raw)) == event
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["datasets/evil/people/segments/x.parquet", "datasets/acme/people/segments/../../../evil/x",
+     "datasets/acme/other/segments/x.parquet", "acme/inputs/x.ndjson", "/etc/passwd"],
+)  # fmt: skip
+def test_a_fill_naming_another_datasets_key_is_refused_and_never_retired(key: str) -> None:
+    """From a producer that writes the fills topic directly: the key is neither written (the
+    fill is REJECTED) nor retired (the sweep would delete it)."""
+    forged = dataclasses.replace(fill("f9"), segment_key=key)
+    outcome = apply_fill(None, forged, 1, 1_000, POLICY)
+    assert outcome.counter == "fill_rejected" and outcome.entry is not None
+    assert outcome.record is not None and outcome.record.error_code == "INVALID_OBJECT_KEY"
+    assert outcome.entry.retired == () and outcome.entry.segments == ()
+    entry = dataclasses.replace(
+        outcome.entry, retired=(Retired(0, "refused", (Segment(key, 1, 1, "f9", 0),), 0),)
+    )
+    assert due_for_deletion(entry, 10**12, POLICY)[1] == []  # an old entry: never deleted

@@ -9,7 +9,15 @@ import pytest
 from cryptography.fernet import Fernet
 
 from app.catalog.types import default_catalog
-from app.domain.model import DatasetRequest, EventKind, Job, JobError, JobEvent, OutputFile
+from app.domain.model import (
+    DatasetRequest,
+    EventKind,
+    Job,
+    JobError,
+    JobEvent,
+    OutputFile,
+    attempt_prefix,
+)
 from app.domain.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
 from app.sealing import Sealer
 from tests.corpus import load
@@ -30,10 +38,19 @@ def submit(existing: Job | None, request: DatasetRequest = REQ, now: int = 2_000
 def event(
     job: Job, kind: EventKind, now: int = 3_000, attempt: int | None = None, **kw: Any
 ) -> Outcome:
+    if "outputs" in kw:  # files of this attempt, as the generator writes them
+        prefix = attempt_prefix(job.channel, job.dataset, job.request_id, attempt or job.attempt)
+        kw["outputs"] = [
+            dataclasses.replace(o, key=prefix + o.key.rsplit("/", 1)[1]) for o in kw["outputs"]
+        ]
     ev = JobEvent(
         kind=kind, request_id=job.request_id, attempt=attempt or job.attempt, at=now, **kw
     )
     return on_event(job, ev, now=now, policy=POLICY)
+
+
+def names(outputs: list[OutputFile]) -> list[tuple[str, int]]:
+    return [(o.key.rsplit("/", 1)[1], o.rows) for o in outputs]
 
 
 def new_job() -> Job:
@@ -73,7 +90,7 @@ def test_duplicate_of_an_unexpired_success_is_answered_from_it() -> None:
     done = succeeded()
     outcome = submit(done, now=5_000)
     assert outcome.counter == "duplicate" and outcome.work is None
-    assert outcome.job is not None and outcome.job.outputs == OUT
+    assert outcome.job is not None and names(outcome.job.outputs) == names(OUT)
 
 
 def test_duplicate_of_an_expired_success_regenerates_with_a_new_attempt() -> None:
@@ -143,7 +160,7 @@ def test_happy_path_started_progress_completed() -> None:
     assert progressed is not None and progressed.progress == 0.5
     assert progressed.lease_expires_at == 15_000
     done = event(progressed, "COMPLETED", now=6_000, outputs=OUT, total_rows=5).job
-    assert done is not None and done.status == "SUCCESS" and done.outputs == OUT
+    assert done is not None and done.status == "SUCCESS" and names(done.outputs) == names(OUT)
     assert done.lease_expires_at is None and done.expires_at == 106_000
 
 
@@ -375,3 +392,21 @@ def test_inputs_from_kafka_are_deduplicated_and_capped() -> None:
     outcome = submit(None, dataclasses.replace(REQ, inputs=many))
     assert outcome.job is not None and outcome.job.error is not None
     assert outcome.job.error.code == "TOO_MANY_INPUTS"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["acme/demo-export/OTHER/1/data.csv", "evil/demo-export/{id}/1/data.csv",
+     "acme/demo-export/{id}/2/data.csv", "acme/demo-export/{id}/1/../../x/1/data.csv",
+     "acme/demo-export/{id}/1/sub/data.csv", "acme/inputs/secret.csv", "/etc/passwd"],
+)  # fmt: skip
+def test_a_completion_naming_files_outside_its_attempt_is_ignored(key: str) -> None:
+    """Only a producer that writes job-events directly could send one; the job would hand out
+    links to those keys. The real attempt's report still lands afterwards."""
+    job = event(new_job(), "STARTED").job
+    assert job is not None
+    forged = JobEvent(kind="COMPLETED", request_id=job.request_id, channel="acme", attempt=1,
+                      at=3_000, outputs=[OutputFile(key.format(id=job.request_id), 1, 1, "x")])  # fmt: skip
+    assert on_event(job, forged, now=3_000, policy=POLICY).counter == "ignored_foreign_outputs"
+    real = event(job, "COMPLETED", outputs=OUT)
+    assert real.counter == "succeeded" and real.job is not None
