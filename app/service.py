@@ -35,7 +35,7 @@ from mode import Service
 from app.api.fills import FillContext
 from app.api.jobs import ApiContext, create_web_app
 from app.catalog.types import Catalog, default_catalog
-from app.domain.errors import ExhaustError, TransientError
+from app.domain.errors import ConfigurationError, ExhaustError, TransientError
 from app.domain.model import Job, JobEvent
 from app.engine.export import Limits
 from app.engine.generator import Generator
@@ -43,7 +43,7 @@ from app.engine.storage import S3ObjectStore
 from app.health import Health
 from app.metrics import Metrics
 from app.sealing import sealer_for
-from app.settings import Settings
+from app.settings import Settings, unsafe_combinations
 from app.stream.agents import Pipeline, now_ms, worker_id
 from app.stream.dataset_view import DatasetView
 from app.stream.feeder import ReadModelFeeder
@@ -286,7 +286,12 @@ def create_app(
 
 
 def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -> int:
-    """Bootstrap, then run one worker of ``role`` in the foreground until SIGINT/SIGTERM."""
+    """Bootstrap, then run one worker of ``role`` in the foreground until SIGINT/SIGTERM.
+
+    Refuses (:class:`ConfigurationError`, exit 2) unsafe settings before anything starts."""
+    problems = unsafe_combinations(settings)
+    if problems:
+        raise ConfigurationError("refusing to start: " + "; ".join(problems))
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
     health = Health()
     asyncio.run(bootstrap(settings, health))

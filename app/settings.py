@@ -7,17 +7,22 @@ passed explicitly to whatever needs it. Every field is documented in ``docs/conf
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.config import Config as BotoConfig
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain import identifiers
+
+# The local stack's S3 credentials: fine on this machine, refused for any other endpoint.
+LOCAL_S3_ACCESS_KEY, LOCAL_S3_SECRET_KEY = "exhaust", "exhaust-local-secret"
 
 
 class Settings(BaseSettings):
@@ -49,8 +54,15 @@ class Settings(BaseSettings):
     # --- Object storage (clients) --------------------------------------------------------
     s3_endpoint: str = Field("http://127.0.0.1:19000", description="S3-compatible endpoint URL.")
     s3_region: str = Field("us-east-1", description="Region used to sign requests.")
-    s3_access_key: str = Field("exhaust", description="S3 access key id.")
-    s3_secret_key: SecretStr = Field(SecretStr("exhaust-local-secret"), description="S3 secret.")
+    s3_access_key: str = Field(
+        LOCAL_S3_ACCESS_KEY,
+        description="S3 access key id. The default is the local stack's: a worker refuses it "
+        "for an endpoint that is not on this machine.",
+    )
+    s3_secret_key: SecretStr = Field(
+        SecretStr(LOCAL_S3_SECRET_KEY),
+        description="S3 secret (the local stack's by default, refused off this machine).",
+    )
     s3_bucket: str = Field("exhaust", description="Bucket that holds generated datasets.")
     s3_multipart_chunk_bytes: int = Field(
         8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Part size of multipart uploads."
@@ -78,7 +90,18 @@ class Settings(BaseSettings):
     link_cache_size: int = Field(100_000, ge=0, description="Most presigned links kept.")
 
     # --- HTTP ----------------------------------------------------------------------------
-    http_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address the HTTP API binds to. Any other than loopback needs "
+        "EXHAUST_API_KEYS, or EXHAUST_GATEWAY_AUTHENTICATES=true when a gateway in front "
+        "authenticates every caller and sets X-Channel-ID.",
+    )
+    gateway_authenticates: bool = Field(
+        False,
+        description="Say that a gateway in front of the HTTP API authenticates every caller and "
+        "sets X-Channel-ID (and X-Exhaust-Roles); only then may a worker bound to a non-loopback "
+        "address run without EXHAUST_API_KEYS.",
+    )
     http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP API.")
 
     # --- Jobs -----------------------------------------------------------------------------
@@ -432,6 +455,44 @@ class Settings(BaseSettings):
             "aws_secret_access_key": self.s3_secret_key.get_secret_value(),
             "config": self.boto_config(),
         }
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) can only be reached from this machine."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def unsafe_combinations(settings: Settings) -> list[str]:
+    """What a worker refuses to start with: settings that would expose tenants to each other
+    or use the local stack's secrets on a real network. Empty when the settings are safe."""
+    problems = []
+    if (
+        not is_loopback(settings.http_host)
+        and not settings.api_key_channels
+        and not settings.gateway_authenticates
+    ):
+        problems.append(
+            f"the HTTP API binds to {settings.http_host}, not loopback, without authentication: "
+            "anyone who reaches it could name any channel. Set EXHAUST_API_KEYS, or "
+            "EXHAUST_GATEWAY_AUTHENTICATES=true if a gateway in front authenticates callers"
+        )
+    host = urlsplit(settings.s3_endpoint).hostname or ""
+    default_keys = (
+        settings.s3_access_key == LOCAL_S3_ACCESS_KEY
+        or settings.s3_secret_key.get_secret_value() == LOCAL_S3_SECRET_KEY
+    )
+    if default_keys and not is_loopback(host):
+        problems.append(
+            f"the S3 endpoint {settings.s3_endpoint} is not on this machine, but the S3 "
+            "credentials are the local stack's built-in ones; set EXHAUST_S3_ACCESS_KEY and "
+            "EXHAUST_S3_SECRET_KEY"
+        )
+    return problems
 
 
 def parse_consumers(text: str) -> dict[str, tuple[str, str]]:

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from app.config_doc import render
-from app.settings import ApiKey, Settings
+from app.settings import ApiKey, Settings, unsafe_combinations
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,3 +66,29 @@ def test_an_api_key_names_a_channel_and_its_roles() -> None:
     parsed = Settings(api_keys=json.dumps(keys)).api_key_channels
     assert parsed["k-0123456789abcdef"] == ApiKey("acme")
     assert parsed["k-fedcba9876543210"] == ApiKey("acme", frozenset({"fin"}))
+
+
+def test_unsafe_combinations_are_named() -> None:
+    assert unsafe_combinations(Settings()) == []  # the local defaults: loopback everywhere
+    public = unsafe_combinations(Settings(http_host="0.0.0.0"))
+    assert len(public) == 1 and "EXHAUST_API_KEYS" in public[0]
+    assert unsafe_combinations(Settings(http_host="0.0.0.0", gateway_authenticates=True)) == []
+    keyed = Settings(http_host="10.0.0.5", api_keys=json.dumps({"k-0123456789abcdef": "acme"}))
+    assert unsafe_combinations(keyed) == []
+    remote = unsafe_combinations(Settings(s3_endpoint="https://s3.eu-west-1.amazonaws.com"))
+    assert len(remote) == 1 and "EXHAUST_S3_SECRET_KEY" in remote[0]
+    own = Settings(s3_endpoint="https://s3.example.org", s3_access_key="AKIA", s3_secret_key="s")
+    assert unsafe_combinations(own) == []
+    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        assert unsafe_combinations(Settings(http_host=host)) == [], host
+
+
+def test_a_worker_on_a_public_address_without_authentication_refuses_to_start() -> None:
+    env = {**os.environ, "EXHAUST_HTTP_HOST": "0.0.0.0", "EXHAUST_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    env.pop("EXHAUST_API_KEYS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "refusing to start" in result.stderr and "EXHAUST_API_KEYS" in result.stderr
