@@ -46,7 +46,7 @@ from app.domain.errors import (
     RequestConflict,
     TransientError,
 )
-from app.domain.model import JOB_STATES, DatasetRequest, Job, attempt_prefix
+from app.domain.model import JOB_STATES, PUBLIC_PREFIX, DatasetRequest, Job, attempt_prefix
 from app.engine.storage import ObjectStore
 from app.health import Health
 from app.metrics import CONTENT_TYPE, Metrics
@@ -134,20 +134,28 @@ def download_links(
     time, or plain links without expiry when the type is public (see :func:`public_link`).
     Every profile hands out links through here."""
     keys = [o["key"] for o in own_outputs(record)]
-    if not keys:
-        return [], None
-    if is_public(record["dataset"], settings, catalog):
-        return [public_link(key, settings) for key in keys], None
-    links = [store.link(key, settings.link_expiry_seconds) for key in keys]
-    return [url for url, _ in links], min(expires for _, expires in links)
+    public = is_public(record["dataset"], settings, catalog)
+    urls, expiries = [], []
+    for key in keys:
+        if public and key.startswith(PUBLIC_PREFIX):
+            urls.append(public_link(key, settings))
+        else:  # private, or public outputs written before they had their own prefix
+            url, expires = store.link(key, settings.link_expiry_seconds)
+            urls.append(url)
+            expiries.append(expires)
+    return urls, min(expiries) if expiries else None
 
 
 def own_outputs(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The outputs of a job record that lie under its own attempt's prefix: a record is read
     from a topic, and only its own files may ever be linked. Every profile lists these."""
-    prefix = attempt_prefix(record["channel"], record["dataset"], record["request_id"],
-                            record["attempt"])  # fmt: skip
-    return [o for o in record["outputs"] if object_keys.is_output_of(o["key"], prefix)]
+    own = attempt_prefix(record["channel"], record["dataset"], record["request_id"],
+                         record["attempt"])  # fmt: skip
+    return [
+        o
+        for o in record["outputs"]
+        if any(object_keys.is_output_of(o["key"], p) for p in (own, PUBLIC_PREFIX + own))
+    ]
 
 
 def is_public(dataset: str, settings: Settings, catalog: Catalog | None) -> bool:
@@ -157,9 +165,11 @@ def is_public(dataset: str, settings: Settings, catalog: Catalog | None) -> bool
 
 
 def public_link(key: str, settings: Settings) -> str:
-    """A plain link under ``settings.public_base_url`` (which serves the bucket read-only)."""
-    assert settings.public_base_url is not None
-    return f"{settings.public_base_url.rstrip('/')}/{quote(key, safe='/~')}"
+    """A plain link under ``settings.public_base_url``, which serves the bucket's ``public/``
+    prefix and nothing else (docs/security.md: how to scope the CDN or bucket policy)."""
+    assert settings.public_base_url is not None and key.startswith(PUBLIC_PREFIX)
+    path = quote(key[len(PUBLIC_PREFIX) :], safe="/~")
+    return f"{settings.public_base_url.rstrip('/')}/{path}"
 
 
 async def healthz(request: web.Request) -> web.Response:

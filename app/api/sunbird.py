@@ -33,7 +33,7 @@ from app.catalog.types import DatasetType
 from app.domain import identifiers, standard
 from app.domain.dedup import sunbird_request_id
 from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound
-from app.domain.model import DatasetRequest
+from app.domain.model import PUBLIC_PREFIX, DatasetRequest
 from app.settings import Settings
 
 SUBMIT = "ekstep.analytics.job.request.submit"
@@ -342,6 +342,8 @@ def period_files(
             continue
         for output in own_outputs(record):
             period = output["period"] or day.isoformat()
+            if public and not output["key"].startswith(PUBLIC_PREFIX):
+                continue  # the public route links nothing outside the public prefix
             if public:
                 files.append((period, public_link(output["key"], settings)))
             else:

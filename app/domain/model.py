@@ -272,9 +272,17 @@ class WorkItem:
         return attempt_prefix(self.channel, self.dataset, self.request_id, self.attempt)
 
 
-def attempt_prefix(channel: str, dataset: str, request_id: str, attempt: int) -> str:
-    """Where an attempt's outputs are written: ``{channel}/{dataset}/{request_id}/{attempt}/``."""
-    return f"{channel}/{dataset}/{request_id}/{attempt}/"
+PUBLIC_PREFIX = "public/"
+
+
+def attempt_prefix(
+    channel: str, dataset: str, request_id: str, attempt: int, public: bool = False
+) -> str:
+    """Where an attempt's outputs are written: ``{channel}/{dataset}/{request_id}/{attempt}/``,
+    under :data:`PUBLIC_PREFIX` for a type whose outputs are public, so the public base URL
+    (a CDN, a public-read policy) is scoped to that prefix and reaches nothing else."""
+    own = f"{channel}/{dataset}/{request_id}/{attempt}/"
+    return PUBLIC_PREFIX + own if public else own
 
 
 _REQUEST_FIELDS = _names(DatasetRequest)

@@ -38,6 +38,7 @@ from app.catalog.types import Catalog
 from app.domain import dedup, identifiers, object_keys
 from app.domain.errors import ConfigurationError, ExhaustError, RequestConflict, RequestRejected
 from app.domain.model import (
+    PUBLIC_PREFIX,
     DatasetRequest,
     Job,
     JobError,
@@ -316,9 +317,12 @@ def on_event(job: Job | None, event: JobEvent, *, now: int, policy: Policy) -> O
         )
         return Outcome("progress", job=progressed)
     if event.kind == "COMPLETED":
-        prefix = attempt_prefix(job.channel, job.dataset, job.request_id, job.attempt)
-        keys = [o.key for o in event.outputs] + [event.manifest_key or prefix + "manifest.json"]
-        if not all(object_keys.is_output_of(key, prefix) for key in keys):
+        own = attempt_prefix(job.channel, job.dataset, job.request_id, job.attempt)
+        keys = [o.key for o in event.outputs] + [event.manifest_key or own + "manifest.json"]
+        if not any(  # the attempt's own prefix, private or public, for all of its files
+            all(object_keys.is_output_of(key, prefix) for key in keys)
+            for prefix in (own, PUBLIC_PREFIX + own)
+        ):
             # Only a producer that wrote job-events directly can name other keys: the job
             # would hand out links to them. Ignored; the real attempt still reports.
             return Outcome("ignored_foreign_outputs")

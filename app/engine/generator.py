@@ -49,7 +49,14 @@ from app.domain.errors import (
     SourceNotFound,
 )
 from app.domain.managed_datasets import ManagedDataset
-from app.domain.model import JobError, JobEvent, OutputFile, WorkItem, output_record
+from app.domain.model import (
+    JobError,
+    JobEvent,
+    OutputFile,
+    WorkItem,
+    attempt_prefix,
+    output_record,
+)
 from app.engine.export import Limits, LocalSource, SourceFormat
 from app.engine.query import parse_filters
 from app.engine.storage import ObjectStore
@@ -329,8 +336,14 @@ class Generator:
             await asyncio.sleep(self.heartbeat_seconds)
             await self.emit(item, self._event(item, "PROGRESS", progress=latest[0]))
 
+    def _prefix(self, item: WorkItem) -> str:
+        """The attempt's key prefix: under ``public/`` for a type whose outputs are public."""
+        found = self.catalog.types.get(item.dataset)
+        public = found is not None and found.public
+        return attempt_prefix(item.channel, item.dataset, item.request_id, item.attempt, public)
+
     async def _upload(self, item: WorkItem, generated: GeneratedFile) -> OutputFile:
-        key = item.prefix + generated.name
+        key = self._prefix(item) + generated.name
         sent = await self.store.upload_file(key, generated.path, generated.content_type)
         return OutputFile(
             key=key,
@@ -350,7 +363,7 @@ class Generator:
     ) -> str:
         """The manifest, written last: per-file rows, bytes, sha256, period and group, the
         type's data dictionary and totals. No clock in it, so a rerun writes the same bytes."""
-        key = item.prefix + "manifest.json"
+        key = self._prefix(item) + "manifest.json"
         listed = []
         for output, generated in zip(outputs, files, strict=True):
             record = output_record(output)

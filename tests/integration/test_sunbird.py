@@ -22,6 +22,7 @@ import pyzipper
 from app import demo_data
 from app.client import ExhaustClient
 from app.domain import standard
+from app.engine.storage import S3ObjectStore
 from app.settings import Settings
 from tests.integration.harness import ROOT, Worker, download, eventually, start_worker
 from tests.unit.test_sunbird_api import SEED_READ, SEED_SUBMIT, TAG, assert_like_seed
@@ -192,6 +193,11 @@ async def test_standard_datasets_by_the_scheduler_and_backfill_listed_by_day(
         [url] = public["result"]["periodWiseFiles"][day.isoformat()]
         assert url.startswith(f"https://cdn.abc.com/data-store/{CHANNEL}/public-summary-rollup/")
         assert url.endswith(f"/{day}.csv") and "?" not in url
+        # The base URL serves the bucket's public/ prefix, where the file is, and nothing else.
+        async with S3ObjectStore(settings) as store:
+            path = url.removeprefix("https://cdn.abc.com/data-store/")
+            assert await store.size("public/" + path) is not None
+            assert await store.size(path) is None
 
     # Another channel (no data of its own) sees nothing of these.
     status, other = await worker.get(f"/dataset/get/summary-rollup?since={old}", "ORG_002")

@@ -180,13 +180,18 @@ async def test_a_public_type_gets_plain_links_and_others_presigned_ones(tmp_path
     settings = Settings(public_base_url="https://cdn.example.org/exhaust/")
     store = MemoryStore()
     public = job("p1", "acme").replace(dataset="open-data").to_record()
-    public["outputs"][0]["key"] = "acme/open-data/p1/1/a~b.csv"
+    public["outputs"][0]["key"] = "public/acme/open-data/p1/1/a~b.csv"
     view = job_view(public, store, settings, catalog)
+    # The base URL serves the public prefix alone: it could not name any other object.
     assert view["download_urls"] == ["https://cdn.example.org/exhaust/acme/open-data/p1/1/a~b.csv"]
+    legacy = dict(public, outputs=[dict(public["outputs"][0], key="acme/open-data/p1/1/x.csv")])
+    old = job_view(legacy, store, settings, catalog)  # written before the public prefix
+    assert old["download_urls"][0].startswith("memory://") and old["links_expire_at"]
     # A record from the topic naming files outside its own attempt: never linked.
     forged = dict(public, outputs=[dict(public["outputs"][0], key=key) for key in (
         "acme/open-data/p1/1/../../../evil/x.csv", "evil/open-data/p1/1/data.csv",
-        "acme/open-data/p1/2/data.csv", "acme/inputs/secret.csv")])  # fmt: skip
+        "acme/open-data/p1/2/data.csv", "acme/inputs/secret.csv", "public/evil/open-data/p1/1/x",
+        "public/acme/open-data/p1/1/../../../../acme/x.csv")])  # fmt: skip
     assert job_view(forged, store, settings, catalog)["download_urls"] == []
     assert job_view(forged, store, Settings(), catalog)["download_urls"] == []
     assert view["links_expire_at"] is None

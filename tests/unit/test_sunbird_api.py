@@ -127,7 +127,8 @@ def job(
         max_attempts=3, submitted_at=submitted_at,
         completed_at=submitted_at + 119 if done else None,
         execution_ms=200 if done else None, error=error,
-        outputs=[OutputFile(key=f"{channel}/{dataset}/{request_id}/1/{name}", rows=3, bytes=10,
+        outputs=[OutputFile(key=f"{'public/' if dataset.startswith('public-') else ''}"
+                                f"{channel}/{dataset}/{request_id}/1/{name}", rows=3, bytes=10,
                             sha256="x", period=period)] if status == "SUCCESS" else [],
     )  # fmt: skip
 
