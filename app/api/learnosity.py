@@ -394,12 +394,25 @@ async def commence(request: web.Request, call: Call) -> dict[str, Any]:
 
 
 def _time(value: Any, what: str) -> int:
-    """Unix seconds or an ISO 8601 datetime (UTC when it has no offset) as epoch ms."""
+    """Unix seconds or an ISO 8601 datetime (UTC when it has no offset) as epoch ms, within
+    years 1970..9999 (a number past them once overflowed SQLite's integer: a 500)."""
+    ms = _parse_time(value, what)
+    if not 0 <= ms <= MAX_TIME_MS:
+        raise InvalidConfig(f"{what} must lie between 1970 and 9999")
+    return ms
+
+
+MAX_TIME_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
+
+
+def _parse_time(value: Any, what: str) -> int:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not -MAX_TIME_MS <= value <= MAX_TIME_MS:  # also NaN: the comparison is False
+            raise InvalidConfig(f"{what} must lie between 1970 and 9999")
         return int(value * 1000)
     if isinstance(value, str):
         if value.isdigit():
-            return int(value) * 1000
+            return int(value[:20]) * 1000
         try:
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
@@ -466,22 +479,10 @@ async def jobs(request: web.Request, call: Call) -> dict[str, Any]:
                 assert record is not None
                 found.append(record)
         found.sort(key=lambda r: (r["submitted_at"], r["request_id"]), reverse=True)
-    else:  # the channel's jobs, newest first, until older than mintime
-        cursor: str | None = None
-        older = False
-        while len(found) < limit and not older:
-            page = read_model.list_records(
-                call.channel, status=tuple(states), limit=200, cursor=cursor
-            )
-            for record in page.records:
-                if low is not None and record["submitted_at"] < low:
-                    older = True
-                    break
-                if wanted(record):
-                    found.append(record)
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
+    else:  # the channel's jobs, newest first: one indexed query, at most ``limit`` rows
+        found = read_model.list_records(
+            call.channel, status=tuple(states), limit=limit, submitted_from=low, submitted_to=high
+        ).records
     data = [job_view(r) for r in found[:limit]]
     return envelope(data, records=len(data))
 

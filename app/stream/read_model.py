@@ -242,9 +242,20 @@ class ReadModel(_SqliteMaterialization):
         status: str | Sequence[str] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        submitted_from: int | None = None,
+        submitted_to: int | None = None,
     ) -> RecordPage:
+        """A page of the channel's jobs, newest first; ``submitted_from``/``_to`` (epoch ms,
+        inclusive) bound ``submitted_at`` in the query, so a narrow window never walks the
+        channel's whole history."""
         where: list[str] = ["channel = ?"]
         args: list[Any] = [channel]
+        if submitted_from is not None:
+            where.append("submitted_at >= ?")
+            args.append(submitted_from)
+        if submitted_to is not None:
+            where.append("submitted_at <= ?")
+            args.append(submitted_to)
         if tag is not None:
             where.append("tag = ?")
             args.append(tag)

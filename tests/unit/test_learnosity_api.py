@@ -307,3 +307,12 @@ async def test_a_signature_is_bound_to_its_endpoint_its_window_and_its_bytes(
     deep = {**signed("get", {}), "request": "[" * 100_000 + "]" * 100_000}
     status, body = await call(http, "/v1/jobs", deep)
     assert status in (400, 403) and body["meta"]["status"] is False
+
+
+async def test_times_out_of_any_range_are_refused_not_a_500(
+    client: tuple[Client, list[DatasetRequest], MemoryStore],
+) -> None:
+    http, _, _ = client
+    for value in (10**30, -(10**30), "9" * 400, "10000-01-01T00:00:00", 1e300, "yesterday"):
+        status, body = await call(http, "/v1/jobs", signed("get", {"mintime": value}))
+        assert status == 400 and body["meta"]["code"] in ("INVALID_CONFIG", "MALFORMED_REQUEST")

@@ -121,3 +121,11 @@ def test_a_file_of_another_layout_is_dropped_and_rebuilt(tmp_path: Path) -> None
     model = ReadModel(path, "jobs")
     assert model.count() == 0 and model.offsets() == {}  # rebuilt from offset zero
     model.close()
+
+
+def test_a_listing_window_is_part_of_the_query(tmp_path: Path) -> None:
+    model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    model.apply([Change(0, i, f"acme/j{i}", job(f"j{i}", at=i)) for i in range(100)])
+    page = model.list_records("acme", limit=5, submitted_from=10, submitted_to=20)
+    assert [r["request_id"] for r in page.records] == ["j20", "j19", "j18", "j17", "j16"]
+    assert model.list_records("acme", limit=5, submitted_to=-1).records == []
