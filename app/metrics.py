@@ -95,7 +95,7 @@ class Metrics:
         )
         self.fills = Counter(
             "exhaust_fills",
-            "Dataset fills by outcome: at the API (accepted, refused, pending) and at the "
+            "Dataset fills by outcome: at the API (accepted, refused, pending, busy) and at the "
             "writer (fill_applied, fill_rejected, fill_repeated, fill_redelivered).",
             ["outcome"],
             registry=r,

@@ -180,6 +180,14 @@ class Settings(BaseSettings):
         description="How long POST /dataset-fill waits for the fill to be applied before "
         "answering 202 with an operation to poll.",
     )
+    fill_memory_budget_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Memory the fills of one API worker may hold at once, reserved before a body "
+        "is read: 3 x its Content-Length (the body, its parsed text and the decoded rows; "
+        "without one, 3 x EXHAUST_FILL_MAX_BODY_BYTES). A fill that does not fit is 503 BUSY "
+        "with Retry-After, unread.",
+    )
     fill_concurrency: int = Field(
         2, ge=1, le=64, description="Fills one API worker decodes and converts at the same time."
     )

@@ -39,6 +39,7 @@ from aiohttp import web
 from app.api.edge import channel_of, json_response, read_limited, required_identifiers
 from app.domain import identifiers, json_values
 from app.domain.errors import (
+    Busy,
     InvalidInsertData,
     MalformedRequest,
     NotFound,
@@ -71,6 +72,7 @@ class FillContext:
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.settings.fill_concurrency)
+        self.budget = ByteBudget(self.settings.fill_memory_budget_bytes)
 
     @property
     def limits(self) -> Limits:
@@ -176,12 +178,59 @@ def fill_context(request: web.Request, *, store: bool = True) -> FillContext:
     return context
 
 
+MEMORY_PER_BODY_BYTE = 3  # the body, its parsed text, the rows encoded for the converter
+
+
+class ByteBudget:
+    """Bytes of memory the fills of this worker hold; reserved before a body is read, so
+    parallel fills cannot hold more than the budget whatever their number (a fill over the
+    whole budget is admitted alone)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+
+    def take(self, wanted: int) -> int | None:
+        """Reserve ``wanted`` bytes (at most the whole budget); None when they do not fit now."""
+        cost = min(wanted, self.total)
+        if self.used + cost > self.total:
+            return None
+        self.used += cost
+        return cost
+
+    def give(self, cost: int) -> None:
+        self.used -= cost
+
+
 async def dataset_fill(request: web.Request) -> web.Response:
     channel = channel_of(request)
     context = fill_context(request)
     fill_id = request.headers.get("X-Fill-ID") or uuid.uuid4().hex
     identifiers.check("X-Fill-ID", fill_id)
-    raw = await read_body(request, context.settings.fill_max_body_bytes)
+    limit = context.settings.fill_max_body_bytes
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        await read_body(request, limit)  # 413, unread
+    cost = context.budget.take(MEMORY_PER_BODY_BYTE * (declared if declared is not None else limit))
+    if cost is None:
+        context.metrics.fills.labels("busy").inc()
+        raise Busy(
+            "this worker is converting as many fills as its memory budget allows "
+            "(EXHAUST_FILL_MEMORY_BUDGET_BYTES); send the fill again shortly",
+            retry_after=2,
+        )
+    try:
+        fill = await _read_and_publish(request, context, channel, fill_id, limit)
+    finally:
+        context.budget.give(cost)  # the body and its copies are gone by now
+    return await _answer(context, channel, fill)
+
+
+async def _read_and_publish(
+    request: web.Request, context: FillContext, channel: str, fill_id: str, limit: int
+) -> Fill:
+    """Read the body, turn it into a segment and publish the fill event (within the budget)."""
+    raw = await read_body(request, limit)
     started = time.monotonic()
     async with context.slots:
         try:
@@ -204,6 +253,11 @@ async def dataset_fill(request: web.Request) -> web.Response:
             raise
     context.metrics.fills.labels("accepted").inc()
     context.metrics.fill_seconds.observe(time.monotonic() - started)
+    return fill
+
+
+async def _answer(context: FillContext, channel: str, fill: Fill) -> web.Response:
+    """The fill's outcome once applied, or 202 with the operation to poll."""
     record = await context.view.wait_for_fill(
         channel, fill.dataset_code, fill.fill_id, context.settings.fill_wait_seconds
     )

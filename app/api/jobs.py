@@ -38,6 +38,7 @@ from app.api.fills import FillContext, add_routes
 from app.catalog.types import Catalog
 from app.domain import dedup, identifiers, object_keys
 from app.domain.errors import (
+    Busy,
     ExhaustError,
     InvalidConfig,
     InvalidEncryptionKey,
@@ -87,7 +88,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ExhaustError as exc:
-        return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+        return web.json_response({"error": exc.to_dict()}, status=exc.http_status, headers=headers)
     except web.HTTPException as exc:  # aiohttp's own: no such route, method not allowed
         if exc.status < 400:
             raise

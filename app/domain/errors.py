@@ -39,6 +39,8 @@ whether retrying can help::
     ├── AccessDenied                missing or wrong channel (HTTP 403/400)
     ├── StorageError                object storage refused an operation; retrying cannot help
     └── TransientError              retryable I/O failure (broker, object store)
+        └── Busy                    the worker is at a configured limit now (HTTP 503 +
+                                    Retry-After): the same call later will be admitted
 """
 
 from __future__ import annotations
@@ -253,3 +255,13 @@ def error_for(code: str, message: str, **details: str | int) -> ExhaustError:
             return cls(message, **details)
         stack.extend(cls.__subclasses__())
     return ExhaustError(message, **details, code=code)
+
+
+class Busy(TransientError):
+    """Refused for now, nothing read: a configured budget is in use (HTTP 503, Retry-After)."""
+
+    code = "BUSY"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import json
 import subprocess
 import sys
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -318,3 +320,41 @@ async def test_a_worker_killed_mid_fill_leaves_each_fill_whole_or_absent(
     )
     assert checksum(con, "back", ["id", "label"]) == checksum(con, "expected", ["id", "label"])
     assert again.stop() == 0
+
+
+async def test_twenty_parallel_60_mb_fills_stay_within_the_memory_budget(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    """Admission by bytes before a body is read: twenty 60 MB fills at once, each answered
+    2xx, 413 or 503 (with Retry-After), and the worker's peak RSS stays under its budget plus
+    a stated overhead (without admission the bodies alone would be 1.2 GB)."""
+    budget = 256 * 1024 * 1024
+    settings = settings_factory(fill_memory_budget_bytes=budget, fill_wait_seconds=0)
+    worker = await start_worker(workers, settings, "w1")
+    row = json.dumps(["1", "x" * 1000])
+    insert = "[" + ",".join([row] * (60 * 1024)) + "]"  # 60 MB in 61,440 rows: little CPU
+    body = json.dumps({"user-code": "u", "dataset-code": "wide", "columns": COLUMNS,
+                       "insert-data": insert, "append": True}).encode()  # fmt: skip
+    del insert
+    before = rss_kib(worker, "VmRSS")
+
+    def post() -> tuple[int, str | None]:
+        connection = http.client.HTTPConnection("127.0.0.1", worker.settings.http_port, timeout=120)
+        try:
+            connection.request("POST", "/dataset-fill", body, {
+                "Content-Type": "application/json", "X-Channel-ID": "acme"})  # fmt: skip
+            response = connection.getresponse()
+            response.read()
+            return response.status, response.getheader("Retry-After")
+        finally:
+            connection.close()
+
+    answers = await asyncio.gather(*(asyncio.to_thread(post) for _ in range(20)))
+    peak = rss_kib(worker, "VmHWM")
+    statuses = Counter(status for status, _ in answers)
+    assert set(statuses) <= {200, 202, 413, 503}, statuses
+    assert statuses[200] + statuses[202] >= 1, statuses  # the budget admits work, too
+    assert all(after is not None for status, after in answers if status == 503)
+    bound = budget + 160 * 1024 * 1024
+    assert (peak - before) * 1024 < bound, f"RSS rose from {before} KiB to a peak of {peak} KiB"
+    assert worker.stop() == 0
