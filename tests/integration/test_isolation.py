@@ -4,12 +4,20 @@ ids were per channel are still read and move to their new key."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from learnosity_sdk.request import Init
 
+from app.client import ExhaustClient
 from app.domain import dedup
 from app.domain.model import Job
 from app.settings import Settings
@@ -17,6 +25,7 @@ from app.stream.avro import registry
 from app.stream.topics import ensure_topics
 from app.stream.work_queue import work_partition
 from tests.integration.harness import (
+    ROOT,
     Publisher,
     Worker,
     all_jobs,
@@ -24,6 +33,8 @@ from tests.integration.harness import (
     request,
     start_worker,
 )
+from tests.integration.test_learnosity import CONSUMERS, Learnosity, put
+from tests.unit.test_sunbird_api import SEED_SUBMIT
 
 pytestmark = pytest.mark.integration
 
@@ -156,3 +167,124 @@ async def test_a_record_written_before_ids_were_per_channel_is_read_and_moved_to
     assert status == 200 and body["status"] == "SUCCESS" and body["tag"] == "t-legacy"
     _, listing = await worker.get("/v1/jobs", "acme")
     assert [j["request_id"] for j in listing["jobs"]] == ["legacy-1"]  # once, not twice
+
+
+PEOPLE = [{"name": "id", "alias": "ID", "type": "integer"},
+          {"name": "name", "alias": "Name", "type": "string"}]  # fmt: skip
+
+
+async def test_every_profile_as_two_channels_with_the_same_ids_tags_and_keys(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    """v1, dataset-fill, Sunbird, USAspending, Learnosity-style and the CLI, driven as two
+    channels that reuse each other's ids, tags, dataset codes and keys: neither reads, lists,
+    blocks, overwrites or links the other's, and every request answered 2xx becomes a job its
+    own channel reads."""
+    Init.disable_telemetry()
+    settings = settings_factory(**FAST, learnosity_consumers=json.dumps(CONSUMERS),
+                                standard_catch_up_days=0)  # fmt: skip
+    worker = await start_worker(workers, settings, "w1")
+    rows = {"acme": 3, "other": 5}  # the channels of test_learnosity's consumers
+    accepted: list[tuple[str, str]] = []  # (channel, request id) of every 2xx submission
+
+    # dataset-fill: one dataset code in both channels, different rows.
+    for channel, n in rows.items():
+        client = ExhaustClient(worker.url, channel, user="tester", timeout=60, retries=0)
+        people = [[i, f"{channel}-{i}"] for i in range(n)]
+        await asyncio.to_thread(client.fill, "people", people, PEOPLE, append=False)
+    for channel, n in rows.items():
+        status, entry = await worker.get("/v1/datasets/people", channel)
+        assert status == 200 and entry["rows"] == n, entry
+
+    # v1: the same client id and tag, a table export of "people" in each channel.
+    for channel in rows:
+        body = {"tag": "shared", "dataset": "table-export", "request_id": "same-id",
+                "config": {"source": "people"}}  # fmt: skip
+        status, answer = await worker.post("/v1/requests", body, channel)
+        assert status == 202 and answer["request_id"] == "same-id", answer
+        accepted.append((channel, "same-id"))
+    # A key crafted to reach the other channel's inputs.
+    crafted = {"tag": "shared", "dataset": "table-export", "config": {"source": "x"},
+               "inputs": ["acme/inputs/../../evil/inputs/x.ndjson"]}  # fmt: skip
+    status, answer = await worker.post("/v1/requests", crafted, "acme")
+    assert status == 400 and answer["error"]["code"] == "INVALID_OBJECT_KEY"
+
+    # Sunbird: the seed's request from both channels (other holds no enrolments: its job fails
+    # on its own data, and is still its own to read).
+    sunbird_ids = {}
+    for channel in rows:
+        status, answer = await worker.post("/dataset/v1/request/submit", SEED_SUBMIT, channel)
+        assert status == 200, answer
+        sunbird_ids[channel] = answer["result"]["requestId"]
+        accepted.append((channel, sunbird_ids[channel]))
+    assert sunbird_ids["acme"] != sunbird_ids["other"]
+    tag = SEED_SUBMIT["request"]["tag"]  # type: ignore[index]
+    status, _ = await worker.get(
+        f"/dataset/v1/request/read/{tag}?requestId={sunbird_ids['acme']}", "other"
+    )
+    assert status == 404
+
+    # USAspending: each channel's download; the other's file name does not exist for it.
+    files = {}
+    for channel in rows:
+        status, answer = await worker.post("/v2/download/awards", {"filters": {}}, channel)
+        assert status == 200, answer
+        files[channel] = answer["file_name"]
+        accepted.append((channel, files[channel]))
+    status, _ = await worker.get(f"/v2/download/status?file_name={files['acme']}", "other")
+    assert status == 404
+
+    # Learnosity-style: one dataset_id initialised by both consumers, each with its own links.
+    dataset_id = str(uuid.uuid4())
+    links = {}
+    for channel in rows:
+        api = Learnosity(worker, f"{channel}Consumer")
+        status, body = await api.call("reports/datasets", {
+            "dataset_id": dataset_id, "dataset_type": "sessions-summary-by-group",
+            "file_count": 1}, "set")  # fmt: skip
+        assert status == 200, body
+        [links[channel]] = body["data"]["input_files"]
+        accepted.append((channel, dataset_id))
+    assert f"/{settings.s3_bucket}/acme/inputs/{dataset_id}/" in links["acme"]
+    assert f"/{settings.s3_bucket}/other/inputs/{dataset_id}/" in links["other"]
+    # Acme uploads; the other's commence sees only its own (missing) upload.
+    assert await asyncio.to_thread(put, links["acme"], b'{"user_id": "u1", "group": "g"}\n') == 200
+    status, body = await Learnosity(worker, "otherConsumer").call(
+        "jobs/reports/datasets", {"dataset_id": dataset_id}, "set")  # fmt: skip
+    assert status == 400 and body["meta"]["code"] == "INPUT_MISSING", body
+
+    # The CLI (a Kafka producer): the same request id in both channels.
+    for channel in rows:
+        result = subprocess.run(
+            [sys.executable, "-m", "app", "submit", "--channel", channel, "--tag", "shared",
+             "--dataset", "demo-export", "--request-id", "cli-same", "--config",
+             json.dumps({"rows": rows[channel]})],
+            cwd=ROOT, env={**os.environ, **settings.as_env()}, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        accepted.append((channel, "cli-same"))
+
+    # Every accepted request is a job its own channel reads; the v1 and CLI jobs hold their
+    # own channel's rows and link only their own channel's files.
+    for channel, request_id in accepted:
+
+        async def readable(channel: str = channel, request_id: str = request_id) -> Any:
+            status, body = await worker.get(f"/v1/jobs/{request_id}", channel)
+            return body if status == 200 and body["channel"] == channel else None
+
+        await eventually(readable, 60, f"{channel}'s job {request_id}")
+    for channel, n in rows.items():
+        for request_id in ("same-id", "cli-same"):
+
+            async def done(channel: str = channel, request_id: str = request_id) -> Any:
+                _, body = await worker.get(f"/v1/jobs/{request_id}", channel)
+                return body if body["status"] == "SUCCESS" else None
+
+            job = await eventually(done, 90, f"{channel}'s {request_id}")
+            assert job["total_rows"] == n, job
+            other = "other" if channel == "acme" else "acme"
+            assert all(f"/{channel}/" in u and f"/{other}/" not in u for u in job["download_urls"])
+        _, listing = await worker.get("/v1/jobs?tag=shared", channel)
+        assert {j["request_id"] for j in listing["jobs"]} == {"same-id", "cli-same"}
+        assert all(j["channel"] == channel for j in listing["jobs"])
