@@ -234,8 +234,10 @@ class Settings(BaseSettings):
     )
     public_base_url: str | None = Field(
         None,
-        description="Base URL of public links: outputs of a type marked public are linked as "
-        "{public_base_url}/{key} instead of presigned (e.g. a CDN or a public-read bucket).",
+        description="Base URL of public links, standing for the bucket's public/ prefix: outputs "
+        "of a type marked public (written under public/) are linked as {public_base_url}/{key "
+        "without public/} instead of presigned. Scope the CDN or bucket policy to public/ "
+        "(docs/security.md).",
     )
     secrets_key: SecretStr | None = Field(
         None,

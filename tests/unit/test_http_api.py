@@ -20,7 +20,7 @@ from app.metrics import Metrics
 from app.sealing import Sealer
 from app.settings import Settings
 from app.stream.read_model import Change, ReadModel
-from tests.corpus import load, nested_json, nested_objects
+from tests.corpus import load, many_columns, nested_json, nested_objects
 from tests.fakes import MemoryStore
 
 Client = TestClient[web.Request, web.Application]
@@ -353,4 +353,28 @@ async def test_hostile_json_is_a_4xx_on_every_route_that_reads_a_body(
             response = await http.post(path, data=body, headers=headers)
             assert 400 <= response.status < 500, (path, body[:40], response.status)
             assert response.content_type == "application/json"
+    assert submitted == []
+
+
+async def test_unicode_edge_cases_and_ten_thousand_columns_are_refused_with_codes(
+    client: tuple[Client, list[DatasetRequest]],
+) -> None:
+    http, submitted = client
+    headers = {"X-Channel-ID": "acme"}
+    for value in load("unicode") + load("identifiers"):
+        for field in ("tag", "dataset", "request_id"):
+            if field == "request_id" and value is None:  # no id: the service derives one
+                continue
+            body = {"tag": "t", "dataset": "demo-export", field: value}
+            response = await http.post("/v1/requests", json=body, headers=headers)
+            assert response.status == 400, (field, value)
+            code = (await response.json())["error"]["code"]
+            assert code in ("INVALID_IDENTIFIER", "MALFORMED_REQUEST"), (field, value)
+        response = await http.get("/v1/jobs", headers={"X-Channel-ID": value} if isinstance(
+            value, str) and value.isprintable() and value.isascii() else {})  # fmt: skip
+        assert response.status in (400, 403)
+    wide = {"tag": "t", "dataset": "demo-export", "columns": many_columns()}
+    response = await http.post("/v1/requests", json=wide, headers=headers)
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] in ("UNKNOWN_COLUMN", "INVALID_CONFIG")
     assert submitted == []

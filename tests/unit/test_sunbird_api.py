@@ -26,6 +26,7 @@ from app.metrics import Metrics
 from app.sealing import Sealer
 from app.settings import Settings
 from app.stream.read_model import Change, ReadModel
+from tests.corpus import load
 from tests.fakes import MemoryStore
 
 Client = TestClient[web.Request, web.Application]
@@ -415,3 +416,17 @@ async def test_public_dataset_get_gives_plain_links_of_public_types_only(
         "message": "Files are not available for requested date. Might not yet generated. "
         "Please come back later"
     }
+
+
+@pytest.mark.parametrize("value", load("dates"))
+async def test_impossible_dates_are_sunbirds_client_errors(
+    client: tuple[Client, list[DatasetRequest]], value: str
+) -> None:
+    http, _ = client
+    for query in (f"from={value}", f"since={value}", f"to={value}"):
+        response = await http.get(f"/dataset/get/summary-rollup?{query}", headers=HEADERS)
+        body = await response.json()
+        if value == "":  # an empty parameter is the default day
+            assert response.status == 200, body
+            continue
+        assert response.status == 400 and body["responseCode"] == "CLIENT_ERROR", (query, body)
