@@ -97,8 +97,12 @@ async def test_a_forged_completion_cannot_make_a_job_link_to_other_keys(
 
     job = await eventually(cancelled, 60, "the cancel to land")
     assert job["outputs"] == []
-    status, body = await worker.get("/v1/jobs/forge-1", "acme")
-    assert status == 200 and body["download_urls"] == []
+
+    async def read() -> Any:  # the read model follows the topic
+        status, body = await worker.get("/v1/jobs/forge-1", "acme")
+        return body if status == 200 and body["status"] == "CANCELLED" else None
+
+    assert (await eventually(read, 30, "the job in the read model"))["download_urls"] == []
 
 
 async def test_a_fill_from_the_topic_cannot_write_or_delete_another_datasets_objects(
