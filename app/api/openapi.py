@@ -147,6 +147,14 @@ def header(name: str, description: str, required: bool = True) -> Schema:
 
 
 CHANNEL = header("X-Channel-ID", "The caller's channel (tenant), set by a trusted gateway.")
+ROLES = {
+    "name": "X-Exhaust-Roles",
+    "in": "header",
+    "required": False,
+    "description": "The caller's roles, comma-separated, set by a trusted gateway when no API "
+    "keys are configured (with API keys, the key's roles; a body never names roles).",
+    "schema": {"type": "string"},
+}
 
 
 def path(name: str, description: str) -> Schema:
@@ -228,7 +236,7 @@ def document() -> Schema:
                                            tag="operations")},
         "/v1/requests": {"post": operation(
             "Submit a dataset request", {"202": answer(accepted), **native_errors}, CHANNEL,
-            body=submission)},
+            ROLES, body=submission)},
         "/v1/jobs": {"get": operation(
             "The channel's jobs, newest first", {"200": answer(listing), **native_errors},
             CHANNEL, query("tag", STRING, "Only this tag"),
