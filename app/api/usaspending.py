@@ -76,8 +76,9 @@ def new_file_name(download: Download) -> str:
 def download_url(request: web.Request, record: dict[str, Any] | None, key: str) -> str:
     context = ctx(request)
     _, store = ready_parts(context)
-    if record is not None and record["status"] == "SUCCESS" and own_outputs(record):
-        key = own_outputs(record)[0]["key"]
+    outputs = own_outputs(record) if record is not None and record["status"] == "SUCCESS" else []
+    if outputs:
+        key = outputs[0]["key"]
     url, _ = store.link(key, context.settings.link_expiry_seconds)
     return url
 
