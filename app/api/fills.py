@@ -98,6 +98,10 @@ class FillBody:
     insert_data: str
     append: bool
     compressed: bool
+    keep_empty_strings: bool = False  # "empty-strings": "keep"; by default "" is NULL
+
+
+EMPTY_RULES = {"null": False, "keep": True}  # the "empty-strings" field -> keep_empty_strings
 
 
 def parse_fill_body(body: Any, max_columns: int) -> FillBody:
@@ -117,6 +121,9 @@ def parse_fill_body(body: Any, max_columns: int) -> FillBody:
         if not isinstance(value, bool):
             raise MalformedRequest(f"{name} must be true or false")
         flags[name] = value
+    rule = body.get("empty-strings") or "null"  # absent or null: the default
+    if rule not in EMPTY_RULES:
+        raise MalformedRequest('empty-strings must be "null" (the default) or "keep"')
     return FillBody(
         user_code=body["user-code"],
         dataset_code=body["dataset-code"],
@@ -124,6 +131,7 @@ def parse_fill_body(body: Any, max_columns: int) -> FillBody:
         insert_data=insert_data,
         append=flags["append"],
         compressed=flags["compressed"],
+        keep_empty_strings=EMPTY_RULES[rule],
     )
 
 
@@ -134,7 +142,7 @@ def segment_key(channel: str, code: str, fill_id: str) -> str:
 
 def prepare(
     raw: bytes, channel: str, fill_id: str, spool: Path, context: FillContext
-) -> tuple[Fill, Path]:
+) -> tuple[Fill, Path, bool]:
     """Blocking: the body to a validated segment on disk and its (data-less) fill event."""
     body = json_values.loads(raw, "body", MalformedRequest)
     parsed = parse_fill_body(body, context.settings.dataset_max_columns)
@@ -145,7 +153,7 @@ def prepare(
         parsed.insert_data, parsed.compressed, rows_json, limits.max_decompressed_bytes
     )
     segment = spool / "segment.parquet"
-    rows = convert(rows_json, parsed.columns, segment, limits)
+    rows = convert(rows_json, parsed.columns, segment, limits, parsed.keep_empty_strings)
     rows_json.unlink()
     fill = Fill(
         kind="FILL",
@@ -160,7 +168,7 @@ def prepare(
         segment_key=segment_key(channel, parsed.dataset_code, fill_id),
         requested_at=int(time.time() * 1000),
     )
-    return fill, segment
+    return fill, segment, parsed.keep_empty_strings
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -220,16 +228,17 @@ async def dataset_fill(request: web.Request) -> web.Response:
             retry_after=2,
         )
     try:
-        fill = await _read_and_publish(request, context, channel, fill_id, limit)
+        fill, keep_empty = await _read_and_publish(request, context, channel, fill_id, limit)
     finally:
         context.budget.give(cost)  # the body and its copies are gone by now
-    return await _answer(context, channel, fill)
+    return await _answer(context, channel, fill, "keep" if keep_empty else "null")
 
 
 async def _read_and_publish(
     request: web.Request, context: FillContext, channel: str, fill_id: str, limit: int
-) -> Fill:
-    """Read the body, turn it into a segment and publish the fill event (within the budget)."""
+) -> tuple[Fill, bool]:
+    """Read the body, turn it into a segment and publish the fill event (within the budget);
+    the fill and whether its empty strings were kept."""
     raw = await read_body(request, limit)
     started = time.monotonic()
     async with context.slots:
@@ -237,7 +246,7 @@ async def _read_and_publish(
             with tempfile.TemporaryDirectory(
                 prefix="exhaust-fill-", dir=context.settings.spool_dir
             ) as spool:
-                fill, segment = await asyncio.to_thread(
+                fill, segment, keep_empty = await asyncio.to_thread(
                     prepare, raw, channel, fill_id, Path(spool), context
                 )
                 del raw  # the body can be large: not held while the fill waits
@@ -253,11 +262,14 @@ async def _read_and_publish(
             raise
     context.metrics.fills.labels("accepted").inc()
     context.metrics.fill_seconds.observe(time.monotonic() - started)
-    return fill
+    return fill, keep_empty
 
 
-async def _answer(context: FillContext, channel: str, fill: Fill) -> web.Response:
-    """The fill's outcome once applied, or 202 with the operation to poll."""
+async def _answer(
+    context: FillContext, channel: str, fill: Fill, empty_strings: str
+) -> web.Response:
+    """The fill's outcome once applied, or 202 with the operation to poll; both say how empty
+    cells were read (``empty-strings``: ``null`` or ``keep``)."""
     record = await context.view.wait_for_fill(
         channel, fill.dataset_code, fill.fill_id, context.settings.fill_wait_seconds
     )
@@ -269,6 +281,7 @@ async def _answer(context: FillContext, channel: str, fill: Fill) -> web.Respons
                 "dataset-code": fill.dataset_code,
                 "fill-id": fill.fill_id,
                 "operation": f"/v1/datasets/{fill.dataset_code}/fills/{fill.fill_id}",
+                "empty-strings": empty_strings,
             },
             status=202,
         )
@@ -284,6 +297,7 @@ async def _answer(context: FillContext, channel: str, fill: Fill) -> web.Respons
             "version": record.version,
             "append": record.mode == "APPEND",
             "total-rows": entry.rows if entry is not None else None,
+            "empty-strings": empty_strings,
         }
     )
 

@@ -98,15 +98,19 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _conversion(column: Column, i: int, params: dict[str, Any]) -> str:
+def _conversion(column: Column, i: int, params: dict[str, Any], keep_empty: bool = False) -> str:
     """SQL of ``v{i}`` (a VARCHAR, NULL when absent) converted to the column's type, NULL when
-    it does not fit. Empty text is NULL for every type but string."""
+    it does not fit. Empty text is NULL for every type, as DuckDB's, pandas' and PostgreSQL's
+    CSV readers take an empty cell (a client that sends CSV rows as strings sends ``""`` for
+    one); ``keep_empty`` keeps it an empty string in string columns."""
     raw = f"v{i}"
     x = f"NULLIF({raw}, '')"
     target = sql_type(column)
     match column.type:
         case "STRING":
-            return raw if column.subtype != "uuid" else f"TRY_CAST({x} AS UUID)::VARCHAR"
+            if column.subtype == "uuid":
+                return f"TRY_CAST({x} AS UUID)::VARCHAR"
+            return raw if keep_empty else x
         case "INTEGER":
             return f"CASE WHEN regexp_full_match({x}, '{INTEGER}') THEN {_cast(x, target)} END"
         case "NUMBER":
@@ -170,8 +174,15 @@ def _first_char(path: Path) -> str:
     return chr(rest[0]) if rest else ""
 
 
-def convert(path: Path, columns: Sequence[Column], out: Path, limits: Limits) -> int:
-    """Convert the JSON rows at ``path`` into the Parquet segment ``out``; return its rows."""
+def convert(
+    path: Path,
+    columns: Sequence[Column],
+    out: Path,
+    limits: Limits,
+    keep_empty_strings: bool = False,
+) -> int:
+    """Convert the JSON rows at ``path`` into the Parquet segment ``out``; return its rows.
+    Empty text is NULL in every column unless ``keep_empty_strings`` (string columns only)."""
     first = _first_char(path)
     if first == "]":
         return _write_empty(columns, out, limits)
@@ -179,7 +190,7 @@ def convert(path: Path, columns: Sequence[Column], out: Path, limits: Limits) ->
         raise InvalidInsertData("each row must be an array of values or an object")
     positional = first == "["
     params: dict[str, Any] = {"out": str(out)}
-    converted = _converted(path, columns, positional, params, stop=True)
+    converted = _converted(path, columns, positional, params, True, keep_empty_strings)
     checked = ", ".join(
         f"CASE {_problems(column, i, limits, stop=True)} ELSE c{i} END AS {quote(column.name)}"
         for i, column in enumerate(columns, 1)
@@ -207,13 +218,16 @@ def _converted(
     positional: bool,
     params: dict[str, Any],
     stop: bool,
+    keep_empty: bool = False,
 ) -> str:
     """SQL of the rows with both forms of each value: ``v{i}`` (text) and ``c{i}`` (typed).
 
     The checks then compare the two columns: written inline, each conversion would be
     evaluated twice (once to check it, once to keep it), measured 1.5x slower."""
     source = _source(path, columns, positional, params, stop=stop)
-    typed = ", ".join(f"{_conversion(c, i, params)} AS c{i}" for i, c in enumerate(columns, 1))
+    typed = ", ".join(
+        f"{_conversion(c, i, params, keep_empty)} AS c{i}" for i, c in enumerate(columns, 1)
+    )
     where = " WHERE shape IS NULL" if stop else ""
     return f"SELECT *, {typed} FROM ({source}){where}"
 

@@ -136,6 +136,7 @@ async def test_truncate_replaces_bad_rows_and_other_columns_change_nothing(
         "rows-inserted": 1,
         "version": 2,
         "append": False,
+        "empty-strings": "null",
     }
     entry, con = await read_back(settings, worker, "ds", tmp_path)
     assert con.execute("SELECT * FROM back").fetchall() == [("only",)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import datetime
 import decimal
 import gzip
@@ -15,6 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from app.client import CsvChunks
 from app.domain.errors import ExhaustError
 from app.domain.managed_datasets import Column, parse_columns
 from app.engine.fill_decoder import Limits, convert, spool_insert_data
@@ -26,11 +28,13 @@ def columns(*declared: dict[str, Any]) -> list[Column]:
     return parse_columns(list(declared), 100)
 
 
-def run(tmp_path: Path, rows: Any, cols: list[Column], limits: Limits = LIMITS) -> list[Any]:
+def run(
+    tmp_path: Path, rows: Any, cols: list[Column], limits: Limits = LIMITS, keep: bool = False
+) -> list[Any]:
     source = tmp_path / "rows.json"
     source.write_text(json.dumps(rows))
     out = tmp_path / "out.parquet"
-    count = convert(source, cols, out, limits)
+    count = convert(source, cols, out, limits, keep)
     found = duckdb.connect().execute(f"SELECT * FROM read_parquet('{out}')").fetchall()
     assert count == len(found)
     return found
@@ -94,7 +98,7 @@ def test_values_are_converted_to_their_declared_types(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert run(tmp_path, rows, cols) == [
         (42, 1500.0, decimal.Decimal("12.34"), True, datetime.date(2020, 12, 31),
-         datetime.date(2020, 12, 31), datetime.datetime(2020, 1, 1, 8, 0), "",
+         datetime.date(2020, 12, 31), datetime.datetime(2020, 1, 1, 8, 0), None,
          "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
         (-7, 0.5, decimal.Decimal("-1.00"), False, None, None,
          datetime.datetime(2020, 1, 1, 10, 0), "x", None),
@@ -162,3 +166,31 @@ def test_request_text_never_reaches_the_sql(tmp_path: Path) -> None:
     cols = columns({"name": "d", "type": "date", "format": hostile})
     error = refusal(tmp_path, [["2020-01-01"]], cols)
     assert error.code == "INVALID_ROW"  # the format was a bound parameter, not SQL
+
+
+def test_an_empty_cell_means_the_same_whichever_way_the_csv_arrives(tmp_path: Path) -> None:
+    """The seed's recipe sends CSV rows as arrays of strings (an empty cell is ""); the CLI and
+    the client read the CSV with DuckDB (an empty cell is null). Both give the same dataset,
+    cell for cell, and the same as DuckDB's own reading of the file: empty is NULL in every
+    type. "empty-strings": "keep" keeps "" in string columns."""
+    csv_path = tmp_path / "flights.csv"
+    csv_path.write_text("id,tailnum,dep_delay,day\n1,N101,5,2013-01-01\n2,,,\n3,N303,,2013-01-03\n")
+    cols = columns({"name": "id", "type": "integer"}, {"name": "tailnum", "type": "string"},
+                   {"name": "dep_delay", "type": "number"}, {"name": "day", "type": "date"})  # fmt: skip
+    with csv_path.open(newline="") as handle:
+        recipe = list(csv.reader(handle))[1:]  # the seed's way: strings, "" when empty
+    with CsvChunks(csv_path, 100, [{"name": c.name, "type": "string"} for c in cols]) as chunks:
+        [(_, text)] = list(chunks)  # the client's way
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    by_recipe = run(tmp_path / "a", recipe, cols)
+    by_client = run(tmp_path / "b", json.loads(text), cols)
+    duck = (
+        duckdb.connect()
+        .execute(f"SELECT id, tailnum, dep_delay::DOUBLE, day FROM read_csv('{csv_path}')")
+        .fetchall()
+    )
+    assert by_recipe == by_client == [tuple(row) for row in duck]
+    assert [row[1] for row in by_recipe] == ["N101", None, "N303"]  # is_null finds row 2
+    kept = run(tmp_path / "a", recipe, cols, keep=True)
+    assert [row[1] for row in kept] == ["N101", "", "N303"] and kept[1][2] is None

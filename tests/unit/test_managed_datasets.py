@@ -229,3 +229,13 @@ def test_a_fill_naming_another_datasets_key_is_refused_and_never_retired(key: st
         outcome.entry, retired=(Retired(0, "refused", (Segment(key, 1, 1, "f9", 0),), 0),)
     )
     assert due_for_deletion(entry, 10**12, POLICY)[1] == []  # an old entry: never deleted
+
+
+def test_the_empty_strings_rule_is_null_keep_or_refused() -> None:
+    base = {"user-code": "u", "dataset-code": "people", "columns": COLUMNS, "insert-data": "[]"}
+    assert not parse_fill_body(base, 10).keep_empty_strings
+    assert parse_fill_body({**base, "empty-strings": "keep"}, 10).keep_empty_strings
+    assert not parse_fill_body({**base, "empty-strings": None}, 10).keep_empty_strings
+    for bad in ("KEEP", True, 1, "none"):
+        with pytest.raises(ExhaustError, match="empty-strings"):
+            parse_fill_body({**base, "empty-strings": bad}, 10)
