@@ -119,7 +119,8 @@ USA_STATUS = obj(
      "seconds_elapsed"],
     status={"enum": sorted(set(usaspending.WORDS.values()))}, total_rows=nullable(INTEGER),
     file_name=STRING, total_size=nullable(NUMBER), total_columns=nullable(INTEGER),
-    message=nullable(STRING), url=STRING, seconds_elapsed=nullable(STRING),
+    message=nullable(STRING), url=STRING, seconds_elapsed=nullable(STRING), file_url=STRING,
+    status_url=STRING, download_request={"type": "object"},
 )  # fmt: skip
 LRN_META = obj(["status", "timestamp"], status=BOOLEAN, timestamp=INTEGER, records=INTEGER,
                next=STRING, message=STRING, code=STRING)  # fmt: skip

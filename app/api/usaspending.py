@@ -25,6 +25,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -122,6 +123,7 @@ def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.
             submitted_at=int(time.time() * 1000),
         )
         await accept(ctx(request), dataset_request, wait_visible=True, roles=caller.roles)
+        url = download_url(request, None, planned_key(channel, download, file_name, 1))
         return {
             "status": "ready",
             "total_rows": None,
@@ -129,11 +131,30 @@ def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.
             "total_size": None,
             "total_columns": None,
             "message": None,
-            "url": download_url(request, None, planned_key(channel, download, file_name, 1)),
+            "url": url,
             "seconds_elapsed": None,
+            # What usaspending-api's POST answers besides (base_download_viewset.py).
+            "status_url": status_url(request, file_name),
+            "file_url": url,
+            "download_request": sorted_request(body),
         }
 
     return submit
+
+
+def status_url(request: web.Request, file_name: str) -> str:
+    """Where the download's status is asked, on the host the client called."""
+    query = urlencode({"file_name": file_name})
+    return str(request.url.origin()) + f"/v2/download/status?{query}"
+
+
+def sorted_request(value: Any, key: str = "") -> Any:
+    """The request as usaspending-api echoes it: object keys sorted, lists in their order."""
+    if isinstance(value, dict):
+        return {k: sorted_request(value[k], k) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_request(v) for v in value]
+    return value
 
 
 def seconds_elapsed(record: dict[str, Any]) -> str | None:
@@ -166,16 +187,19 @@ async def status(request: web.Request) -> dict[str, Any]:
         error = record.get("error")
         message = error["message"] if error else f"the download was {record['status'].lower()}"
     key = planned_key(channel, download, file_name, max(1, record["attempt"]))
+    url = download_url(request, record, key)
     return {
         "status": word,
         "total_rows": record["total_rows"] if done else None,
         "file_name": file_name,
-        "total_size": round(record["total_bytes"] / 1024, 3)
+        # Kilobytes as usaspending-api reckons them: bytes / 1000.
+        "total_size": record["total_bytes"] / 1000
         if done and record["total_bytes"] is not None
         else None,
         "total_columns": record["total_columns"] if done else None,
         "message": message,
-        "url": download_url(request, record, key),
+        "url": url,
+        "file_url": url,
         "seconds_elapsed": seconds_elapsed(record) if word in ("running", "finished", "failed")
         else None,
     }  # fmt: skip

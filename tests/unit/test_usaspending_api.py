@@ -72,9 +72,15 @@ NAME = "1796075623279_0a1b2c3d_transactions.zip"
 HEADERS = {"X-Channel-ID": "acme"}
 
 
-def assert_fields_like(answer: dict[str, Any], seed: dict[str, Any]) -> None:
-    """The seed's field names exactly, each with the seed's JSON type (null stays null)."""
-    assert set(answer) == set(seed), sorted(set(answer) ^ set(seed))
+# What usaspending-api answers beside the seed's fields (its base_download_viewset.py).
+REAL_EXTRAS = {"POST": {"status_url", "file_url", "download_request"}, "status": {"file_url"}}
+
+
+def assert_fields_like(answer: dict[str, Any], seed: dict[str, Any], call: str = "status") -> None:
+    """The seed's fields, each with the seed's JSON type (null stays null), and exactly the
+    real API's other fields."""
+    expected = set(seed) | REAL_EXTRAS[call]
+    assert set(answer) == expected, sorted(set(answer) ^ expected)
     for key, value in seed.items():
         assert type(answer[key]) is type(value), (key, answer[key], value)
 
@@ -148,8 +154,11 @@ async def test_the_seeds_request_is_ready_with_the_seeds_fields(
         response = await http.post(f"/v2/download/{kind}", json=SEED_REQUEST, headers=HEADERS)
         body = await response.json()
         assert response.status == 200, body
-        assert_fields_like(body, SEED_READY)
-        assert body["status"] == "ready"
+        assert_fields_like(body, SEED_READY, "POST")
+        assert body["status"] == "ready" and body["file_url"] == body["url"]
+        assert body["status_url"].endswith(f"/v2/download/status?file_name={body['file_name']}")
+        assert body["download_request"] == {"columns": ["award_type", "awarding_agency_code"],
+                                            "filters": {}}  # fmt: skip
         assert re.fullmatch(rf"\d{{13}}_[0-9a-f]{{8}}_{kind}\.zip", body["file_name"])
         assert body["url"].startswith(f"memory://acme/usaspending-{kind}/{body['file_name']}/1/")
     awards, transactions = submitted
@@ -168,7 +177,8 @@ async def test_status_answers_every_field_of_the_seed_with_its_types(
     body = await (await http.get(f"/v2/download/status?file_name={NAME}", headers=HEADERS)).json()
     assert_fields_like(body, SEED_FINISHED)
     assert body["status"] == "finished" and body["total_rows"] == 3317
-    assert body["total_size"] == 3334.475 and body["total_columns"] == 214
+    assert body["total_size"] == 3414.502 and body["total_columns"] == 214  # bytes / 1000
+    assert body["file_url"] == body["url"]
     assert body["seconds_elapsed"] == "0.438000" and body["message"] is None
     assert body["url"].startswith(f"memory://acme/usaspending-transactions/{NAME}/1/")
 
