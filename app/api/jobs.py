@@ -47,7 +47,7 @@ from app.domain.errors import (
     RequestConflict,
     TransientError,
 )
-from app.domain.model import JOB_STATES, PUBLIC_PREFIX, DatasetRequest, Job, attempt_prefix
+from app.domain.model import JOB_STATES, PUBLIC_PREFIX, DatasetRequest, Job
 from app.engine.storage import ObjectStore
 from app.health import Health
 from app.metrics import CONTENT_TYPE, Metrics
@@ -151,12 +151,10 @@ def download_links(
 def own_outputs(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The outputs of a job record that lie under its own attempt's prefix: a record is read
     from a topic, and only its own files may ever be linked. Every profile lists these."""
-    own = attempt_prefix(record["channel"], record["dataset"], record["request_id"],
-                         record["attempt"])  # fmt: skip
+    prefixes = object_keys.attempt_prefixes(record["channel"], record["dataset"],
+                                            record["request_id"], record["attempt"])  # fmt: skip
     return [
-        o
-        for o in record["outputs"]
-        if any(object_keys.is_output_of(o["key"], p) for p in (own, PUBLIC_PREFIX + own))
+        o for o in record["outputs"] if any(object_keys.is_output_of(o["key"], p) for p in prefixes)
     ]
 
 
@@ -286,6 +284,53 @@ def parse_submission(body: Any, channel: str, user: str | None) -> DatasetReques
     )
 
 
+def at_the_door(
+    settings: Settings, catalog: Catalog, dataset_request: DatasetRequest, roles: frozenset[str]
+) -> DatasetRequest:
+    """Every check of a submission before it is published, for every profile; the request with
+    the caller's roles in ``labels.role`` and its inputs de-duplicated. Raises the refusal."""
+    channel = dataset_request.channel
+    if "role" in dataset_request.labels:
+        raise InvalidConfig("labels.role is not the client's to set: roles come from the API key")
+    labels = dict(dataset_request.labels)
+    if roles:
+        labels["role"] = ",".join(sorted(roles))
+    inputs = object_keys.check_inputs(channel, dataset_request.inputs, settings.max_inputs)
+    dataset_request = dataclasses.replace(dataset_request, labels=labels, inputs=inputs)
+    config = json.loads(dataset_request.config)
+    source = config.get("source") if isinstance(config, dict) else None
+    if isinstance(source, str) and not identifiers.is_valid(source):  # not a dataset code
+        object_keys.check_under("config.source", source, object_keys.input_prefix(channel))
+        if source not in inputs:
+            raise InvalidConfig("config.source names an input key that is not in inputs")
+    key = dataset_request.encryption_key
+    shortest = settings.min_encryption_key_chars
+    if key is not None and not shortest <= len(key) <= MAX_KEY_CHARS:
+        # An empty password would make a plain zip of a type that promises an encrypted one.
+        raise InvalidEncryptionKey(
+            f"encryption_key must be {shortest} to {MAX_KEY_CHARS} characters; got {len(key)}"
+        )
+    declared = catalog.types.get(dataset_request.dataset)
+    if declared is not None and declared.schedule is not None:
+        # Standard datasets are made by the scheduler, one job per channel and day under an id
+        # derived from both; a client request could otherwise take that id first.
+        raise InvalidConfig(
+            f"{dataset_request.dataset} is produced {declared.schedule} by the service; read its "
+            "files with GET /dataset/get/{datasetId}"
+        )
+    catalog.check(
+        dataset_request.dataset,
+        channel,
+        dataset_request.labels,
+        config,
+        dataset_request.columns,
+        dataset_request.filters,
+        dataset_request.output,
+        key is not None,
+    )
+    return dataset_request
+
+
 async def accept(
     context: ApiContext,
     dataset_request: DatasetRequest,
@@ -308,45 +353,7 @@ async def accept(
     if context.submit is None or context.catalog is None:
         raise NotFound("this worker does not accept submissions")
     channel = dataset_request.channel
-    if "role" in dataset_request.labels:
-        raise InvalidConfig("labels.role is not the client's to set: roles come from the API key")
-    labels = dict(dataset_request.labels)
-    if roles:
-        labels["role"] = ",".join(sorted(roles))
-    dataset_request = dataclasses.replace(dataset_request, labels=labels)
-    inputs = object_keys.check_inputs(channel, dataset_request.inputs, context.settings.max_inputs)
-    dataset_request = dataclasses.replace(dataset_request, inputs=inputs)
-    config = json.loads(dataset_request.config)
-    source = config.get("source") if isinstance(config, dict) else None
-    if isinstance(source, str) and not identifiers.is_valid(source):  # not a dataset code
-        object_keys.check_under("config.source", source, object_keys.input_prefix(channel))
-        if source not in inputs:
-            raise InvalidConfig("config.source names an input key that is not in inputs")
-    key = dataset_request.encryption_key
-    shortest = context.settings.min_encryption_key_chars
-    if key is not None and not shortest <= len(key) <= MAX_KEY_CHARS:
-        # An empty password would make a plain zip of a type that promises an encrypted one.
-        raise InvalidEncryptionKey(
-            f"encryption_key must be {shortest} to {MAX_KEY_CHARS} characters; got {len(key)}"
-        )
-    declared = context.catalog.types.get(dataset_request.dataset)
-    if declared is not None and declared.schedule is not None:
-        # Standard datasets are made by the scheduler, one job per channel and day under an id
-        # derived from both; a client request could otherwise take that id first.
-        raise InvalidConfig(
-            f"{dataset_request.dataset} is produced {declared.schedule} by the service; read its "
-            "files with GET /dataset/get/{datasetId}"
-        )
-    context.catalog.check(
-        dataset_request.dataset,
-        channel,
-        dataset_request.labels,
-        json.loads(dataset_request.config),
-        dataset_request.columns,
-        dataset_request.filters,
-        dataset_request.output,
-        dataset_request.encryption_key is not None,
-    )
+    dataset_request = at_the_door(context.settings, context.catalog, dataset_request, roles)
     if dataset_request.encryption_key is not None and context.sealer is not None:
         # Sealed exactly as sent (a sealed-looking token too): the API never passes one through.
         sealed = context.sealer.seal(dataset_request.encryption_key)

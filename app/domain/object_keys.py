@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import re
 
+from app.domain import identifiers
 from app.domain.errors import InvalidObjectKey, TooManyInputs
+from app.domain.model import PUBLIC_PREFIX, attempt_prefix
 
 SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_SEGMENTS = 16
@@ -60,10 +62,19 @@ def check_under(what: str, key: object, prefix: str) -> str:
 OUTPUT_NAME = re.compile(r"[A-Za-z0-9._~-]{1,255}")
 
 
+def attempt_prefixes(channel: str, dataset: str, request_id: str, attempt: int) -> tuple[str, ...]:
+    """Where an attempt's files may lie: its own prefix and the same under ``public/``. None
+    when the job's names are not identifiers (then no key of it is linked or accepted)."""
+    if not all(identifiers.is_valid(v) for v in (channel, dataset, request_id)):
+        return ()
+    own = attempt_prefix(channel, dataset, request_id, attempt)
+    return own, PUBLIC_PREFIX + own
+
+
 def is_output_of(key: object, prefix: str) -> bool:
-    """Whether ``key`` names one file directly under ``prefix`` (an attempt's outputs): what a
-    job record read from a topic may link to, nothing else."""
-    if not isinstance(key, str) or not key.startswith(prefix) or not is_canonical(prefix[:-1]):
+    """Whether ``key`` names one file directly under ``prefix`` (one of
+    :func:`attempt_prefixes`): what a job record read from a topic may link to, nothing else."""
+    if not isinstance(key, str) or not key.startswith(prefix):
         return False
     name = key[len(prefix) :]
     return OUTPUT_NAME.fullmatch(name) is not None and name not in (".", "..")

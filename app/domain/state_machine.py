@@ -38,13 +38,11 @@ from app.catalog.types import Catalog
 from app.domain import dedup, identifiers, object_keys
 from app.domain.errors import ConfigurationError, ExhaustError, RequestConflict, RequestRejected
 from app.domain.model import (
-    PUBLIC_PREFIX,
     DatasetRequest,
     Job,
     JobError,
     JobEvent,
     WorkItem,
-    attempt_prefix,
     is_sealed,
 )
 
@@ -317,11 +315,13 @@ def on_event(job: Job | None, event: JobEvent, *, now: int, policy: Policy) -> O
         )
         return Outcome("progress", job=progressed)
     if event.kind == "COMPLETED":
-        own = attempt_prefix(job.channel, job.dataset, job.request_id, job.attempt)
-        keys = [o.key for o in event.outputs] + [event.manifest_key or own + "manifest.json"]
+        prefixes = object_keys.attempt_prefixes(job.channel, job.dataset, job.request_id,
+                                                job.attempt)  # fmt: skip
+        keys = [o.key for o in event.outputs]
+        if event.manifest_key is not None:
+            keys.append(event.manifest_key)
         if not any(  # the attempt's own prefix, private or public, for all of its files
-            all(object_keys.is_output_of(key, prefix) for key in keys)
-            for prefix in (own, PUBLIC_PREFIX + own)
+            all(object_keys.is_output_of(key, prefix) for key in keys) for prefix in prefixes
         ):
             # Only a producer that wrote job-events directly can name other keys: the job
             # would hand out links to them. Ignored; the real attempt still reports.

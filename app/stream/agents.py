@@ -388,7 +388,8 @@ class Pipeline:
             for i, (key, submitted, attempt) in enumerate(self.leases.due(partition, now)):
                 if i % 256 == 255:
                     await asyncio.sleep(0)
-                if submitted and self._queued(key, attempt, now):
+                # A legacy key (no "/") is not its work item's key: decided below, on the job.
+                if submitted and "/" in key and self._queued(key, attempt, now):
                     # Still waiting behind busy generators: decided from the index alone.
                     self.metrics.transition("dispatch_deferred")
                     self.leases.defer(partition, key, now + self.policy.dispatch_timeout_ms)
