@@ -378,3 +378,39 @@ async def test_unicode_edge_cases_and_ten_thousand_columns_are_refused_with_code
     assert response.status == 400
     assert (await response.json())["error"]["code"] in ("UNKNOWN_COLUMN", "INVALID_CONFIG")
     assert submitted == []
+
+
+async def test_a_gateways_roles_header_is_checked_and_gates_types(tmp_path: Path) -> None:
+    (tmp_path / "payroll.yaml").write_text(
+        "name: payroll-export\ndescription: Finance only.\nkind: table-export\n"
+        "config_schema: {type: object}\nsources: {source: {config: source}}\n"
+        "access: {roles: [finance]}\n"
+    )
+    submitted: list[DatasetRequest] = []
+
+    async def submit(request: DatasetRequest) -> None:
+        submitted.append(request)
+
+    read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    context = ApiContext(
+        settings=Settings(), health=Health(), metrics=Metrics(),
+        catalog=default_catalog([tmp_path]), read_model=read_model, store=MemoryStore(),
+        submit=submit, sealer=SEALER,
+    )  # fmt: skip
+    body = {"tag": "t", "dataset": "payroll-export", "config": {"source": "pay"}}
+    async with TestClient(TestServer(create_web_app(context))) as http:
+        for roles, status, code in (("", 400, "UNKNOWN_DATASET"), ("../x", 400,
+                                     "INVALID_IDENTIFIER"), ("a b,finance", 400,
+                                     "INVALID_IDENTIFIER"), ("sales", 400, "UNKNOWN_DATASET")):  # fmt: skip
+            response = await http.post(
+                "/v1/requests",
+                json=body,
+                headers={"X-Channel-ID": "acme", "X-Exhaust-Roles": roles},
+            )
+            assert response.status == status, roles
+            assert (await response.json())["error"]["code"] == code, roles
+        ok = await http.post("/v1/requests", json=body,
+                             headers={"X-Channel-ID": "acme", "X-Exhaust-Roles": "sales, finance"})  # fmt: skip
+        assert ok.status == 202
+        assert [r.labels for r in submitted] == [{"role": "finance,sales"}]
+    read_model.close()
