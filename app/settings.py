@@ -254,6 +254,14 @@ class Settings(BaseSettings):
         "channel with its roles (which gate dataset types). Unset: X-Channel-ID (and "
         "X-Exhaust-Roles) from a trusted gateway name them.",
     )
+    anonymous_channels: dict[str, str] = Field(
+        default_factory=dict,
+        description="The channel a caller without X-Channel-ID acts for, per profile, as JSON "
+        '{"usaspending": "<channel>", "sunbird-public": "<channel>"}: the public APIs these '
+        "profiles copy have no tenants, so their unchanged clients send no header. Unset: such "
+        "calls are refused (403). usaspending applies only without EXHAUST_API_KEYS (with keys, "
+        "every call needs one); sunbird-public is the public dataset route, open by design.",
+    )
     max_request_bytes: int = Field(
         1024 * 1024,
         ge=1024,
@@ -409,6 +417,18 @@ class Settings(BaseSettings):
             parse_consumers(value.get_secret_value())
         return value
 
+    @field_validator("anonymous_channels")
+    @classmethod
+    def _anonymous_channels_are_known(cls, value: dict[str, str]) -> dict[str, str]:
+        from app.domain import identifiers
+
+        unknown = sorted(set(value) - set(ANONYMOUS_PROFILES))
+        if unknown:
+            raise ValueError(f"unknown profiles {unknown}; known: {list(ANONYMOUS_PROFILES)}")
+        for profile, channel in value.items():
+            identifiers.check(f"anonymous_channels.{profile}", channel)
+        return value
+
     @field_validator("api_keys")
     @classmethod
     def _api_keys_are_json(cls, value: SecretStr | None) -> SecretStr | None:
@@ -535,6 +555,9 @@ class ApiKey:
 
     channel: str
     roles: frozenset[str] = frozenset()
+
+
+ANONYMOUS_PROFILES = ("usaspending", "sunbird-public")
 
 
 def parse_api_keys(text: str) -> dict[str, ApiKey]:

@@ -29,12 +29,12 @@ class Caller:
     roles: frozenset[str] = frozenset()
 
 
-def channel_of(request: web.Request, *, public: bool = False) -> str:
+def channel_of(request: web.Request, *, public: bool = False, profile: str | None = None) -> str:
     """The caller's channel (see :func:`caller_of`)."""
-    return caller_of(request, public=public).channel
+    return caller_of(request, public=public, profile=profile).channel
 
 
-def caller_of(request: web.Request, *, public: bool = False) -> Caller:
+def caller_of(request: web.Request, *, public: bool = False, profile: str | None = None) -> Caller:
     """The caller's channel and roles.
 
     Without ``EXHAUST_API_KEYS``: ``X-Channel-ID`` and ``X-Exhaust-Roles`` (comma-separated),
@@ -61,6 +61,9 @@ def caller_of(request: web.Request, *, public: bool = False) -> Caller:
             raise AccessDenied("X-Channel-ID names another channel than the API key's")
         return Caller(found.channel, found.roles)
     if not header:
+        anonymous = settings_of(request).anonymous_channels if SETTINGS in request.app else {}
+        if profile is not None and profile in anonymous:
+            return Caller(anonymous[profile])
         raise AccessDenied("X-Channel-ID header is required")
     channel = identifiers.check("X-Channel-ID", header)
     if public:

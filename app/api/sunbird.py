@@ -374,7 +374,8 @@ async def dataset_get(request: web.Request) -> dict[str, Any]:
 
 @api(TELEMETRY, client_key=None)
 async def public_dataset_get(request: web.Request) -> dict[str, Any]:
-    channel = channel_of(request, public=True)  # unauthenticated: the channel header alone
+    # Unauthenticated: the channel header alone, else the anonymous public channel.
+    channel = channel_of(request, public=True, profile="sunbird-public")
     dataset = standard_type(request, channel, public=True)
     files, _ = period_files(request, dataset, channel, public=True)
     if not files:

@@ -12,8 +12,11 @@
   the URL out before the file is there).
 
 Filters and columns are translated by :mod:`app.domain.usaspending`; an unsupported filter part
-is a 400 naming it. Errors are ``{"detail": message, "code": CODE}`` (Django REST framework's
-``detail``, plus our code). Every call needs ``X-Channel-ID``: a download of another channel
+is a 400 naming it; ``limit`` (1..500,000) and ``file_format`` (csv, tsv, pstxt) are honoured.
+Errors are ``{"detail": message, "code": CODE}`` (Django REST framework's ``detail``, plus our
+code; usaspending-api's messages where it has one, 400 for a malformed value and 422 for one out
+of range). A call acts for its ``X-Channel-ID`` (or API key), else for the channel the operator
+mapped anonymous callers to (``EXHAUST_ANONYMOUS_CHANNELS``): a download of another channel
 does not exist for the caller.
 """
 
@@ -32,9 +35,10 @@ from aiohttp import web
 from app.api.edge import authenticated_user, caller_of, channel_of, json_response, read_json
 from app.api.jobs import accept, ctx, own_outputs, ready_parts
 from app.domain import identifiers
-from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound
+from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound, OutOfRange
 from app.domain.model import DatasetRequest, attempt_prefix
 from app.domain.usaspending import BY_TYPE, DOWNLOADS, Download, check_columns, translate_filters
+from app.engine.formats import TEXT_LAYOUTS
 
 WORDS = {
     "SUBMITTED": "ready",
@@ -94,7 +98,7 @@ def planned_key(channel: str, download: Download, file_name: str, attempt: int) 
 def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.Response]]:
     @detail_errors
     async def submit(request: web.Request) -> dict[str, Any]:
-        caller = caller_of(request)
+        caller = caller_of(request, profile="usaspending")
         channel = caller.channel
         body = await read_json(request)
         if not isinstance(body, dict):
@@ -103,6 +107,7 @@ def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.
             raise InvalidConfig("Missing required field: filters")
         filters = translate_filters(download, body["filters"])
         chosen = check_columns(download, body.get("columns"))
+        config = {"limit": row_limit(body), "file_format": file_format(body)}
         file_name = new_file_name(download)
         settings = ctx(request).settings
         dataset_request = DatasetRequest(
@@ -111,7 +116,7 @@ def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.
             dataset=download.dataset_type,
             channel=channel,
             requested_by=authenticated_user(request) or "usaspending",
-            config="{}",
+            config=json.dumps(config, sort_keys=True),
             columns=chosen,
             filters=json.dumps(filters, sort_keys=True) if filters is not None else None,
             output={
@@ -142,6 +147,33 @@ def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.
     return submit
 
 
+MAX_LIMIT = 500_000  # usaspending-api's MAX_DOWNLOAD_LIMIT
+
+
+def row_limit(body: dict[str, Any]) -> int:
+    """``limit``: the most rows the download holds, 1..500,000 (the default): a non-integer is
+    400, out of range 422, with usaspending-api's messages."""
+    value = body.get("limit", MAX_LIMIT)
+    if isinstance(value, bool) or not isinstance(value, int):
+        shown = value if isinstance(value, str | int | float) else type(value).__name__
+        raise InvalidConfig(f"Invalid value in 'limit'. '{str(shown)[:64]}' is not a valid type "
+                            "(integer)")  # fmt: skip
+    if value > MAX_LIMIT:
+        raise OutOfRange(f"Field 'limit' value '{value}' is above max '{MAX_LIMIT}'")
+    if value < 1:
+        raise OutOfRange(f"Field 'limit' value '{value}' is below min '1'")
+    return value
+
+
+def file_format(body: dict[str, Any]) -> str:
+    """``file_format``: csv (default), tsv or pstxt (pipe-delimited .txt), any case."""
+    value = body.get("file_format", "csv")
+    layout = value.lower() if isinstance(value, str) else None
+    if layout not in TEXT_LAYOUTS:
+        raise InvalidConfig(f"Field 'file_format' is outside valid values {list(TEXT_LAYOUTS)}")
+    return layout
+
+
 def status_url(request: web.Request, file_name: str) -> str:
     """Where the download's status is asked, on the host the client called."""
     query = urlencode({"file_name": file_name})
@@ -169,7 +201,7 @@ def seconds_elapsed(record: dict[str, Any]) -> str | None:
 
 @detail_errors
 async def status(request: web.Request) -> dict[str, Any]:
-    channel = channel_of(request)
+    channel = channel_of(request, profile="usaspending")
     file_name = request.query.get("file_name", "")
     if not file_name:
         raise InvalidConfig("Missing one or more required query parameters: file_name")

@@ -165,6 +165,8 @@ class DeclaredType(DatasetType):
 
     def _generate(self, ctx: GenerationContext) -> list[GeneratedFile]:
         spec = OutputSpec.parse(ctx.output, self.output_defaults, ctx.encryption_key is not None)
+        if isinstance(ctx.config.get("file_format"), str):  # a type that offers text layouts
+            spec = spec.with_layout(ctx.config["file_format"])
         plan = ExportPlan(
             kind=self.kind,  # type: ignore[arg-type]
             config=ctx.config,

@@ -196,6 +196,14 @@ class InvalidFilter(RequestRejected):
     code = "INVALID_FILTER"
 
 
+class OutOfRange(RequestRejected):
+    """A well-formed value outside the range the API takes (a date before the data begins, a
+    limit above the cap, a search word too short): 422, as usaspending-api answers it."""
+
+    code = "OUT_OF_RANGE"
+    http_status = 422
+
+
 class TypeMismatch(RequestRejected):
     code = "TYPE_MISMATCH"
 

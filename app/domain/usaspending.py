@@ -48,85 +48,113 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.domain.errors import InvalidFilter, UnknownColumn
+from app.domain import usaspending_columns
+from app.domain.errors import InvalidFilter, OutOfRange, UnknownColumn
 
 Kind = Literal["awards", "transactions"]
 
 
 @dataclass(frozen=True, slots=True)
 class DownloadColumn:
-    value: str  # the CSV header and the name requests use
+    value: str  # the CSV header and the name requests use (usaspending-api's)
     title: str  # shown by GET /v2/download/columns
     type: str  # the managed dataset's column type (dataset-fill vocabulary)
+    name: str  # the managed dataset's column name (``value`` is its alias)
+    contracts: bool  # in usaspending-api's contract (d1) file
+    assistance: bool  # in usaspending-api's assistance (d2) file
 
 
-def _cols(*rows: tuple[str, str, str]) -> tuple[DownloadColumn, ...]:
-    return tuple(DownloadColumn(*row) for row in rows)
+# Words a title keeps as usaspending-api's site writes them.
+TITLE_WORDS = {
+    "id": "ID", "uei": "UEI", "duns": "DUNS", "piid": "PIID", "fain": "FAIN", "uri": "URI",
+    "sai": "SAI", "naics": "NAICS", "psc": "PSC", "cfda": "CFDA", "idv": "IDV", "idc": "IDC",
+    "dod": "DOD", "epa": "EPA", "sam": "SAM", "fips": "FIPS", "cd": "CD", "iija": "IIJA",
+    "covid-19": "COVID-19", "usaspending": "USAspending", "dot": "DOT", "sba": "SBA",
+    "gfe": "GFE", "gfp": "GFP", "a76": "A-76", "us": "US", "c8a": "8(a)", "8a": "8(a)",
+    "hubzone": "HUBZone", "fed": "Fed", "zip": "ZIP", "scorporation": "S Corporation",
+}  # fmt: skip
+SMALL_WORDS = {"of", "or", "and", "for", "the", "to", "from", "in", "as", "this"}
+TITLES = {  # the titles earlier versions of this profile answered
+    "award_id_piid": "Award ID (PIID)", "award_id_fain": "Award ID (FAIN)",
+    "parent_award_id_piid": "Parent Award ID (PIID)",
+    "product_or_service_code": "Product or Service Code (PSC)",
+}  # fmt: skip
+NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 
 
-# Columns both downloads have, in the same place relative to their neighbours.
-AGENCY_AND_RECIPIENT = (
-    ("awarding_agency", "Awarding Agency", "string"),
-    ("awarding_agency_code", "Awarding Agency Code", "string"),
-    ("awarding_agency_name", "Awarding Agency Name", "string"),
-    ("awarding_sub_agency_code", "Awarding Sub Agency Code", "string"),
-    ("awarding_sub_agency_name", "Awarding Sub Agency Name", "string"),
-    ("funding_agency_code", "Funding Agency Code", "string"),
-    ("funding_agency_name", "Funding Agency Name", "string"),
-    ("funding_sub_agency_name", "Funding Sub Agency Name", "string"),
-    ("recipient_uei", "Recipient UEI", "string"),
-    ("recipient_name", "Recipient Name", "string"),
+def _title(value: str) -> str:
+    if value in TITLES:
+        return TITLES[value]
+    words = []
+    for i, word in enumerate(value.replace("_", " ").split()):
+        key = word.lower()
+        words.append(TITLE_WORDS.get(key) or (key if i and key in SMALL_WORDS
+                                              else word[:1].upper() + word[1:]))  # fmt: skip
+    return " ".join(words)
+
+
+def _type(value: str) -> str:
+    """The column's type, from usaspending-api's naming (amounts, dates, fiscal years, counts)."""
+    if value.endswith("_fiscal_year") or value in ("number_of_actions",
+                                                    "number_of_offers_received"):  # fmt: skip
+        return "integer"
+    if value.endswith("_date"):
+        return "date"
+    money = ("amount", "obligation", "obligated", "_value", "value_of", "_cost", "percent")
+    if any(part in value for part in money) and not value.startswith("disaster_"):
+        return "number"
+    return "string"
+
+
+def _name(value: str) -> str:
+    """A dataset column name for a header that is not one (``1862_…``, ``…COVID-19…``)."""
+    name = value.lower().replace("-", "_")
+    return name if NAME.fullmatch(name) and not name[0].isdigit() else f"c{name}"
+
+
+def _merge(first: tuple[str, ...], second: tuple[str, ...]) -> list[str]:
+    """``first`` in order, each name only ``second`` has placed after its predecessor there."""
+    merged = list(first)
+    for i, value in enumerate(second):
+        if value not in merged:
+            at = merged.index(second[i - 1]) + 1 if i else 1
+            merged.insert(at, value)
+    return merged
+
+
+def _columns(
+    contracts: tuple[str, ...], assistance: tuple[str, ...], extras: dict[str, tuple[str, str]]
+) -> tuple[DownloadColumn, ...]:
+    """The union of both files' columns; ``extras`` (name → (\"before\"|\"after\", neighbour))
+    are the columns this profile has besides (the seed's own and earlier versions')."""
+    values = _merge(contracts, assistance)
+    for value, (where, neighbour) in extras.items():
+        values.insert(values.index(neighbour) + (where == "after"), value)
+    columns = tuple(
+        DownloadColumn(v, _title(v), _type(v), _name(v),
+                       v in contracts or v in extras, v in assistance or v in extras)
+        for v in values
+    )  # fmt: skip
+    names = [c.name for c in columns]
+    assert len(set(names)) == len(names), "two download columns share a dataset name"
+    return columns
+
+
+# The seed's own examples (``assistance_type``, ``awarding_agency``: "Department of Energy
+# (089)") and two columns earlier versions of the download had, kept for their clients.
+AWARD_COLUMNS = _columns(
+    usaspending_columns.AWARD_CONTRACTS,
+    usaspending_columns.AWARD_ASSISTANCE,
+    {"awarding_agency": ("before", "awarding_agency_code"),
+     "assistance_type": ("after", "award_type"),
+     "award_description": ("after", "prime_award_base_transaction_description"),
+     "cfda_number": ("after", "cfda_numbers_and_titles")},
 )  # fmt: skip
-# The location columns both downloads have (what the location filters compare).
-LOCATIONS = (
-    ("recipient_country_code", "Recipient Country Code", "string"),
-    ("recipient_state_code", "Recipient State Code", "string"),
-    ("recipient_city_name", "Recipient City Name", "string"),
-    ("primary_place_of_performance_state_code", "Primary Place of Performance State Code",
-     "string"),
-)  # fmt: skip
-AWARD_COLUMNS = _cols(
-    ("award_id_piid", "Award ID (PIID)", "string"),
-    ("award_id_fain", "Award ID (FAIN)", "string"),
-    ("parent_award_id_piid", "Parent Award ID (PIID)", "string"),
-    ("award_type_code", "Award Type Code", "string"),
-    ("award_type", "Award Type", "string"),
-    ("assistance_type", "Assistance Type", "string"),
-    ("total_obligated_amount", "Total Obligated Amount", "number"),
-    ("current_total_value_of_award", "Current Total Value of Award", "number"),
-    ("potential_total_value_of_award", "Potential Total Value of Award", "number"),
-    ("award_base_action_date", "Award Base Action Date", "date"),
-    ("award_latest_action_date", "Award Latest Action Date", "date"),
-    ("period_of_performance_start_date", "Period of Performance Start Date", "date"),
-    ("period_of_performance_current_end_date", "Period of Performance Current End Date", "date"),
-    *AGENCY_AND_RECIPIENT,
-    ("recipient_parent_name", "Recipient Parent Name", "string"),
-    *LOCATIONS,
-    ("award_description", "Award Description", "string"),
-    ("naics_code", "NAICS Code", "string"),
-    ("naics_description", "NAICS Description", "string"),
-    ("product_or_service_code", "Product or Service Code (PSC)", "string"),
-    ("cfda_number", "CFDA Number", "string"),
-)  # fmt: skip
-TRANSACTION_COLUMNS = _cols(
-    ("award_id_piid", "Award ID (PIID)", "string"),
-    ("award_id_fain", "Award ID (FAIN)", "string"),
-    ("modification_number", "Modification Number", "string"),
-    ("transaction_number", "Transaction Number", "string"),
-    ("federal_action_obligation", "Federal Action Obligation", "number"),
-    ("total_dollars_obligated", "Total Dollars Obligated", "number"),
-    ("action_date", "Action Date", "date"),
-    ("action_type_code", "Action Type Code", "string"),
-    ("action_type", "Action Type", "string"),
-    ("award_type_code", "Award Type Code", "string"),
-    ("award_type", "Award Type", "string"),
-    ("assistance_type", "Assistance Type", "string"),
-    *AGENCY_AND_RECIPIENT,
-    *LOCATIONS,
-    ("transaction_description", "Transaction Description", "string"),
-    ("naics_code", "NAICS Code", "string"),
-    ("product_or_service_code", "Product or Service Code (PSC)", "string"),
-    ("cfda_number", "CFDA Number", "string"),
+TRANSACTION_COLUMNS = _columns(
+    usaspending_columns.TRANSACTION_CONTRACTS,
+    usaspending_columns.TRANSACTION_ASSISTANCE,
+    {"awarding_agency": ("before", "awarding_agency_code"),
+     "assistance_type": ("after", "award_type")},
 )  # fmt: skip
 
 
@@ -155,14 +183,24 @@ BY_TYPE = {d.type_name: d for d in DOWNLOADS.values()}
 SUPPORTED = (
     "time_period", "award_type_codes", "agencies", "recipient_search_text", "award_amounts",
     "keywords", "naics_codes", "psc_codes", "program_numbers", "recipient_locations",
-    "recipient_scope", "place_of_performance_locations",
+    "recipient_scope", "place_of_performance_locations", "place_of_performance_scope",
+    "def_codes", "tas_codes",
 )  # fmt: skip
+# usaspending-api's award_type_mapping: contracts, IDVs, grants, direct payments, loans, other.
+AWARD_TYPE_CODES = (
+    "A", "B", "C", "D", "IDV_A", "IDV_B", "IDV_B_A", "IDV_B_B", "IDV_B_C", "IDV_C", "IDV_D",
+    "IDV_E", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "-1",
+)  # fmt: skip
+DATE_TYPES = ("action_date", "last_modified_date", "date_signed", "new_awards_only")
+EARLIEST_DATE = "2007-10-01"  # usaspending-api's search data begins with fiscal year 2008
+MIN_KEYWORD = 3
 # usaspending-api's PSC_GROUPS: a tier-1 name stands for the codes starting with these.
 PSC_GROUPS = {
     "Research and Development": ("A",),
     "Service": tuple("BCDEFGHIJKLMNOPQRSTUVWXYZ"),
     "Product": tuple("0123456789"),
 }
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 NAICS_CODE = re.compile(r"\d{2}|\d{4}|\d{6}")
 PSC_CODE = re.compile(r"[A-Z0-9]{1,4}")
 
@@ -207,17 +245,68 @@ def _leaf(column: str, op: str, value: Any = None) -> Node:
     return node
 
 
+def _shown(value: Any) -> str:
+    """A client's value inside a message, as usaspending-api quotes it (bounded)."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 64 else text[:61] + "..."
+
+
+def _date(value: Any, key: str) -> str:
+    """A ``YYYY-MM-DD`` date not before the data begins (400 malformed, 422 too early)."""
+    if not isinstance(value, str) or not DATE.fullmatch(value) or not _real_date(value):
+        raise InvalidFilter(f"Invalid value in '{key}'. '{_shown(value)}' is not a valid type "
+                            "(date)")  # fmt: skip
+    if value < EARLIEST_DATE:
+        raise OutOfRange(f"Field '{key}' value '{value}' is below min '{EARLIEST_DATE}'")
+    return value
+
+
+def _real_date(text: str) -> bool:
+    year, month, day = (int(part) for part in text.split("-"))
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    return 1 <= month <= 12 and 1 <= day <= days[month - 1]
+
+
 def _time_period(download: Download, periods: list[Any]) -> Node:
+    """Each period: ``start_date`` (required), ``end_date`` (optional: no upper bound) and
+    ``date_type`` (default ``action_date``: a transaction's action date, an award whose actions
+    overlap the period; ``date_signed`` and ``new_awards_only``: the award's base action date,
+    for transactions a new action (type A) in the period; ``last_modified_date``)."""
     parts = []
     for i, period in enumerate(periods):
-        start, end = period.get("start_date"), period.get("end_date")
-        if not isinstance(start, str) or not isinstance(end, str):
-            raise InvalidFilter(f"filters.time_period[{i}] needs start_date and end_date")
-        if download.kind == "transactions":
-            parts.append(_leaf("action_date", "between", [start, end]))
+        key = "filters|time_period"
+        extra = sorted(set(period) - {"start_date", "end_date", "date_type"})
+        if extra:
+            raise InvalidFilter(f"Unexpected field '{key}|{_shown(extra[0])}'")
+        if "start_date" not in period:
+            raise InvalidFilter(f"Missing value: '{key}|start_date' is a required field")
+        start = _date(period["start_date"], f"{key}|start_date")
+        end = period.get("end_date")
+        end = None if end is None else _date(end, f"{key}|end_date")
+        if end is not None and end < start:
+            raise InvalidFilter(f"filters.time_period[{i}]: end_date is before start_date")
+        date_type = period.get("date_type", "action_date")
+        if date_type not in DATE_TYPES:
+            raise InvalidFilter(f"Field '{key}|date_type' is outside valid values "
+                                f"{list(DATE_TYPES)}")  # fmt: skip
+
+        def within(column: str, start: str = start, end: str | None = end) -> Node:
+            return _leaf(column, "between", [start, end]) if end else _leaf(column, ">=", start)
+
+        if date_type == "last_modified_date":
+            parts.append(within("last_modified_date"))
+        elif download.kind == "transactions":
+            node = within("action_date")
+            parts.append(node if date_type == "action_date"
+                         else {"and": [node, _leaf("action_type_code", "=", "A")]})  # fmt: skip
+        elif date_type == "action_date":
+            overlap = [_leaf("award_latest_action_date", ">=", start)]
+            if end:
+                overlap.insert(0, _leaf("award_base_action_date", "<=", end))
+            parts.append(overlap[0] if len(overlap) == 1 else {"and": overlap})
         else:
-            parts.append({"and": [_leaf("award_base_action_date", "<=", end),
-                                  _leaf("award_latest_action_date", ">=", start)]})  # fmt: skip
+            parts.append(within("award_base_action_date"))
     return _any(parts)
 
 
@@ -342,53 +431,206 @@ def _psc(filters: dict[str, Any]) -> Node:
                       _psc_codes(exclude, "exclude"))  # fmt: skip
 
 
-LOCATION_KEYS = {
-    "recipient_locations": {"country": "recipient_country_code", "state": "recipient_state_code",
-                            "city": "recipient_city_name"},
-    "place_of_performance_locations": {"state": "primary_place_of_performance_state_code"},
+@dataclass(frozen=True, slots=True)
+class Place:
+    """The columns a location filter compares (``{level}``: summary for awards, transaction
+    for transactions, as usaspending-api names the derived location columns)."""
+
+    country: str
+    state: str
+    city: str
+    zips: tuple[str, ...]  # a 5-digit zip matches the first that starts with it
+    county_fips: str  # state FIPS + county code
+    district: str  # "{state}-{district}", original and current
+
+    def at(self, download: Download, column: str) -> str:
+        return column.replace("{level}", "summary" if download.kind == "awards" else "transaction")
+
+
+PLACES = {
+    "recipient_locations": Place(
+        "recipient_country_code", "recipient_state_code", "recipient_city_name",
+        ("recipient_zip_code", "recipient_zip_4_code"),
+        "prime_award_{level}_recipient_county_fips_code",
+        "prime_award_{level}_recipient_cd_{which}"),
+    "place_of_performance_locations": Place(
+        "primary_place_of_performance_country_code", "primary_place_of_performance_state_code",
+        "primary_place_of_performance_city_name", ("primary_place_of_performance_zip_4",),
+        "prime_award_{level}_place_of_performance_county_fips_code",
+        "prime_award_{level}_place_of_performance_cd_{which}"),
 }  # fmt: skip
+LOCATION_FIELDS = ("country", "state", "county", "city", "district", "district_original",
+                   "district_current", "zip")  # fmt: skip
+LOCATION_TEXT = {"country": re.compile(r"[A-Za-z]{2,7}"), "state": re.compile(r"[A-Za-z]{2}"),
+                 "county": re.compile(r"\d{3}"), "zip": re.compile(r"\d{5}"),
+                 "district": re.compile(r"[0-9A-Za-z]{2}")}  # fmt: skip
 
 
-def _locations(filters: dict[str, Any], key: str) -> Node:
-    columns = LOCATION_KEYS[key]
+def _location_value(location: dict[str, Any], field: str, key: str) -> str | None:
+    value = location.get(field)
+    if value is None:
+        return None
+    if field.startswith("district") and isinstance(value, str) and len(value) != 2:
+        bound = "below min" if len(value) < 2 else "above max"
+        raise OutOfRange(f"Field '{key}|{field}' value '{_shown(value)}' is {bound} '2'")
+    pattern = LOCATION_TEXT.get("district" if field.startswith("district") else field)
+    if not isinstance(value, str) or not value or len(value) > 100 or not value.isprintable():
+        raise InvalidFilter(f"Invalid value in '{key}|{field}'. '{_shown(value)}' is not a "
+                            "valid type (text)")  # fmt: skip
+    if field == "city" and ("%" in value or "_" in value):
+        raise InvalidFilter(f"'{key}|city' must be a city name")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise InvalidFilter(f"Invalid value in '{key}|{field}'. '{_shown(value)}' is not a "
+                            f"{field.split('_')[0]} code")  # fmt: skip
+    return value if field == "city" else value.upper()
+
+
+def _locations(download: Download, filters: dict[str, Any], key: str) -> Node:
+    """usaspending-api's location filter: ``country`` required (``FOREIGN``: any but USA);
+    ``state``; under a state a ``county`` (3-digit code) or a congressional ``district_original``
+    / ``district_current`` (2 characters; ``district`` is the original); ``city``; ``zip`` (5
+    digits). A location is the AND of its fields, the list is an OR."""
+    place = PLACES[key]
     parts = []
     for i, location in enumerate(_list(filters, key, dict)):
-        where = f"filters.{key}[{i}]"
-        extra = sorted(set(location) - set(columns) - {"country"})
+        where = f"filters|{key}"
+        extra = sorted(set(location) - set(LOCATION_FIELDS))
         if extra:
             raise InvalidFilter(
-                f"{where}.{extra[0]} is not supported by this server: the downloads have no such "
-                f"field (supported: country, {', '.join(k for k in columns if k != 'country')})"
+                f"Unexpected field '{where}|{_shown(extra[0])}' in "
+                f"filters.{key}[{i}] (fields: {', '.join(LOCATION_FIELDS)})"
             )
-        country = location.get("country")
-        if not isinstance(country, str) or not country:
-            raise InvalidFilter(f"{where}.country is required (a country code, e.g. USA)")
-        if "country" not in columns and country != "USA":
+        values = {f: _location_value(location, f, where) for f in LOCATION_FIELDS}
+        if values["country"] is None:
+            raise InvalidFilter("Invalid filter:  Missing necessary location field: country.")
+        districts = [f for f in ("district", "district_original", "district_current")
+                     if values[f]]  # fmt: skip
+        if values["state"] is None and (values["county"] or districts):
+            raise InvalidFilter("Invalid filter:  Missing necessary location field: state.")
+        if values["county"] and districts:
+            raise InvalidFilter("Incompatible parameters: 'county' and a congressional district "
+                                f"cannot be combined (filters.{key}[{i}])")  # fmt: skip
+        if len(districts) > 1:
             raise InvalidFilter(
-                f"{where}.country: only USA locations can be filtered here (the downloads carry "
-                "the place of performance's state code, not its country)"
+                "Incompatible parameters: 'district_original' and "
+                f"'district_current' cannot be combined (filters.{key}[{i}])"
             )
-        tests = [_leaf(columns["country"], "=", country)] if "country" in columns else []
-        for field in ("state", "city"):
-            value = location.get(field)
-            if value is None or field not in columns:
-                continue
-            if not isinstance(value, str) or not value or "%" in value or "_" in value:
-                raise InvalidFilter(f"{where}.{field} must be a {field} name or code")
-            tests.append(_leaf(columns[field], "ilike" if field == "city" else "=", value))
-        if not tests:  # {"country": "USA"} for the place of performance: any US state
-            tests.append(_leaf(columns["state"], "not_null"))
+        country = values["country"]
+        tests = [_leaf(place.country, "!=", "USA") if country == "FOREIGN"
+                 else _leaf(place.country, "=", country)]  # fmt: skip
+        if values["state"]:
+            tests.append(_leaf(place.state, "=", values["state"]))
+        if values["county"]:
+            tests.append(_leaf(place.at(download, place.county_fips), "like",
+                               "__" + values["county"]))  # fmt: skip
+        for field in districts:
+            which = "current" if field == "district_current" else "original"
+            column = place.at(download, place.district).replace("{which}", which)
+            tests.append(_leaf(column, "=", f"{values['state']}-{values[field]}"))
+        if values["city"]:
+            tests.append(_leaf(place.city, "ilike", values["city"]))
+        if values["zip"]:
+            tests.append(_any([_leaf(z, "like", values["zip"] + "%") for z in place.zips]))
         parts.append(tests[0] if len(tests) == 1 else {"and": tests})
     return _any(parts)
 
 
-def _scope(filters: dict[str, Any]) -> Node:
-    scope = filters["recipient_scope"]
+DEF_CODE = re.compile(r"[A-Z0-9]{1,3}")
+
+
+def _def_codes(download: Download, filters: dict[str, Any]) -> Node:
+    """Disaster emergency fund codes: rows whose award lists any of them ("L: …;M: …")."""
+    column = ("disaster_emergency_fund_codes" if download.kind == "awards"
+              else "disaster_emergency_fund_codes_for_overall_award")  # fmt: skip
+    codes = _list(filters, "def_codes", str)
+    for code in codes:
+        if not DEF_CODE.fullmatch(code):
+            raise InvalidFilter(
+                f"Field 'filters|def_codes' is outside valid values: "
+                f"'{_shown(code)}' is not a disaster emergency fund code"
+            )
+    return _any(
+        [
+            node
+            for code in codes
+            for node in (_leaf(column, "like", f"{code}: %"), _leaf(column, "like", f"%;{code}: %"))
+        ]
+    )
+
+
+TAS_COLUMN = "treasury_accounts_funding_this_award"
+TAS_PARTS = {"ata": r"\d{3}", "aid": r"\d{3}", "bpoa": r"\d{4}", "epoa": r"\d{4}",
+             "a": r"[A-Z]", "main": r"\d{4}", "sub": r"\d{3}"}  # fmt: skip
+AGENCY = re.compile(r"\d{3}")
+FEDERAL_ACCOUNT = re.compile(r"(\d{3})-(\d{4})")
+TAS = re.compile(r"(\d{3}-)?\d{3}-(X|\d{4}/\d{4}|\d{4})-\d{4}-\d{3}")
+
+
+def _tas_object(tas: Any, where: str) -> Node:
+    """The legacy form: ``{"aid", "main"}`` required, ``ata``, ``bpoa``, ``epoa``, ``a``,
+    ``sub`` optional; a pattern over the award's treasury accounts."""
+    if not isinstance(tas, dict) or "aid" not in tas or "main" not in tas:
+        raise InvalidFilter(f"{where} needs aid and main (agency and main account codes)")
+    for part, value in tas.items():
+        if (
+            part not in TAS_PARTS
+            or not isinstance(value, str)
+            or not re.fullmatch(TAS_PARTS[part], value)
+        ):
+            raise InvalidFilter(f"{where}.{_shown(part)}: not a treasury account part")
+    availability = tas.get("a") or (f"{tas['bpoa']}/{tas['epoa']}" if "bpoa" in tas and "epoa"
+                                    in tas else "%")  # fmt: skip
+    prefix = f"{tas['ata']}-" if "ata" in tas else ""
+    return _leaf(
+        TAS_COLUMN,
+        "like",
+        f"%{prefix}{tas['aid']}-{availability}-{tas['main']}-{tas.get('sub', '___')}%",
+    )
+
+
+def _tas_code(code: Any, where: str) -> Node:
+    """A path's last code: an agency (``097``), a federal account (``097-0100``) or a treasury
+    account symbol (``097-X-0100-000``)."""
+    if isinstance(code, str) and AGENCY.fullmatch(code):
+        return _any([_leaf(TAS_COLUMN, "like", f"{code}-%"),
+                     _leaf(TAS_COLUMN, "like", f"%;{code}-%")])  # fmt: skip
+    if isinstance(code, str) and (account := FEDERAL_ACCOUNT.fullmatch(code)):
+        return _leaf(TAS_COLUMN, "like", f"%{account[1]}-%-{account[2]}-%")
+    if isinstance(code, str) and TAS.fullmatch(code):
+        return _leaf(TAS_COLUMN, "like", f"%{code}%")
+    raise InvalidFilter(f"{where}: {_shown(code)!r} is not an agency, federal account or "
+                        "treasury account code")  # fmt: skip
+
+
+def _tas_codes(filters: dict[str, Any]) -> Node:
+    value = filters["tas_codes"]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return _any([_tas_object(v, f"filters.tas_codes[{i}]") for i, v in enumerate(value)])
+    require, exclude = _require_exclude(filters, "tas_codes")
+
+    def codes(paths: list[Any], part: str) -> list[Node]:
+        nodes = []
+        for i, path in enumerate(paths):
+            if not isinstance(path, list) or not path:
+                raise InvalidFilter(f"filters.tas_codes.{part}[{i}] must be a path of codes")
+            nodes.append(_tas_code(path[-1], f"filters.tas_codes.{part}[{i}]"))
+        return nodes
+
+    kept = codes(require, "require")
+    dropped = codes(exclude, "exclude")
+    if not dropped:
+        return _any(kept)
+    without = {"or": [_leaf(TAS_COLUMN, "is_null"), {"not": _any(dropped)}]}
+    return {"and": [_any(kept), without]} if kept else without
+
+
+def _scope(filters: dict[str, Any], key: str, column: str) -> Node:
+    scope = filters[key]
     if scope == "domestic":
-        return _leaf("recipient_country_code", "=", "USA")
+        return _leaf(column, "=", "USA")
     if scope == "foreign":
-        return _leaf("recipient_country_code", "!=", "USA")
-    raise InvalidFilter("filters.recipient_scope must be domestic or foreign")
+        return _leaf(column, "!=", "USA")
+    raise InvalidFilter(f"Field 'filters|{key}' is outside valid values ['domestic', 'foreign']")
 
 
 def translate_filters(download: Download, filters: Any) -> Node | None:
@@ -406,6 +648,9 @@ def translate_filters(download: Download, filters: Any) -> Node | None:
         parts.append(_time_period(download, _list(filters, "time_period", dict)))
     if "award_type_codes" in filters:
         codes = _list(filters, "award_type_codes", str)
+        if set(codes) - set(AWARD_TYPE_CODES):
+            raise InvalidFilter(f"Field 'filters|award_type_codes' is outside valid values "
+                                f"{list(AWARD_TYPE_CODES)}")  # fmt: skip
         parts.append(_leaf("award_type_code", "in", codes))
     if "agencies" in filters:
         parts.append(_agencies(_list(filters, "agencies", dict)))
@@ -420,6 +665,10 @@ def translate_filters(download: Download, filters: Any) -> Node | None:
         parts.append(_amounts(download, _list(filters, "award_amounts", dict)))
     if "keywords" in filters:
         words = _list(filters, "keywords", str)
+        for word in words:
+            if len(word) < MIN_KEYWORD:
+                raise OutOfRange(f"Field 'filters|keywords' value '{_shown(word)}' is below min "
+                                 f"'{MIN_KEYWORD}' items")  # fmt: skip
         parts.append(_any([_leaf(download.description, "ilike", f"%{w}%") for w in words]))
     if "naics_codes" in filters:
         parts.append(_naics(filters))
@@ -429,9 +678,16 @@ def translate_filters(download: Download, filters: Any) -> Node | None:
         parts.append(_leaf("cfda_number", "in", _list(filters, "program_numbers", str)))
     for key in ("recipient_locations", "place_of_performance_locations"):
         if key in filters:
-            parts.append(_locations(filters, key))
+            parts.append(_locations(download, filters, key))
     if "recipient_scope" in filters:
-        parts.append(_scope(filters))
+        parts.append(_scope(filters, "recipient_scope", "recipient_country_code"))
+    if "place_of_performance_scope" in filters:
+        parts.append(_scope(filters, "place_of_performance_scope",
+                            "primary_place_of_performance_country_code"))  # fmt: skip
+    if "def_codes" in filters:
+        parts.append(_def_codes(download, filters))
+    if "tas_codes" in filters:
+        parts.append(_tas_codes(filters))
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else {"and": parts}

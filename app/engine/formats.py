@@ -10,7 +10,7 @@ chunks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +38,14 @@ _CONTENT_TYPE: dict[Format, str] = {
     "PARQUET": "application/vnd.apache.parquet",
 }
 MAX_ROWS_PER_FILE = 1_000_000_000
+# Delimited-text layouts a type's ``config.file_format`` may pick (usaspending-api's
+# FILE_FORMATS): the CSV writer with another delimiter (as DuckDB's DELIMITER option text) and
+# file extension.
+TEXT_LAYOUTS: dict[str, tuple[str, str, str]] = {
+    "csv": (",", ".csv", "text/csv"),
+    "tsv": ("\\t", ".tsv", "text/tab-separated-values"),
+    "pstxt": ("|", ".txt", "text/plain"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,7 @@ class OutputSpec:
     rows_per_file: int | None = None
     partition_by: str | None = None
     name: str = "data"  # base name of unsplit and numbered files (from the type)
+    layout: str | None = None  # a TEXT_LAYOUTS key: delimited text of that layout
 
     @classmethod
     def parse(
@@ -80,17 +89,23 @@ class OutputSpec:
         name = str(merged.get("name", "data"))
         return cls(fmt, compression, rows, partition, name)  # type: ignore[arg-type]
 
+    def with_layout(self, layout: str) -> OutputSpec:
+        """Delimited text in one of :data:`TEXT_LAYOUTS`, whatever the format was."""
+        if layout not in TEXT_LAYOUTS:
+            raise InvalidOutput(f"file_format must be one of {', '.join(TEXT_LAYOUTS)}")
+        return replace(self, format="CSV", layout=layout)
+
     @property
     def extension(self) -> str:
         """Extension of each data file (before any zip)."""
-        ext = _EXTENSION[self.format]
+        ext = TEXT_LAYOUTS[self.layout][1] if self.layout else _EXTENSION[self.format]
         return ext + ".gz" if self.compression == "GZIP" and self.format != "PARQUET" else ext
 
     @property
     def content_type(self) -> str:
         if self.compression == "GZIP" and self.format != "PARQUET":
             return "application/gzip"
-        return _CONTENT_TYPE[self.format]
+        return TEXT_LAYOUTS[self.layout][2] if self.layout else _CONTENT_TYPE[self.format]
 
     def copy_options(self) -> str:
         """The option list of DuckDB's ``COPY ... TO`` for this output (fixed texts only)."""
@@ -98,6 +113,9 @@ class OutputSpec:
         if self.format == "PARQUET":
             return f"FORMAT parquet, COMPRESSION {'gzip' if gzip else 'zstd'}"
         codec = ", COMPRESSION gzip" if gzip else ""
+        if self.layout:  # the delimiter comes from the fixed table, never from the request
+            delimiter = TEXT_LAYOUTS[self.layout][0]
+            return f"FORMAT csv, HEADER true, DELIMITER '{delimiter}'{codec}"
         if self.format == "CSV":
             return f"FORMAT csv, HEADER true{codec}"
         if self.format == "TSV":

@@ -4,9 +4,11 @@ errors, channel isolation. End to end on the real stack: tests/integration/test_
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from app import demo_data
 from app.api.jobs import ApiContext, create_web_app
 from app.catalog.types import default_catalog
-from app.domain.errors import InvalidFilter, UnknownColumn
+from app.domain import usaspending_columns
+from app.domain.errors import InvalidFilter, OutOfRange, UnknownColumn
 from app.domain.model import DatasetRequest, Job, JobError, OutputFile
 from app.domain.usaspending import DOWNLOADS, check_columns, translate_filters
 from app.engine.query import Params, Schema, check_filter_shape, compile_filter
@@ -221,11 +225,30 @@ async def test_refused_downloads_name_what_is_wrong(
         ({"columns": []}, 400, "INVALID_CONFIG", "filters"),
         ({"filters": {}, "columns": ["award_type", "nope"]}, 400, "UNKNOWN_COLUMN", "nope"),
         ({"filters": {"place_of_performance_locations": [{"country": "USA", "county": "059"}]}},
-         400, "INVALID_FILTER", "filters.place_of_performance_locations[0].county is not supported"),
-        ({"filters": {"def_codes": ["L"]}}, 400, "INVALID_FILTER",
-         "filters.def_codes is not supported"),
-        ({"filters": {"time_period": [{"start_date": "2024-01-01"}]}}, 400, "INVALID_FILTER",
-         "time_period[0]"),
+         400, "INVALID_FILTER", "Missing necessary location field: state."),
+        ({"filters": {"recipient_locations": [{"state": "VA"}]}},
+         400, "INVALID_FILTER", "Missing necessary location field: country."),
+        ({"filters": {"time_period": [{"start_date": "2024-13-01"}]}}, 400, "INVALID_FILTER",
+         "Invalid value in 'filters|time_period|start_date'. '2024-13-01' is not a valid "
+         "type (date)"),
+        ({"filters": {"time_period": [{"start_date": "2007-09-30"}]}}, 422, "OUT_OF_RANGE",
+         "Field 'filters|time_period|start_date' value '2007-09-30' is below min "
+         "'2007-10-01'"),
+        ({"filters": {"time_period": [{"start_date": "2020-01-01", "date_type": "x"}]}},
+         400, "INVALID_FILTER", "Field 'filters|time_period|date_type' is outside valid "
+         "values ['action_date', 'last_modified_date', 'date_signed', 'new_awards_only']"),
+        ({"filters": {"keywords": ["F5"]}}, 422, "OUT_OF_RANGE",
+         "Field 'filters|keywords' value 'F5' is below min '3' items"),
+        ({"filters": {"award_type_codes": ["A", "Z"]}}, 400, "INVALID_FILTER",
+         "Field 'filters|award_type_codes' is outside valid values ['A', 'B'"),
+        ({"filters": {}, "limit": "ten"}, 400, "INVALID_CONFIG",
+         "Invalid value in 'limit'. 'ten' is not a valid type (integer)"),
+        ({"filters": {}, "limit": 1.5}, 400, "INVALID_CONFIG", "not a valid type (integer)"),
+        ({"filters": {}, "limit": 500001}, 422, "OUT_OF_RANGE",
+         "Field 'limit' value '500001' is above max '500000'"),
+        ({"filters": {}, "limit": 0}, 422, "OUT_OF_RANGE", "below min '1'"),
+        ({"filters": {}, "file_format": "xlsx"}, 400, "INVALID_CONFIG",
+         "Field 'file_format' is outside valid values ['csv', 'tsv', 'pstxt']"),
         ({"filters": {"award_amounts": [{"lower_bound": "x"}]}}, 400, "INVALID_FILTER",
          "lower_bound"),
         ({"filters": []}, 400, "INVALID_FILTER", "JSON object"),
@@ -280,8 +303,8 @@ def test_the_supported_filter_parts_translate_to_typed_filters() -> None:
         {"column": "total_obligated_amount", "op": "<=", "value": 5},
     ]}  # fmt: skip
     assert translate_filters(awards, {}) is None
-    with pytest.raises(InvalidFilter, match=r"filters\.tas_codes is not supported"):
-        translate_filters(awards, {"tas_codes": ["x"]})
+    with pytest.raises(InvalidFilter, match=r"filters\.wishes is not supported"):
+        translate_filters(awards, {"wishes": ["x"]})
     with pytest.raises(UnknownColumn, match="assistance_kind"):
         check_columns(awards, ["assistance_kind"])
     assert check_columns(awards, []) is None
@@ -347,36 +370,189 @@ def test_psc_codes_follow_the_references_hierarchy(psc: Any, expected: list[Any]
         ({"naics_codes": {"include": ["11"]}}, "require"),
         ({"psc_codes": ["r425"]}, "uppercased alphanumeric"),
         ({"psc_codes": {"require": [["R", "R4"]]}}, "Tier1 PSC filter values"),
-        ({"recipient_locations": [{"state": "VA"}]}, "country is required"),
-        ({"recipient_locations": [{"country": "USA", "zip": "22201"}]}, "zip is not supported"),
-        ({"recipient_locations": [{"country": "USA", "city": "A%"}]}, "city must be"),
-        ({"place_of_performance_locations": [{"country": "CAN"}]}, "only USA locations"),
-        ({"recipient_scope": "anywhere"}, "domestic or foreign"),
+        ({"recipient_locations": [{"state": "VA"}]}, "Missing necessary location field: country"),
+        ({"recipient_locations": [{"country": "USA", "zip": "2220"}]}, "not a zip code"),
+        ({"recipient_locations": [{"country": "USA", "city": "A%"}]}, "must be a city name"),
+        ({"recipient_locations": [{"country": "USA", "state": "VA", "county": "059",
+                                   "district_original": "11"}]}, "cannot be combined"),
+        ({"recipient_locations": [{"country": "USA", "state": "VA", "district_original": "11",
+                                   "district_current": "11"}]}, "cannot be combined"),
+        ({"recipient_locations": [{"country": "USA", "district_current": "11"}]},
+         "Missing necessary location field: state"),
+        ({"recipient_locations": [{"country": "USA", "planet": "Mars"}]}, "Unexpected field"),
+        ({"recipient_scope": "anywhere"}, "outside valid values"),
+        ({"def_codes": ["L; DROP"]}, "not a disaster emergency fund code"),
+        ({"tas_codes": [{"aid": "097"}]}, "needs aid and main"),
+        ({"tas_codes": {"require": [["97"]]}}, "not an agency, federal account"),
+        ({"time_period": [{"end_date": "2024-01-01"}]}, "start_date' is a required field"),
+        ({"time_period": [{"start_date": "2024-02-30"}]}, "not a valid type"),
     ],
-)
+)  # fmt: skip
 def test_wrong_code_and_location_filters_are_refused(search: dict[str, Any], message: str) -> None:
-    with pytest.raises(InvalidFilter, match=message):
+    with pytest.raises(InvalidFilter, match=re.escape(message)):
         translate_filters(DOWNLOADS["awards"], search)
 
 
-def test_locations_and_scope_translate_to_the_location_columns() -> None:
-    awards = DOWNLOADS["awards"]
-    node = translate_filters(awards, {
-        "recipient_locations": [{"country": "USA", "state": "VA", "city": "Arlington"},
-                                {"country": "CAN"}],
-        "place_of_performance_locations": [{"country": "USA", "state": "TX"}, {"country": "USA"}],
-        "recipient_scope": "domestic",
-    })  # fmt: skip
-    assert node == {"and": [
-        {"or": [{"and": [{"column": "recipient_country_code", "op": "=", "value": "USA"},
-                         {"column": "recipient_state_code", "op": "=", "value": "VA"},
-                         {"column": "recipient_city_name", "op": "ilike", "value": "Arlington"}]},
-                {"column": "recipient_country_code", "op": "=", "value": "CAN"}]},
-        {"or": [{"column": "primary_place_of_performance_state_code", "op": "=", "value": "TX"},
-                {"column": "primary_place_of_performance_state_code", "op": "not_null"}]},
-        {"column": "recipient_country_code", "op": "=", "value": "USA"},
-    ]}  # fmt: skip
-    assert set(awards.column_names()) >= {
-        "recipient_country_code", "recipient_state_code", "recipient_city_name",
-        "primary_place_of_performance_state_code",
-    }  # fmt: skip
+def test_a_district_of_three_characters_is_out_of_range() -> None:
+    with pytest.raises(OutOfRange, match="value '111' is above max '2'"):
+        translate_filters(DOWNLOADS["awards"], {"recipient_locations": [
+            {"country": "USA", "state": "VA", "district_original": "111"}]})  # fmt: skip
+
+
+DUCK = {"string": "VARCHAR", "number": "DOUBLE", "integer": "BIGINT", "date": "DATE"}
+
+
+@dataclass
+class Sample:
+    rows: list[dict[str, Any]]  # by usaspending-api's column names
+    con: duckdb.DuckDBPyConnection  # the rows in table src (n, c1, c2, …), n the position
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sample]]:
+    """The sample awards and transactions, as rows and as a DuckDB table each."""
+    out: dict[str, Sample] = {}
+    for sample in demo_data.awards_and_transactions():
+        names = [c["alias"] for c in sample.columns]
+        rows = [dict(zip(names, row, strict=True)) for row in sample.rows]
+        columns = DOWNLOADS[sample.code].columns  # type: ignore[index]
+        con = duckdb.connect()
+        refs = ", ".join(f"c{i} {DUCK[c.type]}" for i, c in enumerate(columns, start=1))
+        con.execute(f"CREATE TABLE src (n INTEGER, {refs})")
+        lines = tmp_path_factory.mktemp("samples") / f"{sample.code}.jsonl"
+        with lines.open("w") as text:
+            for n, row in enumerate(rows):
+                record = {f"c{i}": row[c.value] for i, c in enumerate(columns, start=1)}
+                text.write(json.dumps({"n": n, **record}) + "\n")
+        types = {"n": "INTEGER"} | {
+            f"c{i}": DUCK[c.type] for i, c in enumerate(columns, start=1)
+        }  # fmt: skip
+        con.execute("INSERT INTO src SELECT * FROM read_json(?, columns = ?)",
+                    [str(lines), types])  # fmt: skip
+        out[sample.code] = Sample(rows, con)
+    yield out
+    for each in out.values():
+        each.con.close()
+
+
+def selected(kind: str, sample: Sample, search: dict[str, Any]) -> list[int]:
+    """The positions of the rows a Search v2 filter keeps, through the filter compiler and
+    DuckDB over a table with every column of the download."""
+    columns = DOWNLOADS[kind].columns  # type: ignore[index]
+    schema = Schema.of([(c.name, DUCK[c.type]) for c in columns],
+                       {c.name: c.value for c in columns})  # fmt: skip
+    node = translate_filters(DOWNLOADS[kind], search)  # type: ignore[index]
+    assert node is not None
+    check_filter_shape(node)
+    params = Params()
+    where = compile_filter(node, schema, params)
+    found = sample.con.execute(f"SELECT n FROM src WHERE {where} ORDER BY n", params.values)
+    return [r[0] for r in found.fetchall()]
+
+
+def where(rows: list[dict[str, Any]], test: Any) -> list[int]:
+    return [n for n, row in enumerate(rows) if test(row)]
+
+
+def test_location_filters_select_the_rows_usaspending_would(
+    samples: dict[str, Sample],
+) -> None:
+    """zip, county, congressional district, city, state and FOREIGN, as usaspending-api reads
+    them, on both downloads: the rows DuckDB keeps are the rows a plain reading keeps."""
+    awards, transactions = samples["awards"].rows, samples["transactions"].rows
+    cases: list[tuple[dict[str, Any], Any]] = [
+        ({"recipient_locations": [{"country": "USA", "zip": "20190"}]},
+         lambda r: (r.get("recipient_zip_code") or r.get("recipient_zip_4_code") or "")
+         .startswith("20190")),
+        ({"recipient_locations": [{"country": "USA", "state": "VA", "county": "059"}]},
+         lambda r: r["recipient_state_code"] == "VA"),  # Fairfax is the sample's only VA county
+        ({"recipient_locations": [{"country": "usa", "state": "wa", "district_current": "07"}]},
+         lambda r: r["recipient_state_code"] == "WA"),
+        ({"recipient_locations": [{"country": "USA", "state": "TX", "district_original": "17"}]},
+         lambda r: False),  # the sample's Texas recipient is in the 18th
+        ({"recipient_locations": [{"country": "FOREIGN"}]},
+         lambda r: r["recipient_country_code"] != "USA"),
+        ({"recipient_locations": [{"country": "CAN", "city": "toronto"}]},
+         lambda r: r["recipient_city_name"] == "TORONTO"),
+        ({"place_of_performance_locations": [{"country": "USA", "state": "FL"},
+                                             {"country": "USA", "zip": "97204"}]},
+         lambda r: r["primary_place_of_performance_state_code"] in ("FL", "OR")),
+        ({"place_of_performance_scope": "foreign"},
+         lambda r: r["primary_place_of_performance_country_code"] != "USA"),
+    ]  # fmt: skip
+    for search, test in cases:
+        for kind, rows in (("awards", awards), ("transactions", transactions)):
+            expected = where(rows, test)
+            assert selected(kind, samples[kind], search) == expected, (kind, search)
+    assert where(awards, lambda r: r["recipient_country_code"] != "USA"), "no foreign sample"
+
+
+def accounts(row: dict[str, Any]) -> str:
+    return str(row["treasury_accounts_funding_this_award"] or "")
+
+
+def test_def_codes_tas_codes_and_date_types_select_the_rows_usaspending_would(
+    samples: dict[str, Sample],
+) -> None:
+    awards, transactions = samples["awards"].rows, samples["transactions"].rows
+    cases: list[tuple[str, dict[str, Any], Any]] = [
+        ("awards", {"def_codes": ["M"]},
+         lambda r: "M: " in r["disaster_emergency_fund_codes"]),
+        ("transactions", {"def_codes": ["Z", "L"]},
+         lambda r: r["disaster_emergency_fund_codes_for_overall_award"][0] in "ZL"),
+        ("awards", {"tas_codes": [{"aid": "089", "main": "0222"}]},
+         lambda r: accounts(r).startswith("089-")),
+        ("awards", {"tas_codes": {"require": [["097"]], "exclude": [["097", "097-0100"]]}},
+         lambda r: False),
+        ("transactions", {"tas_codes": {"require": [["075", "075-0850", "075-X-0850-000"]]}},
+         lambda r: accounts(r) == "075-X-0850-000"),
+        ("awards", {"tas_codes": {"exclude": [["080"]]}},
+         lambda r: not accounts(r).startswith("080-")),
+        ("awards", {"time_period": [{"start_date": "2025-01-01", "date_type": "date_signed"}]},
+         lambda r: r["award_base_action_date"] >= "2025-01-01"),
+        ("awards", {"time_period": [{"start_date": "2024-03-01", "end_date": "2024-03-31",
+                                     "date_type": "last_modified_date"}]},
+         lambda r: "2024-03-01" <= r["last_modified_date"] <= "2024-03-31"),
+        ("awards", {"time_period": [{"start_date": "2025-06-01"}]},  # no end_date: no bound
+         lambda r: r["award_latest_action_date"] >= "2025-06-01"),
+        ("transactions", {"time_period": [{"start_date": "2024-01-01", "end_date": "2024-06-30",
+                                           "date_type": "new_awards_only"}]},
+         lambda r: "2024-01-01" <= r["action_date"] <= "2024-06-30"
+         and r["action_type_code"] == "A"),
+    ]  # fmt: skip
+    for kind, search, test in cases:
+        rows = awards if kind == "awards" else transactions
+        expected = where(rows, test)
+        assert selected(kind, samples[kind], search) == expected, (kind, search)
+    assert where(awards, lambda r: "M: " in r["disaster_emergency_fund_codes"])
+
+
+def test_the_columns_are_usaspending_apis_in_its_order() -> None:
+    """Every column of usaspending-api's contract and assistance files, each file's columns in
+    its order; the seed's own examples besides; every column has a dataset name."""
+    for kind, contracts, assistance in (
+        ("awards", usaspending_columns.AWARD_CONTRACTS, usaspending_columns.AWARD_ASSISTANCE),
+        ("transactions", usaspending_columns.TRANSACTION_CONTRACTS,
+         usaspending_columns.TRANSACTION_ASSISTANCE),
+    ):  # fmt: skip
+        names = DOWNLOADS[kind].column_names()  # type: ignore[index]
+        assert [n for n in names if n in contracts] == list(contracts)
+        # The assistance file orders a few shared columns otherwise; each of its own columns
+        # comes after the one it follows there.
+        for before, name in itertools.pairwise(assistance):
+            if name not in contracts:
+                assert names.index(before) < names.index(name), name
+        assert set(assistance) <= set(names)
+        assert set(names) - set(contracts) - set(assistance) <= {
+            "awarding_agency",
+            "assistance_type",
+            "award_description",
+            "cfda_number",
+        }
+    wanted = {"product_or_service_code_description", "total_funding_amount", "award_id_uri",
+              "assistance_award_unique_key", "sai_number", "1862_land_grant_college",
+              "outlayed_amount_from_COVID-19_supplementals"}  # fmt: skip
+    assert wanted <= set(DOWNLOADS["awards"].column_names())
+    assert {"assistance_transaction_unique_key", "contract_transaction_unique_key"} <= set(
+        DOWNLOADS["transactions"].column_names()
+    )
