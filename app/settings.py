@@ -455,7 +455,10 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value is not None:
                 plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-                env[f"EXHAUST_{name.upper()}"] = str(plain)
+                # Complex values as JSON, which is how pydantic-settings reads them back.
+                text = json.dumps(plain, default=str) if isinstance(plain, dict | list | tuple) \
+                    else str(plain)  # fmt: skip
+                env[f"EXHAUST_{name.upper()}"] = text
         return env
 
     def topic(self, name: str) -> str:

@@ -133,3 +133,84 @@ async def test_downloads_of_the_seed_end_to_end(
     assert status == 400 and "recipient_locations" in refused["detail"]
     status, missing = await worker.get("/v2/download/status?file_name=0_nope_awards.zip", CHANNEL)
     assert status == 404 and "not found" in missing["detail"]
+
+
+def zip_members(archive: bytes) -> dict[str, str]:
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        return {n: zipped.read(n).decode() for n in sorted(zipped.namelist())}
+
+
+async def test_an_unchanged_usaspending_client_on_the_real_stack(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    """As usaspending-api's clients call it: no X-Channel-ID (the operator mapped anonymous
+    callers to a channel), columns of the real lookups, a location filter by zip, county and
+    congressional district, ``limit`` and ``file_format: pstxt`` honoured, its error bodies."""
+    settings = settings_factory(
+        anonymous_channels={"usaspending": "public-spending"}, standard_catch_up_days=0
+    )
+    worker = await start_worker(workers, settings, "w1")
+    client = ExhaustClient(worker.url, "public-spending", user="tester", timeout=60, retries=0)
+    awards, transactions = demo_data.awards_and_transactions()
+    for sample in (awards, transactions):
+        await asyncio.to_thread(client.fill, sample.code, sample.rows, sample.columns, append=False)
+    by_name = [c["alias"] for c in awards.columns]
+    rows = [dict(zip(by_name, r, strict=True)) for r in awards.rows]
+
+    columns = ["assistance_award_unique_key", "award_id_uri", "sai_number",
+               "total_funding_amount", "product_or_service_code_description",
+               "1862_land_grant_college", "obligated_amount_from_COVID-19_supplementals",
+               "recipient_zip_code", "prime_award_summary_recipient_cd_current"]  # fmt: skip
+    body = {
+        "filters": {
+            "award_type_codes": ["02", "03", "04", "05"],
+            "recipient_locations": [{"country": "USA", "zip": "20190"},
+                                    {"country": "USA", "state": "WA", "county": "033"},
+                                    {"country": "USA", "state": "TX", "district_current": "18"}],
+        },
+        "columns": columns,
+        "file_format": "pstxt",
+        "limit": 7,
+    }  # fmt: skip
+    status, ready = await worker.post("/v2/download/awards", body)  # no X-Channel-ID
+    assert status == 200, ready
+    assert ready["download_request"]["file_format"] == "pstxt"
+    done = await finished(worker, ready["file_name"], channel="")
+    assert done["status"] == "finished", done
+    members = zip_members(await asyncio.to_thread(download, done["url"]))
+    assert [n.endswith(".txt") for n in members] == [True]
+    lines = next(iter(members.values())).splitlines()
+    assert lines[0].split("|") == columns  # the real headers, pipe-delimited
+    matching = [r for r in rows if r["award_type_code"] in ("02", "03", "04", "05")
+                and r["recipient_state_code"] in ("VA", "WA", "TX")]  # fmt: skip
+    assert len(matching) > 7 and done["total_rows"] == len(lines) - 1 == 7  # the limit
+    keys = {line.split("|")[0] for line in lines[1:]}
+    assert keys <= {r["assistance_award_unique_key"] for r in matching}
+    assert all(line.split("|")[2].startswith("SAI-") for line in lines[1:])
+
+    # Errors as usaspending-api answers them, also anonymously.
+    for wrong, code, words in [
+        ({"filters": {"keywords": ["F5"]}}, 422, "is below min '3' items"),
+        ({"filters": {}, "limit": 500_001}, 422, "is above max '500000'"),
+        ({"filters": {}, "file_format": "xls"}, 400, "is outside valid values"),
+        ({"filters": {"time_period": [{"start_date": "2001-01-01"}]}}, 422, "below min"),
+    ]:
+        status, refused = await worker.post("/v2/download/transactions", wrong)
+        assert status == code and words in refused["detail"], refused
+
+    # The mapped channel is the channel: its downloads are not another channel's.
+    status, other = await worker.get(f"/v2/download/status?file_name={ready['file_name']}", "x")
+    assert status == 404, other
+
+
+async def test_without_a_mapping_or_with_api_keys_anonymous_is_refused(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    plain = await start_worker(workers, settings_factory(), "w1")
+    status, refused = await plain.post("/v2/download/awards", SEED_REQUEST)
+    assert status == 403 and "X-Channel-ID" in refused["detail"], refused
+    keyed = await start_worker(workers, settings_factory(
+        anonymous_channels={"usaspending": "public-spending"},
+        api_keys='{"key-of-public-spending": "public-spending"}'), "w2")  # fmt: skip
+    status, refused = await keyed.post("/v2/download/awards", SEED_REQUEST)
+    assert status == 403 and "API key" in refused["detail"], refused
