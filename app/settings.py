@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from botocore.config import Config as BotoConfig
@@ -358,7 +358,41 @@ class Settings(BaseSettings):
         description="Rows per CSV file inside a USAspending download's zip.",
     )
     sunbird_list_limit: int = Field(
-        10, ge=1, le=1000, description="Jobs in GET /dataset/v1/request/list without ?limit=."
+        100,
+        ge=1,
+        le=1000,
+        description="Jobs in GET /dataset/v1/request/list without ?limit= (100, as Sunbird's "
+        "data_exhaust.list.limit).",
+    )
+    sunbird_public_max_days: int = Field(
+        30,
+        ge=1,
+        le=366,
+        description="Longest date range of GET /public/dataset/get, in days (Sunbird's "
+        "public.data_exhaust.max.interval.days).",
+    )
+    sunbird_public_window_months: int = Field(
+        2,
+        ge=1,
+        le=120,
+        description="GET /public/dataset/get refuses a range starting more than this many months "
+        "ago (Sunbird's public.data_exhaust.expiryMonths).",
+    )
+    sunbird_request_day_timezone: str = Field(
+        "UTC",
+        description="Time zone of the day hashed into a Sunbird request id (Sunbird hashes the "
+        "server's local day): set the one the replaced service ran in, so a client that "
+        "computes ids itself finds its job.",
+    )
+    sunbird_unknown_job: Literal["404", "200"] = Field(
+        "404",
+        description="GET /dataset/v1/request/read of an unknown job: 404 RESOURCE_NOT_FOUND, or, "
+        "as Sunbird answers it, 200 with params.status failed and responseCode OK.",
+    )
+    sunbird_config_conflict: Literal["409", "existing"] = Field(
+        "409",
+        description="A Sunbird submit whose request id names a live job with another "
+        "datasetConfig: 409, or, as Sunbird answers it, 200 with the existing job.",
     )
 
     # --- Worker ---------------------------------------------------------------------------
@@ -415,6 +449,18 @@ class Settings(BaseSettings):
     def _consumers_are_json(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             parse_consumers(value.get_secret_value())
+        return value
+
+    @field_validator("sunbird_request_day_timezone")
+    @classmethod
+    def _timezone_is_known(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Asia/Kolkata)") \
+                from exc  # fmt: skip
         return value
 
     @field_validator("anonymous_channels")

@@ -11,9 +11,11 @@ names, status words and messages, so Sunbird's clients work unchanged.
   beyond the channel header.
 
 Every answer is the seed's envelope ``{id, ver, ts, params, responseCode, result}``; an error
-is the same envelope with ``params.status = "failed"``, ``params.err`` (one of the codes of
-:mod:`app.domain.errors`) and ``params.errmsg``. Channel isolation as everywhere: another
-channel's job or file does not exist for the caller.
+is the same envelope with ``params.status = "failed"``, ``params.err`` the response code and
+``params.errmsg`` the message, as Sunbird answers them (our error code in the
+``X-Exhaust-Error-Code`` header). docs/sunbird.md lists where this profile deliberately
+differs from Sunbird and the settings that switch to Sunbird's behaviour. Channel isolation as
+everywhere: another channel's job or file does not exist for the caller.
 """
 
 from __future__ import annotations
@@ -22,17 +24,31 @@ import datetime as dt
 import functools
 import json
 import uuid
+import zoneinfo
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from app.api.edge import authenticated_user, caller_of, channel_of, json_response, read_json
+from app.api.edge import (
+    authenticated_user,
+    caller_of,
+    channel_of,
+    json_response,
+    read_json,
+    settings_of,
+)
 from app.api.jobs import accept, ctx, download_links, own_outputs, public_link, ready_parts
 from app.catalog.types import DatasetType
 from app.domain import identifiers, standard
 from app.domain.dedup import sunbird_request_id
-from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound
+from app.domain.errors import (
+    ExhaustError,
+    InvalidConfig,
+    MalformedRequest,
+    NotFound,
+    RequestConflict,
+)
 from app.domain.model import PUBLIC_PREFIX, DatasetRequest
 from app.settings import Settings
 
@@ -93,9 +109,30 @@ def envelope(
     return body
 
 
+class FailedWithOk(Exception):
+    """Sunbird's answer to a job it does not have: HTTP 200, ``params.status`` failed and
+    ``responseCode`` OK (served when ``EXHAUST_SUNBIRD_UNKNOWN_JOB=200``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def failed(
+    api_id: str, request: web.Request, message: str, response_code: str, **extra: Any
+) -> dict[str, Any]:
+    """Sunbird's failed envelope (``CommonUtil.errorResponse``): ``params.err`` is the response
+    code, ``params.errmsg`` the message, no result."""
+    body = envelope(api_id, None, request.get(MSGID), **extra)
+    body["params"] |= {"status": "failed", "err": response_code, "errmsg": message}
+    body["responseCode"] = response_code
+    return body
+
+
 def api(api_id: str, **extra_params: Any) -> Callable[[Handler], Callable[..., Any]]:
     """A handler returning ``result`` becomes one answering the seed's envelope; an
-    :class:`ExhaustError` becomes the failed envelope with its code and HTTP status."""
+    :class:`ExhaustError` becomes the failed envelope with its HTTP status, our error code in
+    the ``X-Exhaust-Error-Code`` header (the body keeps Sunbird's fields)."""
 
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         @functools.wraps(handler)
@@ -103,10 +140,13 @@ def api(api_id: str, **extra_params: Any) -> Callable[[Handler], Callable[..., A
             try:
                 result = await handler(request)
             except ExhaustError as exc:
-                body = envelope(api_id, None, request.get(MSGID), **extra_params)
-                body["params"] |= {"status": "failed", "err": exc.code, "errmsg": exc.message}
-                body["responseCode"] = RESPONSE_CODES.get(exc.http_status, "SERVER_ERROR")
-                return json_response(body, exc.http_status)
+                code = RESPONSE_CODES.get(exc.http_status, "SERVER_ERROR")
+                response = json_response(failed(api_id, request, exc.message, code,
+                                                **extra_params), exc.http_status)  # fmt: skip
+                response.headers["X-Exhaust-Error-Code"] = exc.code
+                return response
+            except FailedWithOk as soft:
+                return json_response(failed(api_id, request, soft.message, "OK", **extra_params))
             return json_response(envelope(api_id, result, request.get(MSGID), **extra_params))
 
         return answer
@@ -208,7 +248,8 @@ def parse_submit(body: Any, request: web.Request, channel: str) -> DatasetReques
         raise MalformedRequest("datasetConfig must be a JSON object")
     identifiers.check("tag", tag)
     identifiers.check("dataset", dataset)
-    requested_by = req.get("requestedBy") or authenticated_user(request)
+    given_by = req.get("requestedBy")
+    requested_by = given_by or authenticated_user(request)
     if not isinstance(requested_by, str) or not requested_by:
         raise InvalidConfig("requestedBy is empty (give it, or the X-Authenticated-Userid header)")
     identifiers.check("requestedBy", requested_by)
@@ -216,10 +257,15 @@ def parse_submit(body: Any, request: web.Request, channel: str) -> DatasetReques
     if key is not None and not isinstance(key, str):
         raise MalformedRequest("encryptionKey must be a string")
     submitted_at = now_ms()
-    day = dt.datetime.fromtimestamp(submitted_at / 1000, dt.UTC).date().isoformat()
+    zone = zoneinfo.ZoneInfo(settings_of(request).sunbird_request_day_timezone)
+    day = dt.datetime.fromtimestamp(submitted_at / 1000, zone).date().isoformat()
     request_id = req.get("requestId")
     if request_id is None:
-        request_id = sunbird_request_id(dataset, tag, requested_by, channel, day)
+        # As Sunbird: the body's requestedBy (empty when only the gateway's header names the
+        # user), the server's day, and the datasetConfig's type when it has one.
+        job_type = config.get("type") if isinstance(config.get("type"), str) else None
+        request_id = sunbird_request_id(dataset, tag, given_by if isinstance(given_by, str)
+                                        else "", channel, day, job_type)  # fmt: skip
     else:  # a client's own id may not take the shape of the ids derived here
         identifiers.check_client_id("requestId", request_id)
     return DatasetRequest(
@@ -239,9 +285,19 @@ async def submit(request: web.Request) -> dict[str, Any]:
     caller = caller_of(request)
     body = await read_json(request)
     dataset_request = parse_submit(body, request, caller.channel)
-    request_id, existing = await accept(
-        ctx(request), dataset_request, wait_visible=True, roles=caller.roles
-    )
+    try:
+        request_id, existing = await accept(
+            ctx(request), dataset_request, wait_visible=True, roles=caller.roles
+        )
+    except RequestConflict:
+        if ctx(request).settings.sunbird_config_conflict != "existing":
+            raise
+        # As Sunbird answers it: the job the request id names, whatever the config asked.
+        read_model, _ = ready_parts(ctx(request))
+        held = read_model.get_record(caller.channel, dataset_request.request_id or "")
+        if held is None:
+            raise
+        return job_status_response(request, held)
     if existing is not None and existing["status"] not in ("FAILED", "EXPIRED", "CANCELLED"):
         return job_status_response(request, existing)
     expiry_ms = ctx(request).settings.link_expiry_seconds * 1000
@@ -261,7 +317,10 @@ async def read(request: web.Request) -> dict[str, Any]:
     read_model, _ = ready_parts(ctx(request))
     record = read_model.get_record(channel, request_id)
     if record is None or record["tag"] != tag:
-        raise NotFound("no job available with the given request_id and tag")
+        message = "no job available with the given request_id and tag"
+        if ctx(request).settings.sunbird_unknown_job == "200":
+            raise FailedWithOk(message)
+        raise NotFound(message)
     return job_status_response(request, record)
 
 
@@ -287,20 +346,59 @@ async def list_jobs(request: web.Request) -> dict[str, Any]:
     return {"count": len(jobs), "jobs": jobs}
 
 
-def date_range(query: Any, settings: Settings) -> tuple[dt.date, dt.date]:
-    """``from``/``since`` .. ``to`` (default: yesterday .. today, UTC), by Sunbird's rules."""
+INTERVALS = ("LAST_DAY", "LAST_2_DAYS", "LAST_7_DAYS", "LAST_14_DAYS", "LAST_30_DAYS",
+             "LAST_WEEK")  # fmt: skip
+
+
+def interval(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
+    """Sunbird's ``date_range`` names (``CommonUtil.getIntervalRange``): the last n days up to
+    today, or last week Monday to this week's Monday."""
+    if name == "LAST_WEEK":
+        monday = today - dt.timedelta(days=today.weekday())
+        return monday - dt.timedelta(days=7), monday
+    if name not in INTERVALS:
+        listed = ", ".join(INTERVALS)
+        raise InvalidConfig(f"Provided dateRange {name[:40]} is not valid. Please use any one "
+                            f"from this list - List({listed})")  # fmt: skip
+    count = {"LAST_DAY": 1, "LAST_2_DAYS": 2, "LAST_7_DAYS": 7, "LAST_14_DAYS": 14,
+             "LAST_30_DAYS": 30}[name]  # fmt: skip
+    return today - dt.timedelta(days=count), today
+
+
+def date_range(query: Any, settings: Settings, public: bool = False) -> tuple[dt.date, dt.date]:
+    """``since`` or ``from`` .. ``to`` (default: yesterday .. today, UTC), by Sunbird's rules;
+    the public route also takes ``date_range`` (a named interval) and ``date`` (one day), in
+    that order of precedence, allows longer ranges and refuses old ones."""
     today = utc_now().date()
-    first_text = query.get("since") or query.get("from")
-    first = standard.parse_day(first_text, "from") if first_text else today - dt.timedelta(days=1)
-    last = standard.parse_day(query["to"], "to") if query.get("to") else today
+    if public and query.get("date_range"):
+        first, last = interval(query["date_range"], today)
+    elif public and query.get("date"):
+        first = last = standard.parse_day(query["date"], "date")
+    else:
+        first_text = query.get("since") or query.get("from")
+        first = (standard.parse_day(first_text, "from") if first_text
+                 else today - dt.timedelta(days=1))  # fmt: skip
+        last = standard.parse_day(query["to"], "to") if query.get("to") else today
     span = (last - first).days
+    longest = settings.sunbird_public_max_days if public else settings.standard_max_days
     if last > today:
         raise InvalidConfig("'to' should be LESSER OR EQUAL TO today's date..")
     if span < 0:
         raise InvalidConfig("Date range should not be -ve. Please check your 'from' & 'to'")
-    if span > settings.standard_max_days:
-        raise InvalidConfig(f"Date range should be < {settings.standard_max_days} days")
+    if span > longest:
+        raise InvalidConfig(f"Date range should be < {longest} days")
+    months = settings.sunbird_public_window_months
+    if public and first < months_before(today, months):
+        raise InvalidConfig(f"Date range cannot be older than {months} months")
     return first, last
+
+
+def months_before(day: dt.date, months: int) -> dt.date:
+    """``day`` minus whole months, the day clamped to the month's end (as Joda's minusMonths)."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last))
 
 
 def standard_type(request: web.Request, channel: str, public: bool) -> DatasetType:
@@ -326,7 +424,7 @@ def period_files(
     context = ctx(request)
     settings = context.settings
     read_model, store = ready_parts(context)
-    first, last = date_range(request.query, settings)
+    first, last = date_range(request.query, settings, public)
     if public and not settings.public_base_url:
         raise NotFound("public datasets are not served here (EXHAUST_PUBLIC_BASE_URL is not set)")
     files: list[tuple[str, str]] = []

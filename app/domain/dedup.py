@@ -81,13 +81,17 @@ def request_id_for(request: DatasetRequest, window_seconds: int) -> tuple[str, b
     return derive_request_id(request, window_seconds), False
 
 
-def sunbird_request_id(dataset: str, tag: str, requested_by: str, channel: str, day: str) -> str:
+def sunbird_request_id(
+    dataset: str, tag: str, requested_by: str, channel: str, day: str, job_type: str | None = None
+) -> str:
     """The Sunbird exhaust API's request id: the MD5 of ``dataset|tag|requestedBy|channel|day``
-    in upper-case hex (32 characters), so the same request on the same day is one job.
+    (and ``|type`` when the datasetConfig has a ``type``) in upper-case hex (32 characters), so
+    the same request on the same day is one job.
 
     That is the derivation of Sunbird's ``JobAPIService`` (whose parameters are named the other
     way round, ``_getRequestId(jobId, tag, …)``, but called with the tag first: the digest
     starts with the dataset). MD5 here is an identifier, not a security measure.
     """
-    key = "|".join((dataset, tag, requested_by, channel, day))
+    parts = (dataset, tag, requested_by, channel, day)
+    key = "|".join((*parts, job_type) if job_type is not None else parts)
     return hashlib.md5(key.encode(), usedforsecurity=False).hexdigest().upper()

@@ -240,7 +240,8 @@ async def test_with_api_keys_every_profile_takes_the_channel_from_the_key(tmp_pa
         assert mixed.status == 403
         # Every profile: Sunbird, USAspending, Learnosity-style (no consumers configured).
         sunbird = await http.get("/dataset/v1/request/list/t1", headers={"X-Channel-ID": "acme"})
-        assert sunbird.status == 403 and (await sunbird.json())["params"]["err"] == "ACCESS_DENIED"
+        assert sunbird.status == 403 and (await sunbird.json())["params"]["err"] == "FORBIDDEN"
+        assert sunbird.headers["X-Exhaust-Error-Code"] == "ACCESS_DENIED"
         usa = await http.get("/v2/download/status?file_name=x", headers={"X-Channel-ID": "acme"})
         assert usa.status == 403
         lrn = await http.post("/v1/jobs", json={"action": "get", "request": {}},

@@ -4,6 +4,7 @@ end to end on the real stack in tests/integration/test_sunbird.py."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -140,8 +141,9 @@ def day(n: int) -> dt.date:
 
 @pytest.fixture
 async def client(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[Client, list[DatasetRequest]]]:
+    """The profile over a read model of sample jobs; ``request.param``: settings to change."""
     monkeypatch.setattr(sunbird, "utc_now", lambda: NOW)  # no test may straddle midnight
     read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
     rollup = [
@@ -171,7 +173,8 @@ async def client(
         submitted.append(request)
 
     context = ApiContext(
-        settings=Settings(public_base_url="https://cdn.abc.com/data-store"), health=Health(),
+        settings=Settings(public_base_url="https://cdn.abc.com/data-store",
+                          **getattr(request, "param", {})), health=Health(),
         metrics=Metrics(), catalog=default_catalog(), read_model=read_model, store=MemoryStore(),
         submit=submit, sealer=SEALER,
     )  # fmt: skip
@@ -236,7 +239,9 @@ async def test_sunbirds_validation_messages_come_in_the_failed_envelope(
         answer = await response.json()
         assert response.status == status, (body, answer)
         assert answer["id"] == "ekstep.analytics.job.request.submit"
-        assert answer["params"]["status"] == "failed" and answer["params"]["err"] == code
+        # As Sunbird: err is the response code, errmsg the message; our code in a header.
+        assert answer["params"]["status"] == "failed" and answer["params"]["err"] == "CLIENT_ERROR"
+        assert response.headers["X-Exhaust-Error-Code"] == code
         assert words in answer["params"]["errmsg"], answer
         assert answer["responseCode"] == "CLIENT_ERROR" and answer["result"] is None
     no_channel = await http.post("/dataset/v1/request/submit", json=SEED_SUBMIT)
@@ -430,3 +435,187 @@ async def test_impossible_dates_are_sunbirds_client_errors(
             assert response.status == 200, body
             continue
         assert response.status == 400 and body["responseCode"] == "CLIENT_ERROR", (query, body)
+
+
+def digest(*parts: str) -> str:
+    return hashlib.md5("|".join(parts).encode()).hexdigest().upper()
+
+
+async def test_request_ids_are_computed_as_sunbird_computes_them(
+    client: tuple[Client, list[DatasetRequest]],
+) -> None:
+    """JobAPIService._getRequestId: dataset|tag|requestedBy (of the body)|channel|day, and
+    |type when the datasetConfig has one; a client computing it finds its job."""
+    http, submitted = client
+    typed = {
+        **SEED_SUBMIT,
+        "request": {
+            **SEED_SUBMIT["request"],  # type: ignore[dict-item]
+            "datasetConfig": {"batchId": "0131092891882700800", "type": "userinfo-exhaust"},
+        },
+    }
+    response = await http.post("/dataset/v1/request/submit", json=typed, headers=HEADERS)
+    assert response.status == 200, await response.text()
+    requested_by = "95e4942d-cbe8-477d-aebd-ad8e6de4bfc8"
+    expected = digest("userinfo-exhaust", TAG, requested_by, "ORG_001", TODAY.isoformat(),
+                      "userinfo-exhaust")  # fmt: skip
+    assert (await response.json())["result"]["requestId"] == expected
+    # Only the gateway's header names the user: Sunbird hashes the body's (absent) requestedBy.
+    bare = {**SEED_SUBMIT, "request": {k: v for k, v in SEED_SUBMIT["request"].items()  # type: ignore[attr-defined]
+                                       if k != "requestedBy"}}  # fmt: skip
+    response = await http.post("/dataset/v1/request/submit", json=bare, headers=HEADERS)
+    body = await response.json()
+    assert body["result"]["requestId"] == digest("userinfo-exhaust", TAG, "", "ORG_001",
+                                                 TODAY.isoformat())  # fmt: skip
+    assert body["result"]["requestedBy"] == "95e4942d"  # the job still names its requester
+    assert [r.request_id for r in submitted] == [expected, body["result"]["requestId"]]
+
+
+@pytest.mark.parametrize("client", [{"sunbird_request_day_timezone": "Asia/Kolkata"}],
+                         indirect=True)  # fmt: skip
+async def test_the_day_of_a_request_id_is_the_servers_day(
+    client: tuple[Client, list[DatasetRequest]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http, _ = client
+    evening = dt.datetime(2026, 11, 30, 20, 0, tzinfo=dt.UTC)  # already Dec 1st in Kolkata
+    monkeypatch.setattr(sunbird, "utc_now", lambda: evening)
+    response = await http.post("/dataset/v1/request/submit", json=SEED_SUBMIT, headers=HEADERS)
+    assert (await response.json())["result"]["requestId"] == digest(
+        "userinfo-exhaust", TAG, "95e4942d-cbe8-477d-aebd-ad8e6de4bfc8", "ORG_001", "2026-12-01"
+    )
+
+
+async def test_list_defaults_to_a_hundred_jobs(tmp_path: Path) -> None:
+    """Sunbird's data_exhaust.list.limit is 100: 120 jobs of a tag list 100 without ?limit."""
+    read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    read_model.apply([Change(0, n, f"J{n}", job(f"J{n}", "ORG_001", submitted_at=1600845394000
+                                                 + n)) for n in range(120)])  # fmt: skip
+    context = ApiContext(
+        settings=Settings(), health=Health(), metrics=Metrics(), catalog=default_catalog(),
+        read_model=read_model, store=MemoryStore(), submit=lambda r: asyncio.sleep(0),
+    )  # fmt: skip
+    async with TestClient(TestServer(create_web_app(context))) as http:
+        body = await (await http.get(f"/dataset/v1/request/list/{TAG}", headers=HEADERS)).json()
+    read_model.close()
+    assert body["result"]["count"] == 100 and body["result"]["jobs"][0]["requestId"] == "J119"
+
+
+@pytest.mark.parametrize("client", [{"sunbird_unknown_job": "200"}], indirect=True)
+async def test_an_unknown_job_can_be_answered_as_sunbird_does(
+    client: tuple[Client, list[DatasetRequest]],
+) -> None:
+    http, _ = client
+    response = await http.get(f"/dataset/v1/request/read/{TAG}?requestId=NOPE", headers=HEADERS)
+    body = await response.json()
+    assert response.status == 200
+    assert body["params"] | {"resmsgid": "x"} == {
+        "resmsgid": "x", "msgid": None, "status": "failed", "err": "OK",
+        "errmsg": "no job available with the given request_id and tag"}  # fmt: skip
+    assert body["responseCode"] == "OK" and body["result"] is None
+
+
+async def test_an_unknown_job_is_404_by_default(
+    client: tuple[Client, list[DatasetRequest]],
+) -> None:
+    http, _ = client
+    response = await http.get(f"/dataset/v1/request/read/{TAG}?requestId=NOPE", headers=HEADERS)
+    body = await response.json()
+    assert response.status == 404 and body["params"]["err"] == "RESOURCE_NOT_FOUND"
+    assert response.headers["X-Exhaust-Error-Code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("query", "first", "last"),
+    [
+        ("date_range=LAST_DAY", day(1), TODAY),
+        ("date_range=LAST_7_DAYS", day(7), TODAY),
+        ("date_range=LAST_30_DAYS", day(30), TODAY),
+        # 2026-11-30 is a Monday: last week is Monday the 23rd to this Monday.
+        ("date_range=LAST_WEEK", dt.date(2026, 11, 23), dt.date(2026, 11, 30)),
+        (f"date={day(3)}", day(3), day(3)),
+        (f"date_range=LAST_2_DAYS&date={day(9)}&from={day(9)}", day(2), TODAY),
+        (f"from={day(25)}&to={day(1)}", day(25), day(1)),  # 24 days: within the public 30
+    ],
+)
+def test_public_date_parameters_are_sunbirds(query: str, first: dt.date, last: dt.date,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from urllib.parse import parse_qsl
+
+    from multidict import MultiDict
+
+    monkeypatch.setattr(sunbird, "utc_now", lambda: NOW)
+    assert sunbird.date_range(MultiDict(parse_qsl(query)), Settings(), public=True) == (first, last)
+
+
+async def test_public_dataset_get_refuses_as_sunbird_does(
+    client: tuple[Client, list[DatasetRequest]],
+) -> None:
+    http, _ = client
+    cases = [
+        ("date_range=LAST_YEAR", "Provided dateRange LAST_YEAR is not valid. Please use any one "
+         "from this list - List(LAST_DAY, LAST_2_DAYS, LAST_7_DAYS, LAST_14_DAYS, LAST_30_DAYS, "
+         "LAST_WEEK)"),
+        (f"from={day(40)}&to={day(1)}", "Date range should be < 30 days"),
+        (f"from={day(75)}&to={day(60)}", "Date range cannot be older than 2 months"),
+        ("date=yesterday", "date must be a date"),
+    ]  # fmt: skip
+    for query, message in cases:
+        response = await http.get(f"/public/dataset/get/public-summary-rollup?{query}",
+                                  headers={"X-Channel-ID": "ORG_001"})  # fmt: skip
+        body = await response.json()
+        assert response.status == 400, (query, body)
+        assert message in body["params"]["errmsg"], (query, body)
+    # The channel's own route keeps its 10 days.
+    response = await http.get(f"/dataset/get/summary-rollup?from={day(20)}", headers=HEADERS)
+    assert (await response.json())["params"]["errmsg"] == "Date range should be < 10 days"
+
+
+@pytest.mark.parametrize("client", [{"anonymous_channels": {"sunbird-public": "ORG_001"}}],
+                         indirect=True)  # fmt: skip
+async def test_public_datasets_need_no_channel_header_once_mapped(
+    client: tuple[Client, list[DatasetRequest]],
+) -> None:
+    http, _ = client
+    response = await http.get(f"/public/dataset/get/public-summary-rollup?date={day(1)}")
+    body = await response.json()
+    assert response.status == 200 and len(body["result"]["files"]) == 1, body
+    # The mapping opens the public route only.
+    assert (await http.get("/dataset/get/summary-rollup")).status == 403
+
+
+@pytest.mark.parametrize("mode", ["409", "existing"])
+async def test_the_same_id_with_another_config_is_409_or_the_existing_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Sunbird answers a second submission of the day's id with the job it has, whatever the
+    config; this profile refuses it (409) unless told to answer as Sunbird."""
+    monkeypatch.setattr(sunbird, "utc_now", lambda: NOW)
+    request_id = digest("userinfo-exhaust", TAG, "95e4942d-cbe8-477d-aebd-ad8e6de4bfc8",
+                        "ORG_001", TODAY.isoformat())  # fmt: skip
+    read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    held = job(request_id, "ORG_001", status="PROCESSING", dataset="userinfo-exhaust",
+               config=json.dumps({"batchId": "another"}))  # fmt: skip
+    read_model.apply([Change(0, 0, request_id, held)])
+    submitted: list[DatasetRequest] = []
+
+    async def submit(request: DatasetRequest) -> None:
+        submitted.append(request)
+
+    context = ApiContext(
+        settings=Settings(sunbird_config_conflict=mode), health=Health(), metrics=Metrics(),
+        catalog=default_catalog(), read_model=read_model, store=MemoryStore(), submit=submit,
+        sealer=SEALER,
+    )  # fmt: skip
+    async with TestClient(TestServer(create_web_app(context))) as http:
+        response = await http.post("/dataset/v1/request/submit", json=SEED_SUBMIT,
+                                   headers=HEADERS)  # fmt: skip
+        body = await response.json()
+    read_model.close()
+    if mode == "409":
+        assert response.status == 409 and body["params"]["status"] == "failed"
+        assert response.headers["X-Exhaust-Error-Code"] == "REQUEST_CONFLICT"
+    else:
+        assert response.status == 200 and body["result"]["requestId"] == request_id
+        assert body["result"]["datasetConfig"] == {"batchId": "another"}
+        assert body["result"]["status"] == "PROCESSING"
+    assert submitted == []
