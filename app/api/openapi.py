@@ -196,14 +196,19 @@ def learnosity_operation(summary: str) -> Schema:
     return op
 
 
-def standard_files(summary: str, dataset: str) -> Schema:
-    """Sunbird's two listings of standard datasets: the same parameters and answer."""
+def standard_files(summary: str, dataset: str, public: bool = False) -> Schema:
+    """Sunbird's two listings of standard datasets: the same answer; the public one also takes
+    ``date`` and ``date_range``."""
     envelope = sunbird_envelope(STANDARD_FILES)
     day = {"type": "string", "format": "date"}
+    extra = [query("date", day, "One day (instead of from and to)"),
+             query("date_range", {"enum": list(sunbird.INTERVALS)},
+                   "A named range up to today (before date, from and to)")] if public else []
     return operation(summary, {"200": answer(envelope), **errors(envelope)}, CHANNEL,
                      path("datasetId", dataset), query("from", day, "First day"),
                      query("to", day, "Last day"),
-                     query("since", day, "First day (instead of from)"), tag="sunbird")  # fmt: skip
+                     query("since", day, "First day (instead of from)"), *extra,
+                     tag="sunbird")  # fmt: skip
 
 
 @cache
@@ -300,7 +305,7 @@ def document() -> Schema:
             "summary-rollup or summary-channel-exhaust")},
         "/public/dataset/get/{datasetId}": {"get": standard_files(
             "A public dataset's files by day, unauthenticated (Sunbird)",
-            "A public standard dataset")},
+            "A public standard dataset", public=True)},
         "/v2/download/columns": {"get": operation(
             "Columns of a download type (USAspending)",
             {"200": answer(obj(["columns"], columns={"type": "array", "items": obj(
@@ -323,7 +328,9 @@ def document() -> Schema:
             f"Request a {kind} download (USAspending)", {"200": answer(USA_STATUS),
                                                          **errors(USA_DETAIL)},
             CHANNEL, body=obj(["filters"], filters=ANY_OBJECT,
-                              columns={"type": "array", "items": STRING}),
+                              columns={"type": "array", "items": STRING},
+                              limit={"type": "integer", "minimum": 1, "maximum": 500_000},
+                              file_format={"enum": ["csv", "tsv", "pstxt"]}),
             tag="usaspending")}  # fmt: skip
     return {
         "openapi": "3.1.0",
