@@ -12,8 +12,9 @@
 * ``exhaust demo-data [--channel ORG_001]`` fills the sample datasets of the profiles
   (:mod:`app.demo_data`) through ``POST /dataset-fill`` of a running worker, replacing earlier
   sample rows, so the README's walkthroughs have data to work on.
-* ``exhaust fill data.csv --dataset-code X [--append]`` fills a managed dataset from a CSV file
-  through ``POST /dataset-fill``, in compressed chunks, with a progress bar on a terminal.
+* ``exhaust fill data.csv --dataset-code X [--append]`` fills a managed dataset from a CSV, JSON
+  Lines or Parquet file: converted here, uploaded to a presigned URL, one fill (``--via json``:
+  compressed chunks of JSON rows through ``POST /dataset-fill``, with a progress bar).
 """
 
 from __future__ import annotations
@@ -206,11 +207,17 @@ def fill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         "rows", TimeRemainingColumn(), console=console, disable=not console.is_terminal,
     ) as bar:  # fmt: skip
         task = bar.add_task(f"filling {args.dataset_code}", total=None)
-        summary = client.fill_csv(
-            args.file, args.dataset_code, columns=columns, append=args.append,
-            chunk_rows=args.chunk_rows, user_code=args.user_code,
-            progress=lambda sent, total: bar.update(task, completed=sent, total=total),
-        )  # fmt: skip
+        if args.via == "upload":
+            summary = client.fill_file(
+                args.file, args.dataset_code, columns=columns, append=args.append,
+                user_code=args.user_code,
+            )  # fmt: skip
+        else:
+            summary = client.fill_csv(
+                args.file, args.dataset_code, columns=columns, append=args.append,
+                chunk_rows=args.chunk_rows, user_code=args.user_code,
+                progress=lambda sent, total: bar.update(task, completed=sent, total=total),
+            )  # fmt: skip
     return {
         "status": "success",
         "dataset-code": summary.dataset_code,
@@ -293,7 +300,9 @@ def parser() -> argparse.ArgumentParser:
                       help="where to write the sample users-by-group upload of the Learnosity "
                       "walkthrough")  # fmt: skip
 
-    load = sub.add_parser("fill", help="fill a managed dataset from a CSV file (with a header)")
+    load = sub.add_parser(
+        "fill", help="fill a managed dataset from a file (CSV with a header, JSON Lines, Parquet)"
+    )
     load.add_argument("file", type=Path)
     load.add_argument("--dataset-code", required=True)
     load.add_argument("--channel", required=True)
@@ -303,7 +312,15 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--columns", default=None,
                       help="the columns (a JSON file or JSON text, as in POST /dataset-fill); "
                       "default: the header's names, types sniffed by DuckDB")  # fmt: skip
-    load.add_argument("--chunk-rows", type=int, default=100_000, help="rows per request")
+    load.add_argument(
+        "--via",
+        choices=["upload", "json"],
+        default="upload",
+        help="upload (default): convert here, upload the typed file, one fill; "
+        "json: chunks of JSON rows through POST /dataset-fill (CSV only)",
+    )
+    load.add_argument("--chunk-rows", type=int, default=100_000,
+                      help="rows per request (--via json)")  # fmt: skip
     load.add_argument("--url", default=None, help="worker URL (default from EXHAUST_HTTP_*)")
     return root
 

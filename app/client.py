@@ -3,7 +3,11 @@
     client = ExhaustClient("http://127.0.0.1:8080", channel="acme")
     client.fill("people", rows=[["1", "Ada"]], columns=[{"name": "id", "type": "integer"},
                                                         {"name": "name", "type": "string"}])
+    client.fill_file("people.csv", "people")         # columns sniffed, one upload
     client.fill_csv("people.csv", "people")          # columns sniffed by DuckDB, chunked
+
+``fill_file`` converts the file here (the server's own checks), uploads the typed Parquet to a
+presigned URL and fills from it in one fill: the fast way for large files.
 
 ``fill_csv`` does what the seed's sample script does by hand, for files of any size: DuckDB
 reads the CSV (every value as text, as the seed sends them), and each chunk of rows becomes
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import tempfile
 import time
@@ -183,6 +188,74 @@ class ExhaustClient:
                 }
         return answer
 
+    def fill_file(
+        self,
+        path: Path | str,
+        dataset_code: str,
+        *,
+        columns: Sequence[dict[str, Any]] | None = None,
+        append: bool = False,
+        user_code: str | None = None,
+        convert: bool = True,
+        wait_seconds: float = 3600.0,
+    ) -> FillSummary:
+        """Fill a dataset from a file in one fill: CSV with a header row, JSON Lines (objects
+        keyed by column name) or Parquet (``.csv``, ``.jsonl``/``.ndjson``, ``.parquet``).
+
+        ``convert`` (default): the rows are checked and converted to the declared types here,
+        by the server's own converter, and the typed Parquet is uploaded; the server checks it
+        (one scan) and keeps it as the segment. Otherwise the file is uploaded as it is and
+        the server converts it. Either way: ``POST /v1/datasets/{code}/uploads``, a PUT to its
+        presigned URL, ``POST /dataset-fill`` with the ``upload-id``; a refused row is named
+        with its row number, and nothing of a refused fill is kept."""
+        from app.domain.managed_datasets import parse_columns
+        from app.engine.fill_decoder import Limits, convert_file
+
+        source = Path(path)
+        if not source.is_file():
+            raise ExhaustError(f"no file {source}")
+        form = file_format(source)
+        started = time.monotonic()
+        declared = list(columns) if columns is not None else sniff_columns(source, form)
+        with tempfile.TemporaryDirectory(prefix="exhaust-upload-") as tmp:
+            upload, upload_form = source, form
+            if convert:
+                parsed = parse_columns(declared, 10_000)
+                upload, upload_form = Path(tmp) / "segment.parquet", "parquet"
+                limits = Limits(2**62, 2**62, 64 * 1024, "2GB", os.cpu_count() or 2)
+                convert_file(source, form, parsed, upload, limits, confined=False)
+            created = self.call("POST", f"/v1/datasets/{dataset_code}/uploads",
+                                json.dumps({"format": upload_form}).encode())[1]  # fmt: skip
+            self.put_file(created["url"], upload)
+        body = {
+            "user-code": user_code or self.user or "exhaust-client",
+            "dataset-code": dataset_code,
+            "columns": declared,
+            "upload-id": created["upload-id"],
+            "format": upload_form,
+            "append": append,
+        }
+        fill_id = uuid.uuid4().hex
+        answer = self.post_fill(json.dumps(body).encode(), dataset_code, fill_id, wait_seconds)
+        rows = int(answer.get("rows-inserted") or 0)
+        return FillSummary(dataset_code, rows, 1, time.monotonic() - started,
+                           answer.get("version"))  # fmt: skip
+
+    def put_file(self, url: str, path: Path) -> None:
+        """PUT a file to a presigned URL, streamed from disk."""
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            request = urllib.request.Request(
+                url, data=handle, method="PUT", headers={"Content-Length": str(size)}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=max(self.timeout, 600)) as answer:
+                    answer.read()
+            except urllib.error.HTTPError as exc:
+                raise TransientError(f"the upload was refused: HTTP {exc.code}") from exc
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                raise TransientError(f"the upload failed: {exc}") from exc
+
     def fill_csv(
         self,
         path: Path | str,
@@ -216,6 +289,39 @@ class ExhaustClient:
                 version = self.post_fill(body, dataset_code, f"{run}-0").get("version")
                 chunks = 1
         return FillSummary(dataset_code, sent, chunks, time.monotonic() - started, version)
+
+
+FILE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+def file_format(path: Path) -> str:
+    """The fill format of a file, from its extension."""
+    form = FILE_FORMATS.get(path.suffix.lower())
+    if form is None:
+        raise ExhaustError(f"{path}: a fill reads {', '.join(FILE_FORMATS)} files")
+    return form
+
+
+def sniff_columns(path: Path, form: str) -> list[dict[str, Any]]:
+    """Columns of a CSV (the header's names, types and date formats sniffed by DuckDB) or of a
+    Parquet file (its schema); JSON Lines files need them declared."""
+    if form == "jsonl":
+        raise ExhaustError(f"{path}: give the columns of a JSON Lines file (--columns)")
+    if form == "csv":
+        with tempfile.TemporaryDirectory(prefix="exhaust-sniff-") as tmp:
+            return CsvChunks.sniff_file(path, Path(tmp))
+    with duckdb.connect() as con:
+        found = con.execute("DESCRIBE SELECT * FROM read_parquet($path)",
+                            {"path": str(path)}).fetchall()  # fmt: skip
+    return [_declared(str(name), DUCKDB_TYPES.get(str(kind), "string"))
+            for name, kind, *_ in found]  # fmt: skip
+
+
+def _declared(header: str, kind: str) -> dict[str, Any]:
+    """A column declared from a file's header: a valid name, the header as its label."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", header)[:64]
+    name = name if re.match(r"[A-Za-z_]", name) else f"_{name}"[:64]
+    return {"name": name, "alias": header, "type": kind}
 
 
 def prefetch(items: Iterator[T], pool: ThreadPoolExecutor) -> Iterator[T]:
@@ -275,20 +381,26 @@ class CsvChunks:
         self.rows = int(row[0]) if row else 0
 
     def sniff(self) -> list[dict[str, Any]]:
+        return self.sniff_with(self.con, self.path)
+
+    @staticmethod
+    def sniff_file(path: Path, tmp: Path) -> list[dict[str, Any]]:
+        with duckdb.connect(str(tmp / "sniff.duckdb")) as con:
+            return CsvChunks.sniff_with(con, path)
+
+    @staticmethod
+    def sniff_with(con: duckdb.DuckDBPyConnection, path: Path) -> list[dict[str, Any]]:
         """Columns from the header and DuckDB's type detection (formats of dates included)."""
-        found = self.con.execute(
+        found = con.execute(
             "SELECT Columns, DateFormat, TimestampFormat FROM sniff_csv($path)",
-            {"path": str(self.path)},
+            {"path": str(path)},
         ).fetchone()
         assert found is not None
         sniffed, date_format, timestamp_format = found
         columns = []
         for column in sniffed:
             kind = DUCKDB_TYPES.get(column["type"], "string")
-            header = str(column["name"])
-            name = re.sub(r"[^A-Za-z0-9_]", "_", header)[:64]  # a header is the label
-            name = name if re.match(r"[A-Za-z_]", name) else f"_{name}"[:64]
-            declared: dict[str, Any] = {"name": name, "alias": header, "type": kind}
+            declared = _declared(str(column["name"]), kind)  # a header is the label
             if kind == "date" and date_format:
                 declared["format"] = date_format
             if kind == "datetime" and timestamp_format:
@@ -314,4 +426,4 @@ class CsvChunks:
         self._tmp.cleanup()
 
 
-__all__ = ["CsvChunks", "ExhaustClient", "FillSummary", "fill_body"]
+__all__ = ["CsvChunks", "ExhaustClient", "FillSummary", "fill_body", "sniff_columns"]

@@ -140,6 +140,19 @@ class Settings(BaseSettings):
     )
 
     # --- Managed datasets (POST /dataset-fill) ---------------------------------------------
+    fill_max_upload_bytes: int = Field(
+        5 * 1024**3,
+        ge=1024,
+        le=5 * 1024**3,
+        description="Largest file a fill may upload (POST /v1/datasets/{code}/uploads, one "
+        "presigned PUT; 5 GiB is S3's limit for one). Larger is refused before it is read.",
+    )
+    fill_upload_expiry_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 86400,
+        description="Lifetime of an upload's presigned PUT link.",
+    )
     fill_max_body_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1024,

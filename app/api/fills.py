@@ -17,6 +17,10 @@
 
   A bad row is refused before anything is published: ``400 INVALID_ROW`` naming the row
   (counted from 1) and the column. ``X-Fill-ID`` (optional) makes a retried call apply once.
+* ``POST /v1/datasets/{code}/uploads`` — a presigned PUT for a file (CSV with a header row,
+  JSON Lines, Parquet) of any size up to ``fill_max_upload_bytes``; ``POST /dataset-fill``
+  with its ``upload-id`` and ``format`` instead of ``insert-data`` then fills from it, with the
+  same checks, answers and atomicity.
 * ``GET /v1/datasets``, ``GET /v1/datasets/{code}`` — the channel's datasets.
 * ``GET /v1/datasets/{code}/fills/{fill_id}`` — one fill's outcome (the operation).
 
@@ -36,10 +40,18 @@ from typing import Any
 
 from aiohttp import web
 
-from app.api.edge import channel_of, json_response, read_limited, required_identifiers
+from app.api.edge import (
+    channel_of,
+    json_response,
+    read_json,
+    read_limited,
+    required_identifiers,
+)
 from app.domain import identifiers, json_values
 from app.domain.errors import (
     Busy,
+    InputMissing,
+    InputsTooLarge,
     InvalidInsertData,
     MalformedRequest,
     NotFound,
@@ -47,14 +59,23 @@ from app.domain.errors import (
     error_for,
 )
 from app.domain.managed_datasets import (
+    UPLOAD_EXTENSIONS,
     Column,
     Fill,
     FillRecord,
     ManagedDataset,
     parse_columns,
     segment_prefix,
+    upload_key,
 )
-from app.engine.fill_decoder import Limits, convert, spool_insert_data
+from app.engine.fill_decoder import (
+    FILE_FORMATS,
+    Limits,
+    convert,
+    convert_file,
+    spool_insert_data,
+    typed_segment,
+)
 from app.engine.storage import ObjectStore
 from app.metrics import Metrics
 from app.settings import Settings
@@ -104,6 +125,45 @@ class FillBody:
 EMPTY_RULES = {"null": False, "keep": True}  # the "empty-strings" field -> keep_empty_strings
 
 
+@dataclass(frozen=True, slots=True)
+class UploadBody:
+    """A fill whose rows are a file the client uploaded (``upload-id`` instead of
+    ``insert-data``)."""
+
+    user_code: str
+    dataset_code: str
+    columns: list[Column]
+    upload_id: str
+    form: str  # csv, jsonl or parquet
+    append: bool
+    keep_empty_strings: bool = False
+
+
+def parse_upload_body(body: Any, max_columns: int) -> UploadBody:
+    """The fill of an uploaded file: the seed's fields, with ``upload-id`` and ``format``."""
+    required_identifiers(body, "user-code", "dataset-code", "upload-id")
+    form = body.get("format", "csv")
+    if form not in FILE_FORMATS:
+        raise MalformedRequest(f"format must be one of {', '.join(FILE_FORMATS)}")
+    if "insert-data" in body:
+        raise MalformedRequest("a fill takes insert-data or upload-id, not both")
+    append = body.get("append", True)
+    if not isinstance(append, bool):
+        raise MalformedRequest("append must be true or false")
+    rule = body.get("empty-strings") or "null"
+    if rule not in EMPTY_RULES:
+        raise MalformedRequest('empty-strings must be "null" (the default) or "keep"')
+    return UploadBody(
+        user_code=body["user-code"],
+        dataset_code=body["dataset-code"],
+        columns=parse_columns(body.get("columns"), max_columns),
+        upload_id=body["upload-id"],
+        form=form,
+        append=append,
+        keep_empty_strings=EMPTY_RULES[rule],
+    )
+
+
 def parse_fill_body(body: Any, max_columns: int) -> FillBody:
     """The seed's body, checked field by field (the error names the field)."""
     required_identifiers(body, "user-code", "dataset-code")
@@ -142,9 +202,12 @@ def segment_key(channel: str, code: str, fill_id: str) -> str:
 
 def prepare(
     raw: bytes, channel: str, fill_id: str, spool: Path, context: FillContext
-) -> tuple[Fill, Path, bool]:
-    """Blocking: the body to a validated segment on disk and its (data-less) fill event."""
+) -> tuple[Fill, Path, bool] | UploadBody:
+    """Blocking: the body to a validated segment on disk and its (data-less) fill event; or,
+    for the fill of an uploaded file, its parsed body."""
     body = json_values.loads(raw, "body", MalformedRequest)
+    if isinstance(body, dict) and "upload-id" in body:
+        return parse_upload_body(body, context.settings.dataset_max_columns)
     parsed = parse_fill_body(body, context.settings.dataset_max_columns)
     del body
     rows_json = spool / "rows.json"
@@ -246,10 +309,17 @@ async def _read_and_publish(
             with tempfile.TemporaryDirectory(
                 prefix="exhaust-fill-", dir=context.settings.spool_dir
             ) as spool:
-                fill, segment, keep_empty = await asyncio.to_thread(
+                prepared = await asyncio.to_thread(
                     prepare, raw, channel, fill_id, Path(spool), context
                 )
                 del raw  # the body can be large: not held while the fill waits
+                if isinstance(prepared, UploadBody):
+                    fill = await from_upload(context, channel, fill_id, prepared, Path(spool))
+                    await context.publisher.fill(fill)
+                    context.metrics.fills.labels("accepted").inc()
+                    context.metrics.fill_seconds.observe(time.monotonic() - started)
+                    return fill, prepared.keep_empty_strings
+                fill, segment, keep_empty = prepared
                 if fill.bytes <= context.settings.fill_inline_max_bytes:
                     data = await asyncio.to_thread(segment.read_bytes)
                     fill = dataclasses.replace(fill, data=data)
@@ -263,6 +333,91 @@ async def _read_and_publish(
     context.metrics.fills.labels("accepted").inc()
     context.metrics.fill_seconds.observe(time.monotonic() - started)
     return fill, keep_empty
+
+
+async def from_upload(
+    context: FillContext, channel: str, fill_id: str, body: UploadBody, spool: Path
+) -> Fill:
+    """The fill of an uploaded file: fetched from its staging key (derived from the caller's
+    channel), checked and converted by the same rules as rows in a body, its segment stored;
+    the staged file is deleted whatever the outcome (a refused fill is uploaded again). A
+    Parquet file that already is a segment (:func:`typed_segment`) is only checked and copied
+    by the store."""
+    store = context.store
+    assert store is not None
+    key = upload_key(channel, body.dataset_code, body.upload_id, body.form)
+    size = await store.size(key)
+    if size is None:
+        raise InputMissing(
+            f"no {body.form} file uploaded as {body.upload_id!r} for dataset "
+            f"{body.dataset_code!r}: POST /v1/datasets/{body.dataset_code}/uploads, then PUT "
+            "the file to its url"
+        )
+    limit = context.settings.fill_max_upload_bytes
+    try:
+        if size > limit:
+            raise InputsTooLarge(f"the uploaded file has {size} bytes; at most {limit} "
+                                 "(EXHAUST_FILL_MAX_UPLOAD_BYTES)")  # fmt: skip
+        local = spool / f"upload{UPLOAD_EXTENSIONS[body.form]}"
+        await store.download_file(key, local)
+        segment = spool / "segment.parquet"
+        limits = dataclasses.replace(context.limits, max_rows=2**62)  # bounded by bytes
+        segment_at = segment_key(channel, body.dataset_code, fill_id)
+        as_is = None
+        if body.form == "parquet":
+            as_is = await asyncio.to_thread(typed_segment, local, body.columns, limits)
+        if as_is is not None:
+            rows, stored = as_is, size
+            await store.copy(key, segment_at)
+        else:
+            rows = await asyncio.to_thread(convert_file, local, body.form, body.columns,
+                                           segment, limits, body.keep_empty_strings)  # fmt: skip
+            stored = segment.stat().st_size
+            await store.upload_file(segment_at, segment)
+    finally:
+        await store.delete_keys([key])
+    return Fill(
+        kind="FILL",
+        fill_id=fill_id,
+        channel=channel,
+        dataset_code=body.dataset_code,
+        user_code=body.user_code,
+        mode="APPEND" if body.append else "TRUNCATE",
+        columns=tuple(body.columns),
+        rows=rows,
+        bytes=stored,
+        segment_key=segment_at,
+        requested_at=int(time.time() * 1000),
+    )
+
+
+async def new_upload(request: web.Request) -> web.Response:
+    """``POST /v1/datasets/{code}/uploads`` ``{"format": "csv"|"jsonl"|"parquet"}``: a presigned
+    PUT for the file of one fill, then ``POST /dataset-fill`` with its ``upload-id``."""
+    channel = channel_of(request)
+    context = fill_context(request)
+    code = identifiers.check("dataset code", request.match_info["code"])
+    body = await read_json(request) if request.can_read_body else {}
+    form = body.get("format", "csv") if isinstance(body, dict) else None
+    if form not in FILE_FORMATS:
+        raise MalformedRequest(f"format must be one of {', '.join(FILE_FORMATS)}")
+    upload_id = uuid.uuid4().hex
+    assert context.store is not None
+    expiry = context.settings.fill_upload_expiry_seconds
+    url = await context.store.presign_put(upload_key(channel, code, upload_id, form), expiry)
+    context.metrics.fills.labels("upload").inc()
+    return json_response(
+        {
+            "upload-id": upload_id,
+            "dataset-code": code,
+            "format": form,
+            "method": "PUT",
+            "url": url,
+            "expires-at": int(time.time() * 1000) + expiry * 1000,
+            "max-bytes": context.settings.fill_max_upload_bytes,
+        },
+        status=201,
+    )  # fmt: skip
 
 
 async def _answer(
@@ -406,6 +561,7 @@ def add_routes(app: web.Application, context: FillContext) -> None:
     app.router.add_get("/v1/datasets", list_datasets)
     app.router.add_get("/v1/datasets/{code}", get_dataset)
     app.router.add_get("/v1/datasets/{code}/fills/{fill_id}", get_fill)
+    app.router.add_post("/v1/datasets/{code}/uploads", new_upload)
 
 
 __all__ = ["FillContext", "add_routes", "parse_fill_body"]

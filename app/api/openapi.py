@@ -21,6 +21,7 @@ from app.catalog.types import default_catalog
 from app.domain import identifiers
 from app.domain.model import JOB_STATES
 from app.domain.usaspending import BY_TYPE, DOWNLOADS
+from app.engine.fill_decoder import FILE_FORMATS
 from app.stream.avro import SCHEMA_DIR
 
 Schema = dict[str, Any]
@@ -201,9 +202,18 @@ def standard_files(summary: str, dataset: str, public: bool = False) -> Schema:
     ``date`` and ``date_range``."""
     envelope = sunbird_envelope(STANDARD_FILES)
     day = {"type": "string", "format": "date"}
-    extra = [query("date", day, "One day (instead of from and to)"),
-             query("date_range", {"enum": list(sunbird.INTERVALS)},
-                   "A named range up to today (before date, from and to)")] if public else []
+    extra = (
+        [
+            query("date", day, "One day (instead of from and to)"),
+            query(
+                "date_range",
+                {"enum": list(sunbird.INTERVALS)},
+                "A named range up to today (before date, from and to)",
+            ),
+        ]
+        if public
+        else []
+    )
     return operation(summary, {"200": answer(envelope), **errors(envelope)}, CHANNEL,
                      path("datasetId", dataset), query("from", day, "First day"),
                      query("to", day, "Last day"),
@@ -259,10 +269,20 @@ def document() -> Schema:
             "Fill a managed dataset (seed 003)",
             {"200": answer(fill_answer), "202": answer(fill_answer), **native_errors}, CHANNEL,
             header("X-Fill-ID", "Your id of this fill (a retry applies once)", required=False),
-            body=obj(["dataset-code", "columns", "insert-data"], **{
+            body=obj(["dataset-code", "columns"], **{
                 "user-code": STRING, "dataset-code": STRING,
                 "columns": {"type": "array", "items": ANY_OBJECT}, "insert-data": STRING,
-                "append": BOOLEAN, "compressed": BOOLEAN}), tag="dataset-fill")},
+                "upload-id": STRING, "format": {"enum": list(FILE_FORMATS)},
+                "append": BOOLEAN, "compressed": BOOLEAN,
+                "empty-strings": {"enum": ["null", "keep"]}}), tag="dataset-fill")},
+        "/v1/datasets/{code}/uploads": {"post": operation(
+            "A presigned PUT for a fill's file (then /dataset-fill with its upload-id)",
+            {"201": answer(obj(["upload-id", "url", "method", "format"], **{
+                "upload-id": STRING, "dataset-code": STRING, "format": STRING,
+                "method": STRING, "url": STRING, "expires-at": INTEGER,
+                "max-bytes": INTEGER})), **native_errors},
+            CHANNEL, path("code", "The dataset code"),
+            body=obj([], format={"enum": list(FILE_FORMATS)}), tag="dataset-fill")},
         "/v1/datasets": {"get": operation(
             "The channel's managed datasets",
             {"200": answer(obj(["count", "datasets"], count=INTEGER,

@@ -76,6 +76,15 @@ def segment_prefix(channel: str, code: str) -> str:
     return f"datasets/{channel}/{code}/segments/"
 
 
+UPLOAD_EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
+
+
+def upload_key(channel: str, code: str, upload_id: str, form: str) -> str:
+    """Where a client's file for a fill is staged: derived from the caller's channel and the
+    server's upload id, never from the client's text, so no upload can name another's."""
+    return f"datasets/{channel}/{code}/uploads/{upload_id}{UPLOAD_EXTENSIONS[form]}"
+
+
 def own_segment(channel: str, code: str, key: str) -> bool:
     """Whether ``key`` is a canonical key under the dataset's segment prefix."""
     return object_keys.is_canonical(key) and key.startswith(segment_prefix(channel, code))

@@ -132,36 +132,52 @@ def _cast(x: str, sql_type: str) -> str:
     return f"TRY_CAST({x} AS {sql_type})"
 
 
+Form = str  # "array" | "object" (a JSON body), "csv" | "jsonl" | "parquet" (an uploaded file)
+FILE_FORMATS = ("csv", "jsonl", "parquet")
+
+
 def _source(
     path: Path,
     columns: Sequence[Column],
-    positional: bool,
+    form: Form,
     params: dict[str, Any],
     stop: bool = True,
+    names: Sequence[str] = (),
 ) -> str:
     """SQL of the rows: ``shape`` (not NULL: the row is not a row) and ``v1..vN`` as VARCHAR.
 
     ``stop``: a malformed row stops the query at once. Otherwise rows are numbered (``rn``,
-    from 1) for the exact pass of a refused fill."""
+    from 1) for the exact pass of a refused fill. ``names``: a CSV's or Parquet file's own
+    column names, which map to the declared columns by position."""
     bad = "error('SHAPE')" if stop else "'bad'"
     params["path"] = str(path)
-    if positional:
+    shape = "NULL"
+    if form == "array":
         scan = "read_json($path, format='array', records=false, columns={'r': 'VARCHAR[]'})"
         values = ", ".join(f"r[{i}] AS v{i}" for i in range(1, len(columns) + 1))
         shape = f"CASE WHEN r IS NULL OR len(r) <> {len(columns)} THEN {bad} END"
-    else:
-        scan = "read_json($path, format='array', records=false, columns={'r': 'JSON'})"
+    elif form in ("object", "jsonl"):
+        layout = "array" if form == "object" else "newline_delimited"
+        scan = f"read_json($path, format='{layout}', records=false, columns={{'r': 'JSON'}})"
         paths = []
         for i, column in enumerate(columns, 1):
             params[f"path{i}"] = "$." + column.name  # bound, never pasted
             paths.append(f"json_extract_string(r, $path{i}) AS v{i}")
         values = ", ".join(paths)
         shape = f"CASE WHEN json_type(r) IS DISTINCT FROM 'OBJECT' THEN {bad} END"
+    elif form == "csv":
+        scan = "read_csv($path, header=true, all_varchar=true)"
+        values = ", ".join(f"{quote(n)} AS v{i}" for i, n in enumerate(names, 1))
+    elif form == "parquet":
+        scan = "read_parquet($path)"
+        values = ", ".join(f"CAST({quote(n)} AS VARCHAR) AS v{i}" for i, n in enumerate(names, 1))
+    else:
+        raise AssertionError(form)
     if stop:
         return f"SELECT {shape} AS shape, {values} FROM {scan}"
     return (
         f"SELECT rn, {shape} AS shape, {values} FROM "
-        f"(SELECT row_number() OVER () AS rn, r FROM {scan})"
+        f"(SELECT row_number() OVER () AS rn, * FROM {scan})"
     )
 
 
@@ -188,22 +204,9 @@ def convert(
         return _write_empty(columns, out, limits)
     if first not in ("[", "{"):
         raise InvalidInsertData("each row must be an array of values or an object")
-    positional = first == "["
-    params: dict[str, Any] = {"out": str(out)}
-    converted = _converted(path, columns, positional, params, True, keep_empty_strings)
-    checked = ", ".join(
-        f"CASE {_problems(column, i, limits, stop=True)} ELSE c{i} END AS {quote(column.name)}"
-        for i, column in enumerate(columns, 1)
-    )
-    query = f"SELECT {checked} FROM ({converted})"
+    form = "array" if first == "[" else "object"
     with _connect(limits, out.parent) as con:
-        try:
-            result = con.execute(
-                f"COPY ({query}) TO $out (FORMAT parquet, COMPRESSION zstd)", params
-            ).fetchone()
-        except duckdb.Error as exc:
-            raise _refusal(exc, con, path, columns, positional, limits) from exc
-    rows = int(result[0]) if result else 0
+        rows = _write(con, path, columns, form, out, limits, keep_empty_strings)
     if rows > limits.max_rows:  # the work was bounded by the decompressed size
         raise TooManyRows(
             f"{rows} rows in one fill; at most {limits.max_rows} (EXHAUST_FILL_MAX_ROWS): send "
@@ -212,19 +215,120 @@ def convert(
     return rows
 
 
+def convert_file(
+    path: Path,
+    form: Form,
+    columns: Sequence[Column],
+    out: Path,
+    limits: Limits,
+    keep_empty_strings: bool = False,
+    confined: bool = True,
+) -> int:
+    """Convert an uploaded file (``csv`` with a header row, ``jsonl`` objects keyed by column
+    name, ``parquet``) into the Parquet segment ``out``, with the checks of :func:`convert`;
+    return its rows. A CSV's or Parquet file's columns are the declared ones by position.
+    ``confined`` (the server): DuckDB reaches only ``out``'s directory, where the file must
+    be; the client library converts the user's own file where it is."""
+    if form not in FILE_FORMATS:
+        raise InvalidInsertData(f"format must be one of {', '.join(FILE_FORMATS)}")
+    with _connect(limits, out.parent, confined) as con:
+        names: list[str] = []
+        if form in ("csv", "parquet"):
+            scan = ("read_csv($path, header=true, all_varchar=true)" if form == "csv"
+                    else "read_parquet($path)")  # fmt: skip
+            try:
+                described = con.execute(f"DESCRIBE SELECT * FROM {scan}", {"path": str(path)})
+                names = [str(row[0]) for row in described.fetchall()]
+            except duckdb.Error as exc:
+                raise InvalidInsertData(f"the uploaded file is not {form.upper()}: "
+                                        f"{_scrubbed(exc)}") from exc  # fmt: skip
+            if len(names) != len(columns):
+                raise InvalidInsertData(
+                    f"the uploaded file has {len(names)} columns, {len(columns)} are declared "
+                    "(a file's columns are the declared ones, in order)"
+                )
+        return _write(con, path, columns, form, out, limits, keep_empty_strings, names)
+
+
+def typed_segment(path: Path, columns: Sequence[Column], limits: Limits) -> int | None:
+    """The rows of an uploaded Parquet file that already is a segment: the declared columns'
+    names and types in order, no text over the value limit, no NaN or infinity. ``None``: it
+    is not (it is then converted, and its first bad value named, by :func:`convert_file`).
+    One scan of the file, with no conversion: a client that converts before uploading (the
+    client library does) pays the conversion, the server only checks."""
+    with _connect(limits, path.parent) as con:
+        params = {"path": str(path)}
+        try:
+            described = con.execute("DESCRIBE SELECT * FROM read_parquet($path)", params)
+            found = [(str(row[0]), str(row[1])) for row in described.fetchall()]
+        except duckdb.Error:
+            return None
+        if found != [(c.name, sql_type(c)) for c in columns]:
+            return None
+        checks = ["count(*)"]
+        for column in columns:
+            name = quote(column.name)
+            if column.type == "STRING":
+                checks.append(f"coalesce(max(strlen({name})), 0) <= {limits.max_value_bytes}")
+            elif sql_type(column) in ("DOUBLE", "FLOAT"):
+                checks.append(f"NOT coalesce(bool_or(isnan({name}) OR isinf({name})), false)")
+        row = con.execute(f"SELECT {', '.join(checks)} FROM read_parquet($path)", params)
+        result = row.fetchone()
+    if result is None or not all(result[1:]):
+        return None
+    return int(result[0])
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    columns: Sequence[Column],
+    form: Form,
+    out: Path,
+    limits: Limits,
+    keep_empty: bool,
+    names: Sequence[str] = (),
+) -> int:
+    """One pass: read, convert, check and write the segment; a refusal names the first bad
+    row (a second, exact pass)."""
+    params: dict[str, Any] = {"out": str(out)}
+    converted = _converted(path, columns, form, params, True, keep_empty, names)
+    checked = ", ".join(
+        f"CASE {_problems(column, i, limits, stop=True)} ELSE c{i} END AS {quote(column.name)}"
+        for i, column in enumerate(columns, 1)
+    )
+    query = f"SELECT {checked} FROM ({converted})"
+    try:
+        result = con.execute(
+            f"COPY ({query}) TO $out (FORMAT parquet, COMPRESSION zstd)", params
+        ).fetchone()
+    except duckdb.Error as exc:
+        raise _refusal(exc, con, path, columns, form, limits, names) from exc
+    return int(result[0]) if result else 0
+
+
+def _scrubbed(exc: duckdb.Error) -> str:
+    """DuckDB's message, first line, without the spool's paths."""
+    detail = str(exc).split("\n")[0]
+    for prefix in ("Invalid Input Error: ", "IO Error: ", "Conversion Error: "):
+        detail = detail.replace(prefix, "")
+    return re.sub(r'(file|path)? ?"?/[^" ]*"?', "the file", detail)[:300]
+
+
 def _converted(
     path: Path,
     columns: Sequence[Column],
-    positional: bool,
+    form: Form,
     params: dict[str, Any],
     stop: bool,
     keep_empty: bool = False,
+    names: Sequence[str] = (),
 ) -> str:
     """SQL of the rows with both forms of each value: ``v{i}`` (text) and ``c{i}`` (typed).
 
     The checks then compare the two columns: written inline, each conversion would be
     evaluated twice (once to check it, once to keep it), measured 1.5x slower."""
-    source = _source(path, columns, positional, params, stop=stop)
+    source = _source(path, columns, form, params, stop=stop, names=names)
     typed = ", ".join(
         f"{_conversion(c, i, params, keep_empty)} AS c{i}" for i, c in enumerate(columns, 1)
     )
@@ -273,9 +377,13 @@ def sql_type(column: Column) -> str:
     raise AssertionError(column.type)
 
 
-def _connect(limits: Limits, spool: Path) -> duckdb.DuckDBPyConnection:
-    """A connection confined to the fill's spool (:mod:`app.engine.duck`)."""
-    return duck.connect(spool, {"memory_limit": limits.memory_limit, "threads": limits.threads})
+def _connect(limits: Limits, spool: Path, confined: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection confined to the fill's spool (:mod:`app.engine.duck`); unconfined only in
+    the client library, on the user's own files."""
+    config: dict[str, Any] = {"memory_limit": limits.memory_limit, "threads": limits.threads}
+    if confined:
+        return duck.connect(spool, config)
+    return duckdb.connect(config={**config, "temp_directory": str(spool / "duckdb-temp")})
 
 
 def _refusal(
@@ -283,29 +391,34 @@ def _refusal(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     columns: Sequence[Column],
-    positional: bool,
+    form: Form,
     limits: Limits,
+    names: Sequence[str] = (),
 ) -> Exception:
     """The user's error for a failed conversion (the first bad row, exactly)."""
     text = str(exc)
     if not any(f"Error: {mark}" in text for mark in ("SHAPE", "VALUE", "SIZE")):
-        # DuckDB could not read the JSON itself
+        # DuckDB could not read the rows themselves
+        if form in FILE_FORMATS:
+            return InvalidInsertData(f"the uploaded file is not valid {form.upper()}: "
+                                     f"{_scrubbed(exc)}")  # fmt: skip
         detail = text.split("\n")[0].replace("Invalid Input Error: ", "")
         detail = re.sub(r' in file "[^"]*"', "", detail)
         return InvalidInsertData(f"insert-data is not valid JSON rows: {detail}")
-    return _first_bad_row(con, path, columns, positional, limits)
+    return _first_bad_row(con, path, columns, form, limits, names)
 
 
 def _first_bad_row(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     columns: Sequence[Column],
-    positional: bool,
+    form: Form,
     limits: Limits,
+    names: Sequence[str] = (),
 ) -> Exception:
     """Scan again without stopping, and describe the lowest bad row and its first bad column."""
     params: dict[str, Any] = {}
-    converted = _converted(path, columns, positional, params, stop=False)
+    converted = _converted(path, columns, form, params, stop=False, names=names)
     checks = [f"CASE {_problems(c, i, limits, stop=False)} END" for i, c in enumerate(columns, 1)]
     problem = f"coalesce(CASE WHEN shape IS NOT NULL THEN 'SHAPE|0' END, {', '.join(checks)})"
     raw = ", ".join(f"v{i}" for i in range(1, len(columns) + 1))
@@ -319,7 +432,7 @@ def _first_bad_row(
     row, what, values = int(found[0]), str(found[1]), found[2]
     kind, index = what.split("|")
     if kind == "SHAPE":
-        want = f"an array of {len(columns)} values" if positional else "an object"
+        want = f"an array of {len(columns)} values" if form == "array" else "an object"
         return InvalidRow(f"row {row} is not {want}", row=row)
     column = columns[int(index) - 1]
     value = values[int(index) - 1]
@@ -341,4 +454,11 @@ def _first_bad_row(
     )
 
 
-__all__ = ["Limits", "convert", "spool_insert_data"]
+__all__ = [
+    "FILE_FORMATS",
+    "Limits",
+    "convert",
+    "convert_file",
+    "spool_insert_data",
+    "typed_segment",
+]
