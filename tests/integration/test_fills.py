@@ -359,3 +359,86 @@ async def test_twenty_parallel_60_mb_fills_stay_within_the_memory_budget(
     bound = budget + 160 * 1024 * 1024
     assert (peak - before) * 1024 < bound, f"RSS rose from {before} KiB to a peak of {peak} KiB"
     assert worker.stop() == 0
+
+
+def people_csv(path: Path, rows: int) -> None:
+    duckdb.connect().execute(
+        f"""COPY (SELECT i AS id,
+                    'name ' || (i * 7919 % 100003) || CASE WHEN i % 97 = 0 THEN ', "quoted"' ELSE '' END AS name,
+                    round((i % 20000) / 7.0 - 1000, 2) AS amount,
+                    i % 3 = 0 AS active,
+                    strftime(DATE '2020-01-01' + (i % 1500)::INTEGER, '%d/%m/%Y') AS day,
+                    TIMESTAMP '2021-01-01 00:00:00' + to_seconds(i * 37) AS seen_at,
+                    CASE WHEN i % 11 = 0 THEN NULL ELSE ['Paris', 'Lagos', 'Lima', 'Oslo'][i % 4 + 1] END AS city
+                FROM range({rows}) t(i)) TO '{path}' (HEADER)"""
+    )  # fmt: skip
+
+
+async def test_a_file_uploaded_and_filled_in_one_fill_reads_back_identical(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    """exhaust fill's path: the file converted by the client, uploaded to a presigned URL, one
+    fill; and the same file uploaded raw (CSV, JSON Lines, Parquet) for the server to convert.
+    Every way reads back cell for cell what DuckDB reads from the CSV."""
+    settings = settings_factory()
+    worker = await start_worker(workers, settings, "w1")
+    csv = tmp_path / "people.csv"
+    people_csv(csv, 300_000)
+    con = duckdb.connect()
+    for form in ("jsonl", "parquet"):  # the same rows, every value as text
+        con.execute(f"COPY (SELECT * FROM read_csv('{csv}', all_varchar=true)) "
+                    f"TO '{tmp_path}/people.{form}' (FORMAT {'json' if form == 'jsonl' else form})")  # fmt: skip
+    columns = (await asyncio.to_thread(client(worker).fill_file, csv, "typed")).rows
+    assert columns == 300_000
+    typed, back = await read_back(settings, worker, "typed", tmp_path)
+    names = [c["name"] for c in typed["columns"]]
+    back.execute(f"CREATE VIEW source AS SELECT * FROM read_csv('{csv}')")
+    expected = checksum(back, "source", names)
+    assert checksum(back, "back", names) == expected
+    assert typed["rows"] == 300_000 and len(typed["segments"]) == 1
+    for form in ("csv", "jsonl", "parquet"):
+        code = f"raw-{form}"
+        summary = await asyncio.to_thread(
+            client(worker).fill_file, tmp_path / f"people.{form}", code,
+            columns=typed["columns"], convert=False,
+        )  # fmt: skip
+        assert summary.rows == 300_000, form
+        _, again = await read_back(settings, worker, code, tmp_path)
+        again.execute(f"CREATE VIEW source AS SELECT * FROM read_csv('{csv}')")
+        assert checksum(again, "back", names) == expected, form
+    # The staged files are gone; only segments remain under the datasets' prefixes.
+    async with S3ObjectStore(settings) as store:
+        listed = await store.client.list_objects_v2(Bucket=settings.s3_bucket,
+                                                    Prefix="datasets/acme/")  # fmt: skip
+    keys = [o["Key"] for o in listed.get("Contents", []) if not o["Key"].endswith("/")]
+    assert len(keys) == 4 and all("/segments/" in k for k in keys), keys  # (folders aside)
+    assert worker.stop() == 0
+
+
+async def test_an_upload_with_a_bad_row_is_refused_whole_and_names_it(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    settings = settings_factory()
+    worker = await start_worker(workers, settings, "w1")
+    good = tmp_path / "good.csv"
+    good.write_text("id,label\n1,one\n2,two\n")
+    declared = [{"name": "id", "type": "integer"}, {"name": "label", "type": "string"}]
+    await asyncio.to_thread(client(worker).fill_file, good, "nums", columns=declared)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,label\n3,three\n4.5,four and a half\n5,five\n")
+    with pytest.raises(ExhaustError) as refused:
+        await asyncio.to_thread(client(worker).fill_file, bad, "nums", columns=declared,
+                                append=True, convert=False)  # fmt: skip
+    assert refused.value.code == "INVALID_ROW" and "row 2, column 'id'" in refused.value.message
+    status, entry = await worker.get("/v1/datasets/nums", "acme")
+    assert status == 200 and entry["rows"] == 2  # nothing of the refused fill
+    # An upload id names a file of the caller's channel only: another's is not found.
+    created = client(worker).call("POST", "/v1/datasets/nums/uploads", b'{"format": "csv"}')[1]
+    await asyncio.to_thread(client(worker).put_file, created["url"], good)
+    theirs = ExhaustClient(worker.url, "other", user="intruder", timeout=60, retries=0)
+    body = {"user-code": "x", "dataset-code": "nums", "columns": declared,
+            "upload-id": created["upload-id"], "format": "csv"}  # fmt: skip
+    with pytest.raises(ExhaustError) as missing:
+        await asyncio.to_thread(theirs.post_fill, json.dumps(body).encode(), "nums", "f1")
+    assert missing.value.code == "INPUT_MISSING"
+    assert worker.stop() == 0

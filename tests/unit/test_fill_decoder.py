@@ -19,7 +19,7 @@ import pytest
 from app.client import CsvChunks
 from app.domain.errors import ExhaustError
 from app.domain.managed_datasets import Column, parse_columns
-from app.engine.fill_decoder import Limits, convert, spool_insert_data
+from app.engine.fill_decoder import Limits, convert, convert_file, spool_insert_data, typed_segment
 
 LIMITS = Limits(max_decompressed_bytes=10**8, max_rows=1000, max_value_bytes=100)
 
@@ -194,3 +194,62 @@ def test_an_empty_cell_means_the_same_whichever_way_the_csv_arrives(tmp_path: Pa
     assert [row[1] for row in by_recipe] == ["N101", None, "N303"]  # is_null finds row 2
     kept = run(tmp_path / "a", recipe, cols, keep=True)
     assert [row[1] for row in kept] == ["N101", "", "N303"] and kept[1][2] is None
+
+
+FILE_COLUMNS = [{"name": "n", "type": "integer"}, {"name": "x", "type": "number"},
+                {"name": "d", "type": "date", "format": "%d/%m/%Y"},
+                {"name": "s", "type": "string"}]  # fmt: skip
+FILE_ROWS = [["1", "1.5", "02/01/2020", "a"], ["2", "", "", ""], ["-3", "1e3", "31/12/1999", "z"]]
+
+
+def test_an_uploaded_file_converts_as_the_same_rows_in_a_body(tmp_path: Path) -> None:
+    """A CSV, a JSON Lines and a Parquet file of the same text give the segment the JSON rows
+    of a body give, cell for cell; empty cells are NULL by the same rule."""
+    cols = columns(*FILE_COLUMNS)
+    expected = run(tmp_path, FILE_ROWS, cols)
+    names = [c["name"] for c in FILE_COLUMNS]
+    with (tmp_path / "rows.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([names, *FILE_ROWS])
+    (tmp_path / "rows.jsonl").write_text(
+        "".join(json.dumps(dict(zip(names, r, strict=True))) + "\n" for r in FILE_ROWS)
+    )
+    duckdb.connect().execute(f"COPY (SELECT * FROM read_csv('{tmp_path}/rows.csv', "
+                             f"all_varchar=true)) TO '{tmp_path}/rows.parquet'")  # fmt: skip
+    for form in ("csv", "jsonl", "parquet"):
+        out = tmp_path / f"{form}.parquet"
+        assert convert_file(tmp_path / f"rows.{form}", form, cols, out, LIMITS) == 3
+        assert duckdb.connect().execute(f"SELECT * FROM '{out}'").fetchall() == expected, form
+        # The segment is one: it passes the check as it is.
+        assert typed_segment(out, cols, LIMITS) == 3
+
+
+def test_an_uploaded_file_is_refused_naming_its_first_bad_row(tmp_path: Path) -> None:
+    cols = columns(*FILE_COLUMNS)
+    (tmp_path / "bad.csv").write_text("n,x,d,s\n1,1,01/01/2020,a\n2,NaN,01/01/2020,b\n")
+    with pytest.raises(ExhaustError, match=r"row 2, column 'x': 'NaN' is not a valid number"):
+        convert_file(tmp_path / "bad.csv", "csv", cols, tmp_path / "o.parquet", LIMITS)
+    (tmp_path / "narrow.csv").write_text("n,x\n1,2\n")
+    with pytest.raises(ExhaustError, match="has 2 columns, 4 are declared"):
+        convert_file(tmp_path / "narrow.csv", "csv", cols, tmp_path / "o.parquet", LIMITS)
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(ExhaustError, match="not PARQUET") as refused:
+        convert_file(tmp_path / "junk.parquet", "parquet", cols, tmp_path / "o.parquet", LIMITS)
+    assert str(tmp_path) not in refused.value.message  # no server path in the answer
+
+
+@pytest.mark.parametrize(
+    "select",
+    [
+        "SELECT 1::BIGINT AS n, 'nan'::DOUBLE AS x, DATE '2020-01-01' AS d, 'a' AS s",
+        "SELECT 1::BIGINT AS n, 1.0::DOUBLE AS x, DATE '2020-01-01' AS d, repeat('a', 101) AS s",
+        "SELECT 1::INTEGER AS n, 1.0::DOUBLE AS x, DATE '2020-01-01' AS d, 'a' AS s",
+        "SELECT 1::BIGINT AS x, 1.0::DOUBLE AS n, DATE '2020-01-01' AS d, 'a' AS s",
+    ],
+)
+def test_a_parquet_file_is_kept_as_it_is_only_when_it_already_is_a_segment(
+    tmp_path: Path, select: str
+) -> None:
+    """NaN, a text over the value limit, another type, another name: checked, not kept."""
+    out = tmp_path / "up.parquet"
+    duckdb.connect().execute(f"COPY ({select}) TO '{out}'")
+    assert typed_segment(out, columns(*FILE_COLUMNS), LIMITS) is None
