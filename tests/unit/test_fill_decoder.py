@@ -253,3 +253,19 @@ def test_a_parquet_file_is_kept_as_it_is_only_when_it_already_is_a_segment(
     out = tmp_path / "up.parquet"
     duckdb.connect().execute(f"COPY ({select}) TO '{out}'")
     assert typed_segment(out, columns(*FILE_COLUMNS), LIMITS) is None
+
+
+def test_a_datetime_keeps_its_offset_whatever_its_length(tmp_path: Path) -> None:
+    """Plain 19-character text takes DuckDB's fast TIMESTAMP cast, which drops offsets: every
+    text with an offset, of that length too, is still converted to UTC."""
+    cases = {
+        "2021-01-01T00:00:00+02:00": "2020-12-31 22:00:00",
+        "2021-01-01 00:00:00+0200": "2020-12-31 22:00:00",
+        "2021-01-01 00:00+02": "2020-12-31 22:00:00",  # 19 characters, an offset
+        "2021-01-01T00:00:00Z": "2021-01-01 00:00:00",
+        "2021-01-01 00:00:00": "2021-01-01 00:00:00",
+        "2021-01-01T05:06:07": "2021-01-01 05:06:07",
+        "2021-01-01": "2021-01-01 00:00:00",
+    }
+    found = run(tmp_path, [[v] for v in cases], columns({"name": "t", "type": "datetime"}))
+    assert [str(row[0]) for row in found] == list(cases.values())
