@@ -45,6 +45,7 @@ from app.metrics import Metrics
 from app.sealing import sealer_for
 from app.settings import Settings, unsafe_combinations
 from app.stream.agents import Pipeline, now_ms, worker_id
+from app.stream.compactor import Compactor
 from app.stream.dataset_view import DatasetView
 from app.stream.feeder import ReadModelFeeder
 from app.stream.fill_writer import FillWriter
@@ -207,6 +208,11 @@ class Runtime(Service):
                 metrics=self.metrics,
             )
             await self.add_runtime_dependency(scheduler)
+        if self.parts.api and self.datasets is not None and self.settings.compact_min_segments:
+            compactor = Compactor(
+                self.settings, self.datasets, self.store, self.publisher.fill, self.metrics
+            )
+            await self.add_runtime_dependency(compactor)
         app = create_web_app(self.context, api=self.parts.api, fills=self.fills)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -140,6 +140,23 @@ class Settings(BaseSettings):
     )
 
     # --- Managed datasets (POST /dataset-fill) ---------------------------------------------
+    compact_min_segments: int = Field(
+        16,
+        ge=0,
+        le=100_000,
+        description="A dataset version with this many segments (a fill each) has its small "
+        "consecutive segments merged into one in the background (0: never), so exports fetch "
+        "and open few files.",
+    )
+    compact_target_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Largest segment compaction writes; segments of half this size or more are "
+        "left as they are.",
+    )
+    compact_interval_seconds: float = Field(
+        30.0, gt=0, description="How often each API worker looks for datasets to compact."
+    )
     fill_max_upload_bytes: int = Field(
         5 * 1024**3,
         ge=1024,

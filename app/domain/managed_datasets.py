@@ -206,7 +206,7 @@ class Segment:
 class Fill:
     """A ``DatasetFill`` event: a fill validated into one Parquet segment, or a SWEEP."""
 
-    kind: Literal["FILL", "SWEEP"]
+    kind: Literal["FILL", "SWEEP", "COMPACT"]
     fill_id: str
     channel: str
     dataset_code: str
@@ -218,6 +218,7 @@ class Fill:
     segment_key: str
     requested_at: int
     data: builtins.bytes | None = None  # (the field `bytes` shadows the type here)
+    replaces: tuple[str, ...] = ()  # COMPACT: the run of segments the new one replaces
 
     @property
     def key(self) -> str:
@@ -237,12 +238,14 @@ class Fill:
             "segment_key": self.segment_key,
             "data": self.data,
             "requested_at": self.requested_at,
+            "replaces": list(self.replaces),
         }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Fill:
         values = dict(record)
         values["columns"] = tuple(Column.from_record(c) for c in record["columns"])
+        values["replaces"] = tuple(record.get("replaces") or ())
         return cls(**values)
 
     @classmethod
@@ -385,7 +388,9 @@ class Policy:
 class FillOutcome:
     """What applying one fill event does: the entry to write (None: nothing to write)."""
 
-    counter: str  # fill_applied | fill_rejected | fill_redelivered | fill_repeated
+    # fill_applied | fill_rejected | fill_redelivered | fill_repeated | compacted |
+    # compaction_stale
+    counter: str
     entry: ManagedDataset | None
     record: FillRecord | None = None
 
@@ -402,6 +407,68 @@ def check_append(current: Sequence[Column], columns: Sequence[Column]) -> None:
     )
 
 
+def apply_compaction(
+    entry: ManagedDataset | None, fill: Fill, offset: int, now: int
+) -> FillOutcome:
+    """Apply a COMPACT event: while the current version still holds ``fill.replaces`` as one
+    run of consecutive segments, that run becomes the one new segment (same rows, same place),
+    in a new version; the replaced segments are retired, so the sweep deletes them after the
+    grace period (a job that listed them before still reads them). Otherwise (the dataset was
+    truncated, or another compaction came first) nothing changes but the new segment, which
+    is retired unused. Rows and columns never change."""
+    if entry is None or offset <= entry.fills_offset:
+        return FillOutcome("fill_redelivered", None)
+    segment = Segment(fill.segment_key, fill.rows, fill.bytes, fill.fill_id, now)
+    keys = [s.key for s in entry.segments]
+    run = list(fill.replaces)
+    start = next((i for i in range(len(keys) - len(run) + 1) if keys[i : i + len(run)] == run),
+                 None) if len(run) >= 2 else None  # fmt: skip
+    replaced = entry.segments[start : start + len(run)] if start is not None else ()
+    if (
+        not own_segment(entry.channel, entry.code, fill.segment_key)
+        or start is None
+        or sum(s.rows for s in replaced) != fill.rows
+        or fill.columns != entry.columns
+    ):
+        ours = own_segment(entry.channel, entry.code, fill.segment_key)  # else not ours to delete
+        unused = (Retired(entry.version, "refused", (segment,), now),) if ours else ()
+        stale = replace(entry, fills_offset=offset, retired=(*entry.retired, *unused))
+        return FillOutcome("compaction_stale", stale)
+    assert start is not None
+    segments = (*entry.segments[:start], segment, *entry.segments[start + len(run) :])
+    updated = replace(
+        entry,
+        version=entry.version + 1,
+        segments=segments,
+        bytes=sum(s.bytes for s in segments),
+        updated_at=now,
+        fills_offset=offset,
+        retired=(*entry.retired, Retired(entry.version, "compacted", tuple(replaced), now)),
+    )
+    return FillOutcome("compacted", updated)
+
+
+def compaction_run(
+    entry: ManagedDataset, min_segments: int, target_bytes: int
+) -> tuple[Segment, ...]:
+    """The run of consecutive segments to compact next (empty: none): once the version holds
+    ``min_segments`` or more, the longest run of segments each under half ``target_bytes``
+    whose total stays within it."""
+    if min_segments < 2 or len(entry.segments) < min_segments:
+        return ()
+    best: list[Segment] = []
+    run: list[Segment] = []
+    for segment in entry.segments:
+        small = segment.bytes < target_bytes // 2
+        if small and sum(s.bytes for s in run) + segment.bytes <= target_bytes:
+            run.append(segment)
+            continue
+        best = max(best, run, key=len)
+        run = [segment] if small else []
+    best = max(best, run, key=len)
+    return tuple(best) if len(best) >= 2 else ()
+
+
 def apply_fill(
     entry: ManagedDataset | None, fill: Fill, offset: int, now: int, policy: Policy
 ) -> FillOutcome:
@@ -412,6 +479,8 @@ def apply_fill(
     not applied again. A refused fill leaves rows, columns and segments exactly as they were;
     its staged segment is retired so the sweep deletes it.
     """
+    if fill.kind == "COMPACT":
+        return apply_compaction(entry, fill, offset, now)
     current = entry or ManagedDataset(fill.channel, fill.dataset_code, created_at=now)
     if offset <= current.fills_offset:
         return FillOutcome("fill_redelivered", None)

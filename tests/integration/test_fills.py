@@ -442,3 +442,40 @@ async def test_an_upload_with_a_bad_row_is_refused_whole_and_names_it(
         await asyncio.to_thread(theirs.post_fill, json.dumps(body).encode(), "nums", "f1")
     assert missing.value.code == "INPUT_MISSING"
     assert worker.stop() == 0
+
+
+async def test_a_dataset_filled_in_many_chunks_is_compacted_and_reads_the_same(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    """Twenty appended chunks become one segment in the background, in a new version, with
+    the same rows in the same order; the replaced segments are deleted after the grace
+    period. (A compaction that lost a race with a fill: tests/unit/test_managed_datasets.py.)"""
+    settings = settings_factory(compact_min_segments=8, compact_interval_seconds=0.5,
+                                dataset_grace_seconds=1.0, dataset_sweep_seconds=0.5)  # fmt: skip
+    worker = await start_worker(workers, settings, "w1")
+    filler = client(worker)
+    for n in range(20):
+        rows = [[str(n * 100 + i), f"label {n * 100 + i}"] for i in range(100)]
+        await asyncio.to_thread(filler.fill, "chunks", rows, COLUMNS, append=n > 0)
+    first = (await worker.get("/v1/datasets/chunks", "acme"))[1]
+    replaced = {s["key"] for s in first["segments"]}
+
+    async def compacted() -> dict[str, Any] | None:
+        status, entry = await worker.get("/v1/datasets/chunks", "acme")
+        assert status == 200, entry
+        return dict(entry) if len(entry["segments"]) <= 2 else None
+
+    entry = await eventually(compacted, 60, "the chunks compacted", interval=0.2)
+    assert entry["rows"] == 2000 and entry["version"] > first["version"]
+    _, back = await read_back(settings, worker, "chunks", tmp_path)
+    ids = [row[0] for row in back.execute("SELECT id FROM back").fetchall()]
+    assert ids == list(range(2000))  # every row, in the order it was filled
+    assert entry["last_fill"]["fill_id"] == first["last_fill"]["fill_id"]  # no client fill
+
+    async def swept() -> bool | None:
+        async with S3ObjectStore(settings) as store:
+            present = [await store.exists(key) for key in replaced]
+        return True if not any(present) else None
+
+    await eventually(swept, 30, "the replaced segments deleted")
+    assert worker.stop() == 0

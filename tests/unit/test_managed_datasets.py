@@ -17,6 +17,7 @@ from app.domain.managed_datasets import (
     Retired,
     Segment,
     apply_fill,
+    compaction_run,
     due_for_deletion,
     parse_columns,
 )
@@ -239,3 +240,84 @@ def test_the_empty_strings_rule_is_null_keep_or_refused() -> None:
     for bad in ("KEEP", True, 1, "none"):
         with pytest.raises(ExhaustError, match="empty-strings"):
             parse_fill_body({**base, "empty-strings": bad}, 10)
+
+
+# --- compaction ----------------------------------------------------------------------------
+
+LOOSE = dataclasses.replace(POLICY, max_segments=100)
+
+
+def filled(count: int) -> ManagedDataset:
+    entry: ManagedDataset | None = None
+    fills = [fill("f0", "TRUNCATE"), *(fill(f"f{n}") for n in range(1, count))]
+    for offset, f in enumerate(fills):
+        entry = apply_fill(entry, f, offset, now=100 + offset, policy=LOOSE).entry or entry
+    assert entry is not None
+    return entry
+
+
+def compact(entry: ManagedDataset, keys: list[str], rows: int, key: str = "") -> Fill:
+    return Fill(
+        "COMPACT", "c1", "acme", "people", "exhaust-compactor", "APPEND", entry.columns, rows,
+        rows * 5, key or "datasets/acme/people/segments/compact-c1.parquet", 500,
+        replaces=tuple(keys),
+    )  # fmt: skip
+
+
+def test_a_compaction_replaces_its_run_in_place_in_a_new_version() -> None:
+    entry = filled(6)
+    run = [s.key for s in entry.segments[1:4]]
+    outcome = apply_fill(entry, compact(entry, run, 30), 99, now=900, policy=LOOSE)
+    assert outcome.counter == "compacted" and outcome.entry is not None
+    after = outcome.entry
+    assert [s.key for s in after.segments] == [entry.segments[0].key,
+        "datasets/acme/people/segments/compact-c1.parquet", *[s.key for s in entry.segments[4:]]]  # fmt: skip
+    assert (after.rows, after.columns, after.version) == (entry.rows, entry.columns,
+                                                            entry.version + 1)  # fmt: skip
+    assert after.retired[-1] == Retired(entry.version, "compacted", entry.segments[1:4], 900)
+    assert after.fills == entry.fills  # a compaction is no client's fill
+    # Redelivered: nothing; the event round-trips through its schema.
+    assert apply_fill(after, compact(entry, run, 30), 99, now=901, policy=LOOSE).entry is None
+    event = compact(entry, run, 30)
+    raw = registry().encode("DatasetFill", event.to_record())
+    assert Fill.from_record(registry().decode("DatasetFill", raw)) == event
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ("truncate", "the dataset was truncated after the compactor read it"),
+        ("other run", "the keys are not a run of the current segments"),
+        ("rows", "the rows differ from the run's"),
+        ("foreign key", "the new segment is not under the dataset's prefix"),
+    ],
+)
+def test_a_stale_compaction_changes_nothing_but_retires_its_segment(change: str, why: str) -> None:
+    entry = filled(5)
+    run, rows, key = [s.key for s in entry.segments[:3]], 30, ""
+    if change == "truncate":
+        entry = apply_fill(entry, fill("t", "TRUNCATE"), 50, now=800, policy=LOOSE).entry  # type: ignore[assignment]
+    elif change == "other run":
+        run = [entry.segments[0].key, entry.segments[2].key]
+    elif change == "rows":
+        rows = 31
+    else:
+        key = "datasets/evil/people/segments/x.parquet"
+    outcome = apply_fill(entry, compact(entry, run, rows, key), 99, now=900, policy=LOOSE)
+    assert outcome.counter == "compaction_stale", why
+    stale = outcome.entry
+    assert stale is not None and stale.segments == entry.segments and stale.version == entry.version
+    retired = [r for r in stale.retired if r.retired_at == 900]
+    assert retired == ([] if change == "foreign key" else
+                       [Retired(entry.version, "refused", (retired[0].segments[0],), 900)])  # fmt: skip
+
+
+def test_the_run_to_compact_is_the_longest_of_small_consecutive_segments() -> None:
+    entry = filled(6)
+    assert compaction_run(entry, 7, 10_000) == ()  # fewer segments than the minimum
+    assert compaction_run(entry, 6, 10_000) == entry.segments
+    big = dataclasses.replace(entry.segments[2], bytes=6_000)  # over half the target
+    uneven = dataclasses.replace(entry, segments=(*entry.segments[:2], big, *entry.segments[3:]))
+    assert compaction_run(uneven, 6, 10_000) == uneven.segments[3:]
+    assert compaction_run(uneven, 6, 250) == uneven.segments[:2]  # 100 each: two fit in 250
+    assert compaction_run(entry, 0, 10_000) == ()  # 0: never
