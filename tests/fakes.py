@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from app.domain.errors import NotFound
+from app.domain.errors import InputsTooLarge, NotFound
 from app.engine.storage import Uploaded
 
 
@@ -28,8 +28,10 @@ class MemoryStore:
         await self.put_bytes(key, data, content_type)
         return Uploaded(len(data), hashlib.sha256(data).hexdigest())
 
-    async def download_file(self, key: str, path: Path) -> int:
+    async def download_file(self, key: str, path: Path, max_bytes: int | None = None) -> int:
         data = await self.get_bytes(key)
+        if max_bytes is not None and len(data) > max_bytes:
+            raise InputsTooLarge(f"object {key} is larger than {max_bytes} bytes")
         path.write_bytes(data)
         return len(data)
 

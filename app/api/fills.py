@@ -359,7 +359,7 @@ async def from_upload(
             raise InputsTooLarge(f"the uploaded file has {size} bytes; at most {limit} "
                                  "(EXHAUST_FILL_MAX_UPLOAD_BYTES)")  # fmt: skip
         local = spool / f"upload{UPLOAD_EXTENSIONS[body.form]}"
-        await store.download_file(key, local)
+        await store.download_file(key, local, max_bytes=limit)  # a file replaced meanwhile
         segment = spool / "segment.parquet"
         limits = dataclasses.replace(context.limits, max_rows=2**62)  # bounded by bytes
         segment_at = segment_key(channel, body.dataset_code, fill_id)

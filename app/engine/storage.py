@@ -41,7 +41,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.domain.errors import NotFound, StorageError, TransientError
+from app.domain.errors import InputsTooLarge, NotFound, StorageError, TransientError
 from app.settings import Settings
 
 
@@ -54,7 +54,10 @@ class ObjectStore(Protocol):
 
     async def upload_file(self, key: str, path: Path, content_type: str = ...) -> Uploaded: ...
 
-    async def download_file(self, key: str, path: Path) -> int: ...
+    async def download_file(self, key: str, path: Path, max_bytes: int | None = None) -> int:
+        """Stream an object into a local file; past ``max_bytes``, stop and raise
+        :class:`InputsTooLarge` (an object replaced by a larger one after its size was read)."""
+        ...
 
     async def get_bytes(self, key: str) -> bytes: ...
 
@@ -228,8 +231,9 @@ class S3ObjectStore:
             raise
         return Uploaded(size, digest.hexdigest())
 
-    async def download_file(self, key: str, path: Path) -> int:
-        """Stream an object into a local file, a block at a time; return its size."""
+    async def download_file(self, key: str, path: Path, max_bytes: int | None = None) -> int:
+        """Stream an object into a local file, a block at a time; return its size. Past
+        ``max_bytes`` the download stops with :class:`InputsTooLarge`."""
         try:
             response = await self.client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
@@ -245,6 +249,11 @@ class S3ObjectStore:
             async with response["Body"] as body:
                 while block := await body.read(1024 * 1024):
                     size += len(block)
+                    if max_bytes is not None and size > max_bytes:
+                        raise InputsTooLarge(
+                            f"object {key} is larger than {max_bytes} bytes (it grew after its "
+                            "size was read)"
+                        )
                     await asyncio.to_thread(handle.write, block)
         finally:
             handle.close()
