@@ -450,27 +450,31 @@ async def test_a_dataset_filled_in_many_chunks_is_compacted_and_reads_the_same(
     """Twenty appended chunks become one segment in the background, in a new version, with
     the same rows in the same order; the replaced segments are deleted after the grace
     period. (A compaction that lost a race with a fill: tests/unit/test_managed_datasets.py.)"""
-    settings = settings_factory(compact_min_segments=8, compact_interval_seconds=0.5,
+    settings = settings_factory(compact_min_segments=20, compact_interval_seconds=0.5,
                                 dataset_grace_seconds=1.0, dataset_sweep_seconds=0.5)  # fmt: skip
     worker = await start_worker(workers, settings, "w1")
     filler = client(worker)
+    replaced: set[str] = set()  # every segment the fills made (none compacted before the 20th)
     for n in range(20):
         rows = [[str(n * 100 + i), f"label {n * 100 + i}"] for i in range(100)]
-        await asyncio.to_thread(filler.fill, "chunks", rows, COLUMNS, append=n > 0)
-    first = (await worker.get("/v1/datasets/chunks", "acme"))[1]
-    replaced = {s["key"] for s in first["segments"]}
+        last = await asyncio.to_thread(filler.fill, "chunks", rows, COLUMNS, append=n > 0)
+        filled = (await worker.get("/v1/datasets/chunks", "acme"))[1]
+        if filled["version"] == 1:
+            replaced |= {s["key"] for s in filled["segments"]}
+    assert len(replaced) >= 19
 
     async def compacted() -> dict[str, Any] | None:
         status, entry = await worker.get("/v1/datasets/chunks", "acme")
         assert status == 200, entry
-        return dict(entry) if len(entry["segments"]) <= 2 else None
+        return dict(entry) if len(entry["segments"]) == 1 else None
 
     entry = await eventually(compacted, 60, "the chunks compacted", interval=0.2)
-    assert entry["rows"] == 2000 and entry["version"] > first["version"]
+    assert entry["rows"] == 2000 and entry["version"] == 2
+    assert entry["segments"][0]["key"] not in replaced
     _, back = await read_back(settings, worker, "chunks", tmp_path)
     ids = [row[0] for row in back.execute("SELECT id FROM back").fetchall()]
     assert ids == list(range(2000))  # every row, in the order it was filled
-    assert entry["last_fill"]["fill_id"] == first["last_fill"]["fill_id"]  # no client fill
+    assert entry["last_fill"]["fill_id"] == last["fill-id"]  # a compaction is no client's fill
 
     async def swept() -> bool | None:
         async with S3ObjectStore(settings) as store:
@@ -479,3 +483,22 @@ async def test_a_dataset_filled_in_many_chunks_is_compacted_and_reads_the_same(
 
     await eventually(swept, 30, "the replaced segments deleted")
     assert worker.stop() == 0
+
+
+async def test_a_download_stops_at_its_limit_whatever_the_size_read_before(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """An upload's size is read, then the file fetched; a client that replaces it with a
+    larger one in between (the presigned PUT stays valid) cannot make the fetch outgrow the
+    limit: it stops there, with the fill's limit error."""
+    settings = settings_factory()
+    async with S3ObjectStore(settings) as store:
+        await store.ensure_bucket()
+        await store.put_bytes("datasets/acme/x/uploads/u.csv", b"a" * 3 * 1024 * 1024)
+        with pytest.raises(ExhaustError) as refused:
+            await store.download_file("datasets/acme/x/uploads/u.csv", tmp_path / "u.csv",
+                                      max_bytes=1024 * 1024)  # fmt: skip
+        assert refused.value.code == "INPUTS_TOO_LARGE"
+        assert (tmp_path / "u.csv").stat().st_size <= 2 * 1024 * 1024  # stopped, not fetched
+        whole = await store.download_file("datasets/acme/x/uploads/u.csv", tmp_path / "w.csv")
+        assert whole == 3 * 1024 * 1024
