@@ -195,6 +195,25 @@ def parse_fill_body(body: Any, max_columns: int) -> FillBody:
     )
 
 
+def fill_event(
+    body: FillBody | UploadBody, channel: str, fill_id: str, rows: int, size: int, key: str
+) -> Fill:
+    """The (data-less) FILL event of a converted fill whose segment is at ``key``."""
+    return Fill(
+        kind="FILL",
+        fill_id=fill_id,
+        channel=channel,
+        dataset_code=body.dataset_code,
+        user_code=body.user_code,
+        mode="APPEND" if body.append else "TRUNCATE",
+        columns=tuple(body.columns),
+        rows=rows,
+        bytes=size,
+        segment_key=key,
+        requested_at=int(time.time() * 1000),
+    )
+
+
 def segment_key(channel: str, code: str, fill_id: str) -> str:
     """Where a fill's segment lives; unique per attempt (a retried call stages anew)."""
     return f"{segment_prefix(channel, code)}{fill_id}-{uuid.uuid4().hex[:12]}.parquet"
@@ -218,19 +237,8 @@ def prepare(
     segment = spool / "segment.parquet"
     rows = convert(rows_json, parsed.columns, segment, limits, parsed.keep_empty_strings)
     rows_json.unlink()
-    fill = Fill(
-        kind="FILL",
-        fill_id=fill_id,
-        channel=channel,
-        dataset_code=parsed.dataset_code,
-        user_code=parsed.user_code,
-        mode="APPEND" if parsed.append else "TRUNCATE",
-        columns=tuple(parsed.columns),
-        rows=rows,
-        bytes=segment.stat().st_size,
-        segment_key=segment_key(channel, parsed.dataset_code, fill_id),
-        requested_at=int(time.time() * 1000),
-    )
+    key = segment_key(channel, parsed.dataset_code, fill_id)
+    fill = fill_event(parsed, channel, fill_id, rows, segment.stat().st_size, key)
     return fill, segment, parsed.keep_empty_strings
 
 
@@ -376,19 +384,7 @@ async def from_upload(
             await store.upload_file(segment_at, segment)
     finally:
         await store.delete_keys([key])
-    return Fill(
-        kind="FILL",
-        fill_id=fill_id,
-        channel=channel,
-        dataset_code=body.dataset_code,
-        user_code=body.user_code,
-        mode="APPEND" if body.append else "TRUNCATE",
-        columns=tuple(body.columns),
-        rows=rows,
-        bytes=stored,
-        segment_key=segment_at,
-        requested_at=int(time.time() * 1000),
-    )
+    return fill_event(body, channel, fill_id, rows, stored, segment_at)
 
 
 async def new_upload(request: web.Request) -> web.Response:

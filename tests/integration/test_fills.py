@@ -77,16 +77,7 @@ async def test_a_million_row_csv_filled_in_chunks_reads_back_identical(
     settings = settings_factory()
     worker = await start_worker(workers, settings, "w1")
     csv = tmp_path / "people.csv"
-    duckdb.connect().execute(
-        f"""COPY (SELECT i AS id,
-                    'name ' || (i * 7919 % 100003) || CASE WHEN i % 97 = 0 THEN ', "quoted"' ELSE '' END AS name,
-                    round((i % 20000) / 7.0 - 1000, 2) AS amount,
-                    i % 3 = 0 AS active,
-                    strftime(DATE '2020-01-01' + (i % 1500)::INTEGER, '%d/%m/%Y') AS day,
-                    TIMESTAMP '2021-01-01 00:00:00' + to_seconds(i * 37) AS seen_at,
-                    CASE WHEN i % 11 = 0 THEN NULL ELSE ['Paris', 'Lagos', 'Lima', 'Oslo'][i % 4 + 1] END AS city
-                FROM range(1000000) t(i)) TO '{csv}' (HEADER)"""
-    )  # fmt: skip
+    people_csv(csv, 1_000_000)
 
     summary = await asyncio.to_thread(client(worker).fill_csv, csv, "people", chunk_rows=100_000)
     assert (summary.rows, summary.chunks, summary.version) == (1_000_000, 10, 1)
