@@ -205,3 +205,62 @@ async def test_standard_datasets_by_the_scheduler_and_backfill_listed_by_day(
                                                  "expiresAt": 0}  # fmt: skip
     status, other = await worker.get("/public/dataset/get/public-summary-rollup", "ORG_002")
     assert "files" not in other["result"]
+
+
+async def test_an_unchanged_sunbird_client_on_the_real_stack(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    """As Sunbird's own service answers (its JobAPIService, CommonUtil and configuration): the
+    request id a client computes (body's requestedBy, the server's day, |type), params.err, an
+    unknown job and a changed config answered Sunbird's way when switched so, and the public
+    route without a channel header, with date_range and date."""
+    import hashlib
+    import zoneinfo
+
+    settings = settings_factory(
+        standard_catch_up_days=0, sunbird_unknown_job="200", sunbird_config_conflict="existing",
+        sunbird_request_day_timezone="Asia/Kolkata", public_base_url="https://cdn.abc.com/ds",
+        anonymous_channels={"sunbird-public": CHANNEL},
+    )  # fmt: skip
+    worker = await start_worker(workers, settings, "w1")
+    await fill_sunbird(worker, today())
+    request = {
+        **SEED_SUBMIT["request"],  # type: ignore[dict-item]
+        "datasetConfig": {"batchId": "0131092891882700800", "type": "userinfo-exhaust"},
+    }
+    day = dt.datetime.now(zoneinfo.ZoneInfo("Asia/Kolkata")).date().isoformat()
+    key = "|".join(("userinfo-exhaust", TAG, str(request["requestedBy"]), CHANNEL, day,
+                    "userinfo-exhaust"))  # fmt: skip
+    status, submitted = await worker.post("/dataset/v1/request/submit",
+                                          {**SEED_SUBMIT, "request": request}, CHANNEL)  # fmt: skip
+    assert status == 200, submitted
+    request_id = submitted["result"]["requestId"]
+    assert request_id == hashlib.md5(key.encode()).hexdigest().upper()
+    done = await read_job(worker, request_id)
+    assert done["result"]["status"] == "SUCCESS", done
+
+    # The same id with another config: the job it names, as Sunbird answers.
+    changed = {**request, "datasetConfig": {"batchId": "0131092891882700801",
+                                            "type": "userinfo-exhaust"}}  # fmt: skip
+    status, again = await worker.post("/dataset/v1/request/submit",
+                                      {**SEED_SUBMIT, "request": changed}, CHANNEL)  # fmt: skip
+    assert status == 200 and again["result"]["requestId"] == request_id
+    assert again["result"]["datasetConfig"]["batchId"] == "0131092891882700800"
+
+    # An unknown job: 200, failed, responseCode OK; a refusal: err is the response code.
+    status, unknown = await worker.get(f"/dataset/v1/request/read/{TAG}?requestId=NOPE", CHANNEL)
+    assert status == 200 and unknown["responseCode"] == "OK"
+    assert (unknown["params"]["status"], unknown["params"]["err"]) == ("failed", "OK")
+    bad = {**SEED_SUBMIT, "request": {**request, "datasetConfig": {}}}
+    status, refused = await worker.post("/dataset/v1/request/submit", bad, CHANNEL)
+    assert status == 400 and refused["params"]["err"] == "CLIENT_ERROR"
+    assert refused["params"]["errmsg"] == "datasetConfig is empty"
+
+    # The public route: no channel header, Sunbird's date_range and date.
+    for query in ("date_range=LAST_7_DAYS", f"date={today().isoformat()}"):
+        status, public = await worker.get(f"/public/dataset/get/public-summary-rollup?{query}")
+        assert status == 200 and public["params"]["status"] == "successful", (query, public)
+    status, wrong = await worker.get("/public/dataset/get/public-summary-rollup?date_range=X")
+    assert status == 400 and wrong["params"]["errmsg"].startswith("Provided dateRange X is not")
+    status, _ = await worker.get("/dataset/get/summary-rollup")  # no mapping there
+    assert status == 403
