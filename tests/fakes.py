@@ -51,9 +51,6 @@ class MemoryStore:
         for key in keys:
             self.objects.pop(key, None)
 
-    async def copy(self, source: str, target: str) -> None:
-        self.objects[target] = self.objects[source]
-
     async def presign_get(self, key: str, expires_in: int) -> str:
         return f"memory://{key}?expires={expires_in}"
 

@@ -59,6 +59,7 @@ from app.domain.errors import (
     error_for,
 )
 from app.domain.managed_datasets import (
+    FILE_FORMATS,
     UPLOAD_EXTENSIONS,
     Column,
     Fill,
@@ -69,7 +70,6 @@ from app.domain.managed_datasets import (
     upload_key,
 )
 from app.engine.fill_decoder import (
-    FILE_FORMATS,
     Limits,
     convert,
     convert_file,
@@ -139,28 +139,42 @@ class UploadBody:
     keep_empty_strings: bool = False
 
 
+def upload_format(value: Any) -> str:
+    if value not in FILE_FORMATS:
+        raise MalformedRequest(f"format must be one of {', '.join(FILE_FORMATS)}")
+    return str(value)
+
+
+def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    """A true/false field; absent or null is the default."""
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise MalformedRequest(f"{name} must be true or false")
+    return value
+
+
+def _keep_empty(body: dict[str, Any]) -> bool:
+    rule = body.get("empty-strings") or "null"  # absent or null: the default
+    if rule not in EMPTY_RULES:
+        raise MalformedRequest('empty-strings must be "null" (the default) or "keep"')
+    return EMPTY_RULES[rule]
+
+
 def parse_upload_body(body: Any, max_columns: int) -> UploadBody:
     """The fill of an uploaded file: the seed's fields, with ``upload-id`` and ``format``."""
     required_identifiers(body, "user-code", "dataset-code", "upload-id")
-    form = body.get("format", "csv")
-    if form not in FILE_FORMATS:
-        raise MalformedRequest(f"format must be one of {', '.join(FILE_FORMATS)}")
     if "insert-data" in body:
         raise MalformedRequest("a fill takes insert-data or upload-id, not both")
-    append = body.get("append", True)
-    if not isinstance(append, bool):
-        raise MalformedRequest("append must be true or false")
-    rule = body.get("empty-strings") or "null"
-    if rule not in EMPTY_RULES:
-        raise MalformedRequest('empty-strings must be "null" (the default) or "keep"')
     return UploadBody(
         user_code=body["user-code"],
         dataset_code=body["dataset-code"],
         columns=parse_columns(body.get("columns"), max_columns),
         upload_id=body["upload-id"],
-        form=form,
-        append=append,
-        keep_empty_strings=EMPTY_RULES[rule],
+        form=upload_format(body.get("format", "csv")),
+        append=_flag(body, "append", True),
+        keep_empty_strings=_keep_empty(body),
     )
 
 
@@ -173,25 +187,14 @@ def parse_fill_body(body: Any, max_columns: int) -> FillBody:
             "insert-data is required: the rows as JSON text, or base64 of their gzip when "
             "compressed is true"
         )
-    flags = {}
-    for name, default in (("append", True), ("compressed", False)):
-        value = body.get(name, default)
-        if value is None:
-            value = default
-        if not isinstance(value, bool):
-            raise MalformedRequest(f"{name} must be true or false")
-        flags[name] = value
-    rule = body.get("empty-strings") or "null"  # absent or null: the default
-    if rule not in EMPTY_RULES:
-        raise MalformedRequest('empty-strings must be "null" (the default) or "keep"')
     return FillBody(
         user_code=body["user-code"],
         dataset_code=body["dataset-code"],
         columns=parse_columns(body.get("columns"), max_columns),
         insert_data=insert_data,
-        append=flags["append"],
-        compressed=flags["compressed"],
-        keep_empty_strings=EMPTY_RULES[rule],
+        append=_flag(body, "append", True),
+        compressed=_flag(body, "compressed", False),
+        keep_empty_strings=_keep_empty(body),
     )
 
 
@@ -349,8 +352,8 @@ async def from_upload(
     """The fill of an uploaded file: fetched from its staging key (derived from the caller's
     channel), checked and converted by the same rules as rows in a body, its segment stored;
     the staged file is deleted whatever the outcome (a refused fill is uploaded again). A
-    Parquet file that already is a segment (:func:`typed_segment`) is only checked and copied
-    by the store."""
+    Parquet file that already is a segment (:func:`typed_segment`) is only checked, and the
+    copy that was checked is stored."""
     store = context.store
     assert store is not None
     key = upload_key(channel, body.dataset_code, body.upload_id, body.form)
@@ -375,13 +378,13 @@ async def from_upload(
         if body.form == "parquet":
             as_is = await asyncio.to_thread(typed_segment, local, body.columns, limits)
         if as_is is not None:
-            rows, stored = as_is, size
-            await store.copy(key, segment_at)
+            # The local copy that was checked, never the staged object: its presigned PUT is
+            # still valid, so a store-side copy could take a file replaced since the check.
+            rows, segment = as_is, local
         else:
             rows = await asyncio.to_thread(convert_file, local, body.form, body.columns,
                                            segment, limits, body.keep_empty_strings)  # fmt: skip
-            stored = segment.stat().st_size
-            await store.upload_file(segment_at, segment)
+        stored = (await store.upload_file(segment_at, segment)).bytes
     finally:
         await store.delete_keys([key])
     return fill_event(body, channel, fill_id, rows, stored, segment_at)
@@ -394,9 +397,7 @@ async def new_upload(request: web.Request) -> web.Response:
     context = fill_context(request)
     code = identifiers.check("dataset code", request.match_info["code"])
     body = await read_json(request) if request.can_read_body else {}
-    form = body.get("format", "csv") if isinstance(body, dict) else None
-    if form not in FILE_FORMATS:
-        raise MalformedRequest(f"format must be one of {', '.join(FILE_FORMATS)}")
+    form = upload_format(body.get("format", "csv") if isinstance(body, dict) else None)
     upload_id = uuid.uuid4().hex
     assert context.store is not None
     expiry = context.settings.fill_upload_expiry_seconds

@@ -19,9 +19,9 @@ from app.api import sunbird, usaspending
 from app.api.edge import json_response
 from app.catalog.types import default_catalog
 from app.domain import identifiers
+from app.domain.managed_datasets import FILE_FORMATS
 from app.domain.model import JOB_STATES
 from app.domain.usaspending import BY_TYPE, DOWNLOADS
-from app.engine.fill_decoder import FILE_FORMATS
 from app.stream.avro import SCHEMA_DIR
 
 Schema = dict[str, Any]

@@ -77,6 +77,7 @@ def segment_prefix(channel: str, code: str) -> str:
 
 
 UPLOAD_EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
+FILE_FORMATS = tuple(UPLOAD_EXTENSIONS)  # the files a fill reads: CSV, JSON Lines, Parquet
 
 
 def upload_key(channel: str, code: str, upload_id: str, form: str) -> str:

@@ -37,7 +37,7 @@ from app.domain.errors import (
     TooManyRows,
     ValueTooLarge,
 )
-from app.domain.managed_datasets import Column
+from app.domain.managed_datasets import FILE_FORMATS, Column
 from app.engine import duck
 
 STEP = 1024 * 1024  # bytes inflated per step (the bound on memory while inflating)
@@ -139,7 +139,6 @@ def _cast(x: str, sql_type: str) -> str:
 
 
 Form = str  # "array" | "object" (a JSON body), "csv" | "jsonl" | "parquet" (an uploaded file)
-FILE_FORMATS = ("csv", "jsonl", "parquet")
 
 
 def _source(

@@ -79,10 +79,6 @@ class ObjectStore(Protocol):
 
     async def presign_put(self, key: str, expires_in: int) -> str: ...
 
-    async def copy(self, source: str, target: str) -> None:
-        """Copy an object inside the bucket, by the store (no bytes through the service)."""
-        ...
-
 
 class S3ObjectStore:
     """:class:`ObjectStore` over any S3-compatible server, through aiobotocore."""
@@ -298,12 +294,6 @@ class S3ObjectStore:
 
     def link(self, key: str, expires_in: int) -> tuple[str, int]:
         return self.links.get(key, expires_in)
-
-    async def copy(self, source: str, target: str) -> None:
-        with storage_errors("CopyObject", source):
-            await self.client.copy_object(
-                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
-            )
 
     async def presign_put(self, key: str, expires_in: int) -> str:
         url: str = await self.client.generate_presigned_url(
