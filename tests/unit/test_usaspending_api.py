@@ -252,6 +252,9 @@ async def test_refused_downloads_name_what_is_wrong(
         ({"filters": {"award_amounts": [{"lower_bound": "x"}]}}, 400, "INVALID_FILTER",
          "lower_bound"),
         ({"filters": []}, 400, "INVALID_FILTER", "JSON object"),
+        ({"filters": {"keywords": ["abc"] * 300}}, 400, "INVALID_FILTER", "256 nodes"),
+        ({"filters": {"recipient_locations": [{"country": "USA", "zip": "2" * 5000}]}}, 400,
+         "INVALID_FILTER", "not a valid type (text)"),
     ]  # fmt: skip
     for body, status, code, words in cases:
         response = await http.post("/v2/download/awards", json=body, headers=HEADERS)
