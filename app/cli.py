@@ -116,7 +116,7 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> dict[str, An
     """Publish the standard dataset jobs of ``args.dataset`` for each day and channel."""
     from aiokafka import AIOKafkaProducer
 
-    from app.catalog.types import default_catalog
+    from app.catalog.loader import default_catalog
     from app.domain import identifiers, standard
     from app.stream.avro import registry
 

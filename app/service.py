@@ -34,7 +34,8 @@ from mode import Service
 
 from app.api.fills import FillContext
 from app.api.jobs import ApiContext, create_web_app
-from app.catalog.types import Catalog, default_catalog
+from app.catalog.loader import default_catalog
+from app.catalog.types import Catalog
 from app.domain.errors import ConfigurationError, ExhaustError, TransientError
 from app.domain.model import Job, JobEvent
 from app.engine.export import Limits

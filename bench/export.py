@@ -46,7 +46,7 @@ from tests.integration.test_engine import COLUMNS, SEGMENT_SQL
 RUN = textwrap.dedent(
     """
     import asyncio, json, sys, time
-    from app.catalog.types import default_catalog
+    from app.catalog.loader import default_catalog
     from app.domain.managed_datasets import ManagedDataset
     from app.domain.model import WorkItem
     from app.engine.export import Limits

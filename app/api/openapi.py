@@ -17,7 +17,7 @@ from aiohttp import web
 
 from app.api import sunbird, usaspending
 from app.api.edge import json_response
-from app.catalog.types import default_catalog
+from app.catalog.loader import default_catalog
 from app.domain import identifiers
 from app.domain.managed_datasets import FILE_FORMATS
 from app.domain.model import JOB_STATES

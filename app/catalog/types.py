@@ -6,9 +6,8 @@ Two families share :class:`DatasetType`:
 * **declared types** (:mod:`app.catalog.declared`): YAML files, one per type, run by the DuckDB
   engine; ``table-export``, ``summary-report`` and the profiles' types are declared this way,
   and an operator adds more from ``settings.catalog_dir`` without writing Python;
-* **built-in types** (here): ``demo-export`` (a deterministic CSV at a steady, known CPU cost, so
-  the core's tests and benchmarks have a workload that needs no data) and ``noop`` (no files).
-  Their config parameters are declared as :class:`Param`.
+* **built-in types** (:mod:`app.catalog.builtin`): ``demo-export`` and ``noop``, written in
+  Python; their config parameters are declared as :class:`Param`.
 
 Access is per type: channels and roles (the request's ``labels.role``); a type a caller may not
 request is reported as unknown.
@@ -16,10 +15,6 @@ request is reported as unknown.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +22,6 @@ from typing import Any, Literal
 
 from app.domain.errors import (
     Cancelled,
-    ConfigurationError,
     EncryptionKeyRequired,
     InvalidConfig,
     InvalidFilter,
@@ -174,81 +168,6 @@ class DatasetType:
         return out
 
 
-# --- demo-export ------------------------------------------------------------------------------
-
-DEMO_COLUMNS = ("id", "day", "category", "value")
-
-
-def generate_demo(ctx: GenerationContext) -> list[GeneratedFile]:
-    rows: int = ctx.config["rows"]
-    rng = random.Random(ctx.config["seed"])
-    columns = list(ctx.columns or DEMO_COLUMNS)
-    table = ctx.spool / "data.csv"
-    total = 0.0
-    step = max(1, rows // 20)
-    with table.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for i in range(rows):
-            value = round(rng.random() * 1000, 3)
-            record: dict[str, object] = {
-                "id": i + 1,
-                "day": f"2026-01-{(i % 28) + 1:02d}",
-                "category": rng.choice("ABCDE"),
-                "value": value,
-            }
-            total += value
-            writer.writerow([record[c] for c in columns])
-            if i % step == 0:
-                ctx.progress(i / rows)
-    summary = ctx.spool / "summary.json"
-    digest = hashlib.sha256(json.dumps(ctx.config, sort_keys=True).encode()).hexdigest()
-    summary.write_text(
-        json.dumps(
-            {
-                "title": ctx.config["title"],
-                "rows": rows,
-                "columns": columns,
-                "value_sum": round(total, 3),
-                "config_sha256": digest,
-            },
-            indent=2,
-        )
-    )
-    ctx.progress(1.0)
-    return [
-        GeneratedFile(table, "data.csv", rows, len(columns), "text/csv"),
-        GeneratedFile(summary, "summary.json", 1, None, "application/json"),
-    ]
-
-
-DEMO_EXPORT = DatasetType(
-    name="demo-export",
-    description="Deterministic demo table (CSV) and a JSON summary derived from the config.",
-    params={
-        "rows": Param(int, default=100, minimum=0, maximum=50_000_000, doc="rows to generate"),
-        "seed": Param(int, default=0, doc="random seed; same seed, same data"),
-        "title": Param(str, default="demo", doc="title written into the summary"),
-    },
-    generate=generate_demo,
-    default_columns=DEMO_COLUMNS,
-)
-
-
-def generate_nothing(ctx: GenerationContext) -> list[GeneratedFile]:
-    ctx.progress(1.0)
-    return []
-
-
-NOOP = DatasetType(
-    name="noop",
-    description="Generates no files (the job still gets its manifest): for smoke tests and "
-    "for measuring the pipeline without the cost of generation.",
-    params={},
-    generate=generate_nothing,
-)
-
-
 @dataclass
 class Catalog:
     types: dict[str, DatasetType] = field(default_factory=dict)
@@ -280,20 +199,3 @@ class Catalog:
         dataset_type = self.get(name, channel, labels.get("role"))
         dataset_type.check(config, columns, filters, output, encrypted)
         return dataset_type
-
-
-def default_catalog(directories: list[Path] | None = None) -> Catalog:
-    """The built-in types, the declared types shipped in ``app/catalog/builtin/`` and those of
-    ``directories`` (``settings.catalog_dir``); a later file may not redefine a name."""
-    from app.catalog.declared import BUILTIN_DIR, load_declared
-
-    catalog = Catalog()
-    catalog.register(DEMO_EXPORT)
-    catalog.register(NOOP)
-    for declared in load_declared([BUILTIN_DIR, *(directories or [])]):
-        if declared.name in catalog.types:
-            raise ConfigurationError(
-                f"dataset type {declared.name!r} is declared twice (catalog file {declared.origin})"
-            )
-        catalog.register(declared)
-    return catalog

@@ -22,7 +22,7 @@ import duckdb
 import pytest
 import pyzipper
 
-from app.catalog.types import default_catalog
+from app.catalog.loader import default_catalog
 from app.domain.managed_datasets import Column, ManagedDataset, Segment
 from app.domain.model import JobEvent, WorkItem
 from app.engine import export

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.catalog.declared import DeclaredType, source_format
-from app.catalog.types import default_catalog
+from app.catalog.loader import default_catalog
 from app.domain.errors import (
     ConfigurationError,
     EncryptionKeyRequired,

@@ -148,7 +148,7 @@ def test_sessions_summary_by_group_writes_one_file_per_group_with_its_statistics
     import statistics
 
     from app.catalog.declared import DeclaredType
-    from app.catalog.types import default_catalog
+    from app.catalog.loader import default_catalog
 
     dataset_type = default_catalog().types["sessions-summary-by-group"]
     assert isinstance(dataset_type, DeclaredType)

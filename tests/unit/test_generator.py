@@ -4,7 +4,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from app.catalog.types import default_catalog
+from app.catalog.loader import default_catalog
 from app.domain.errors import StorageError
 from app.domain.model import JobEvent, WorkItem
 from app.engine.generator import Generator

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
 from app.api.jobs import ApiContext, create_web_app, job_view
-from app.catalog.types import default_catalog
+from app.catalog.loader import default_catalog
 from app.domain.model import DatasetRequest, Job, OutputFile
 from app.health import Health
 from app.metrics import Metrics

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from learnosity_sdk.request import Init
 
 from app.api.jobs import ApiContext, create_web_app
-from app.catalog.types import default_catalog
+from app.catalog.loader import default_catalog
 from app.domain.dedup import fingerprint
 from app.domain.model import DatasetRequest, Job, JobError, OutputFile
 from app.health import Health

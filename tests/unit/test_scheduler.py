@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from app.catalog.types import default_catalog
+from app.catalog.loader import default_catalog
 from app.domain import standard
 from app.domain.model import Job
 from app.settings import Settings

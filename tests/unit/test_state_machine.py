@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from app.catalog.types import default_catalog
+from app.catalog.loader import default_catalog
 from app.domain.model import (
     DatasetRequest,
     EventKind,

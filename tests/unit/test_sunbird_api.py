@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 
 from app.api import sunbird
 from app.api.jobs import ApiContext, create_web_app
-from app.catalog.types import default_catalog
+from app.catalog.loader import default_catalog
 from app.domain import standard
 from app.domain.model import DatasetRequest, Job, JobError, OutputFile
 from app.health import Health

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from app import demo_data
 from app.api.jobs import ApiContext, create_web_app
-from app.catalog.types import default_catalog
+from app.catalog.loader import default_catalog
 from app.domain import usaspending_columns
 from app.domain.errors import InvalidFilter, OutOfRange, UnknownColumn
 from app.domain.model import DatasetRequest, Job, JobError, OutputFile
