@@ -8,8 +8,22 @@ import csv
 import hashlib
 import json
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from app.catalog.types import DatasetType, GeneratedFile, GenerationContext, Param
+
+
+@dataclass(frozen=True)
+class BuiltinType(DatasetType):
+    """A type whose generation is a Python function."""
+
+    run: Callable[[GenerationContext], list[GeneratedFile]] | None = None
+
+    def generate(self, ctx: GenerationContext) -> list[GeneratedFile]:
+        assert self.run is not None, f"built-in type {self.name} has no generator"
+        return self.run(ctx)
+
 
 # --- demo-export ------------------------------------------------------------------------------
 
@@ -59,7 +73,7 @@ def generate_demo(ctx: GenerationContext) -> list[GeneratedFile]:
     ]
 
 
-DEMO_EXPORT = DatasetType(
+DEMO_EXPORT = BuiltinType(
     name="demo-export",
     description="Deterministic demo table (CSV) and a JSON summary derived from the config.",
     params={
@@ -67,7 +81,7 @@ DEMO_EXPORT = DatasetType(
         "seed": Param(int, default=0, doc="random seed; same seed, same data"),
         "title": Param(str, default="demo", doc="title written into the summary"),
     },
-    generate=generate_demo,
+    run=generate_demo,
     default_columns=DEMO_COLUMNS,
 )
 
@@ -77,10 +91,10 @@ def generate_nothing(ctx: GenerationContext) -> list[GeneratedFile]:
     return []
 
 
-NOOP = DatasetType(
+NOOP = BuiltinType(
     name="noop",
     description="Generates no files (the job still gets its manifest): for smoke tests and "
     "for measuring the pipeline without the cost of generation.",
     params={},
-    generate=generate_nothing,
+    run=generate_nothing,
 )

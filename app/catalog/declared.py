@@ -87,10 +87,6 @@ _FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json"
             ".ndjson": "ndjson", ".jsonl": "ndjson", ".gz": "csv"}  # fmt: skip
 
 
-def _unused(_: GenerationContext) -> list[GeneratedFile]:
-    raise AssertionError("replaced in __post_init__")
-
-
 @dataclass(frozen=True)
 class DeclaredType(DatasetType):
     kind: str = "table-export"
@@ -99,9 +95,6 @@ class DeclaredType(DatasetType):
     query: str | None = None
     output_defaults: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "generate", self._generate)
 
     @property
     def query_params(self) -> tuple[str, ...]:
@@ -163,7 +156,7 @@ class DeclaredType(DatasetType):
                     refs.append(SourceRef(view, "", True))  # no files: a clear error later
         return refs
 
-    def _generate(self, ctx: GenerationContext) -> list[GeneratedFile]:
+    def generate(self, ctx: GenerationContext) -> list[GeneratedFile]:
         spec = OutputSpec.parse(ctx.output, self.output_defaults, ctx.encryption_key is not None)
         if isinstance(ctx.config.get("file_format"), str):  # a type that offers text layouts
             spec = spec.with_layout(ctx.config["file_format"])
@@ -256,7 +249,6 @@ def _load(path: Path) -> DeclaredType:
         name=raw["name"],
         description=raw["description"].strip(),
         params={},
-        generate=_unused,
         channels=frozenset(access["channels"]) if access.get("channels") else None,
         roles=frozenset(access["roles"]) if access.get("roles") else None,
         encryption=raw.get("encryption", "optional"),

@@ -88,13 +88,12 @@ class Param:
 @dataclass(frozen=True)
 class DatasetType:
     """A dataset type: what it is called, who may request it, how its config is checked and how
-    it generates. Built-in types (below) are Python; declared types (:mod:`app.catalog.declared`)
-    come from YAML files."""
+    it generates. Built-in types (:mod:`app.catalog.builtin`) are Python; declared types
+    (:mod:`app.catalog.declared`) come from YAML files."""
 
     name: str
     description: str
     params: Mapping[str, Param]
-    generate: Callable[[GenerationContext], list[GeneratedFile]]
     default_columns: tuple[str, ...] = ()
     channels: frozenset[str] | None = None  # None = every channel may request it
     roles: frozenset[str] | None = None  # None = every role (the request's labels.role)
@@ -110,6 +109,10 @@ class DatasetType:
             return False
         held = frozenset(role.split(",")) if role else frozenset()
         return self.roles is None or bool(held & self.roles)
+
+    def generate(self, ctx: GenerationContext) -> list[GeneratedFile]:
+        """Write the type's files under ``ctx.spool`` (in a worker thread, off the event loop)."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate")
 
     def sources(self, config: dict[str, Any], inputs: list[str]) -> list[SourceRef]:
         """The sources to download before :attr:`generate` runs (none for built-in types)."""
