@@ -31,10 +31,10 @@ presumed-dead attempt therefore cannot attach its outputs to the job.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
-from app.catalog.types import Catalog
 from app.domain import dedup, identifiers, object_keys
 from app.domain.errors import ConfigurationError, ExhaustError, RequestConflict, RequestRejected
 from app.domain.model import (
@@ -45,6 +45,29 @@ from app.domain.model import (
     WorkItem,
     is_sealed,
 )
+
+
+class RequestCheck(Protocol):
+    """The one thing the state machine asks of the dataset catalog: whether a request may run.
+
+    :class:`app.catalog.types.Catalog` is the implementation; the domain defines only this shape
+    so that it imports no engine (and no DuckDB) to decide a transition.
+    """
+
+    def check(
+        self,
+        name: str,
+        channel: str,
+        labels: Mapping[str, str],
+        config: Any,
+        columns: list[str] | None,
+        filters: str | None,
+        output: dict[str, Any] | None,
+        encrypted: bool,
+    ) -> object:
+        """Raise an :class:`~app.domain.errors.ExhaustError` naming the field if it may not."""
+        ...
+
 
 Counter = Literal[
     "job_created",
@@ -190,7 +213,7 @@ def on_request(
     partition: int,
     now: int,
     policy: Policy,
-    catalog: Catalog,
+    catalog: RequestCheck,
     identity: Identity | None = None,
 ) -> Outcome:
     """A request arrived on the job's tag partition; ``existing`` is the job of its id.
