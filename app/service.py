@@ -39,8 +39,8 @@ from app.catalog.types import Catalog
 from app.domain.errors import ConfigurationError, ExhaustError, TransientError
 from app.domain.model import Job, JobEvent
 from app.engine.export import Limits
-from app.engine.generator import Generator
 from app.engine.storage import S3ObjectStore
+from app.generator import Generator
 from app.health import Health
 from app.metrics import Metrics
 from app.sealing import sealer_for

@@ -50,7 +50,7 @@ RUN = textwrap.dedent(
     from app.domain.managed_datasets import ManagedDataset
     from app.domain.model import WorkItem
     from app.engine.export import Limits
-    from app.engine.generator import Generator
+    from app.generator import Generator
     from app.engine.storage import S3ObjectStore
     from app.settings import Settings
 

@@ -32,7 +32,7 @@ from mode import Service
 
 from app.domain.errors import PoisonMessage
 from app.domain.model import WorkItem
-from app.engine.generator import Generator
+from app.generator import Generator
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.avro import registry

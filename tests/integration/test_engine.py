@@ -27,8 +27,8 @@ from app.domain.managed_datasets import Column, ManagedDataset, Segment
 from app.domain.model import JobEvent, WorkItem
 from app.engine import export
 from app.engine.export import Limits
-from app.engine.generator import Generator
 from app.engine.storage import S3ObjectStore
+from app.generator import Generator
 from app.sealing import Sealer
 from app.settings import Settings
 from tests.conftest import TEST_SECRETS_KEY, StackEndpoints

@@ -7,8 +7,8 @@ from pathlib import Path
 from app.catalog.loader import default_catalog
 from app.domain.errors import StorageError
 from app.domain.model import JobEvent, WorkItem
-from app.engine.generator import Generator
 from app.engine.storage import Uploaded
+from app.generator import Generator
 from tests.fakes import MemoryStore
 
 ITEM = WorkItem(
