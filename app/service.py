@@ -33,7 +33,8 @@ from aiohttp import web
 from mode import Service
 
 from app.api.fills import FillContext
-from app.api.jobs import ApiContext, create_web_app
+from app.api.kernel import ApiContext
+from app.api.server import create_web_app
 from app.catalog.loader import default_catalog
 from app.catalog.types import Catalog
 from app.domain.errors import ConfigurationError, ExhaustError, TransientError

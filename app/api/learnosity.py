@@ -45,7 +45,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from app.api.edge import channel_of, json_response, read_json, read_limited
-from app.api.jobs import accept, ctx, own_outputs, ready_parts
+from app.api.kernel import accept, ctx, own_outputs, ready_parts
 from app.domain import json_values
 from app.domain.errors import (
     AccessDenied,

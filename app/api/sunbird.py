@@ -38,7 +38,7 @@ from app.api.edge import (
     read_json,
     settings_of,
 )
-from app.api.jobs import accept, ctx, download_links, own_outputs, public_link, ready_parts
+from app.api.kernel import accept, ctx, download_links, own_outputs, public_link, ready_parts
 from app.catalog.types import DatasetType
 from app.domain import identifiers, standard
 from app.domain.dedup import sunbird_request_id

@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from app.api.edge import authenticated_user, caller_of, channel_of, json_response, read_json
-from app.api.jobs import accept, ctx, own_outputs, ready_parts
+from app.api.kernel import accept, ctx, own_outputs, ready_parts
 from app.domain import identifiers
 from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound, OutOfRange
 from app.domain.model import DatasetRequest, attempt_prefix

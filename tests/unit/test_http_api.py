@@ -12,7 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
-from app.api.jobs import ApiContext, create_web_app, job_view
+from app.api.kernel import ApiContext, job_view
+from app.api.server import create_web_app
 from app.catalog.loader import default_catalog
 from app.domain.model import DatasetRequest, Job, OutputFile
 from app.health import Health

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from app.api.edge import SETTINGS
 from app.api.fills import FillContext, add_routes, prepare
-from app.api.jobs import error_middleware
+from app.api.kernel import error_middleware
 from app.domain.errors import MalformedRequest
 from app.domain.managed_datasets import Fill, dataset_key, parse_columns
 from app.engine.fill_decoder import Limits, convert_file

@@ -18,7 +18,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from learnosity_sdk.request import Init
 
-from app.api.jobs import ApiContext, create_web_app
+from app.api.kernel import ApiContext
+from app.api.server import create_web_app
 from app.catalog.loader import default_catalog
 from app.domain.dedup import fingerprint
 from app.domain.model import DatasetRequest, Job, JobError, OutputFile

@@ -4,8 +4,9 @@ OpenAPI 3.1 document (schemathesis loads it); its job schema follows the Avro co
 from __future__ import annotations
 
 from app.api.fills import FillContext
-from app.api.jobs import ApiContext, create_web_app
+from app.api.kernel import ApiContext
 from app.api.openapi import document
+from app.api.server import create_web_app
 from app.health import Health
 from app.metrics import Metrics
 from app.settings import Settings

@@ -18,7 +18,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from app import demo_data
-from app.api.jobs import ApiContext, create_web_app
+from app.api.kernel import ApiContext
+from app.api.server import create_web_app
 from app.catalog.loader import default_catalog
 from app.domain import usaspending_columns
 from app.domain.errors import InvalidFilter, OutOfRange, UnknownColumn

@@ -1,23 +1,15 @@
-"""The HTTP API (aiohttp), independent of Faust so it can be tested without a broker.
-
-Routes (native API; the compatibility profiles come later):
-
-* ``GET  /healthz`` liveness; ``GET /readyz`` readiness (503 until ready); ``GET /metrics``.
-* ``POST /v1/requests`` submit a request (JSON); 202 with the job id.
-* ``GET  /v1/jobs/{request_id}`` one job, with fresh presigned links when SUCCESS.
-* ``GET  /v1/jobs?tag=&status=&limit=&cursor=`` the channel's jobs, newest first, paginated.
-* ``POST /v1/jobs/{request_id}/cancel`` ask the job's writer to cancel it.
+"""What every HTTP profile shares: the API's parts (:class:`ApiContext`), the error envelope,
+the one path of a submission into the service (:func:`accept`) and the links to a job's files.
 
 Every ``/v1`` call needs ``X-Channel-ID``; a job of another channel is answered as not found,
 so its existence does not leak. Errors are ``{"error": {"code", "message"}}`` with the codes of
-:mod:`app.domain.errors`.
+:mod:`app.domain.errors` (each profile may wrap them in its own envelope).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,16 +17,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from app.api.edge import (
-    SETTINGS,
-    authenticated_user,
-    caller_of,
-    channel_of,
-    json_response,
-    read_json,
-    required_identifiers,
-)
-from app.api.fills import FillContext, add_routes
 from app.catalog.types import Catalog
 from app.domain import dedup, identifiers, object_keys
 from app.domain.errors import (
@@ -42,25 +24,29 @@ from app.domain.errors import (
     ExhaustError,
     InvalidConfig,
     InvalidEncryptionKey,
-    MalformedRequest,
     NotFound,
     RequestConflict,
     TransientError,
 )
-from app.domain.model import JOB_STATES, PUBLIC_PREFIX, DatasetRequest, Job
+from app.domain.model import PUBLIC_PREFIX, DatasetRequest, Job
 from app.engine.storage import ObjectStore
 from app.health import Health
-from app.metrics import CONTENT_TYPE, Metrics
+from app.metrics import Metrics
 from app.sealing import Sealer
 from app.settings import Settings
 from app.stream.read_model import ReadModel
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 Visible = Callable[
     [str, str, float, Callable[[dict[str, Any]], bool] | None], Awaitable[dict[str, Any] | None]
 ]
-MAX_LIMIT = 500
+
+
 MAX_KEY_CHARS = 1024  # of an encryption key (a zip password)
+
+
 HIDDEN = ("fingerprint", "partition", "lease_expires_at", "client_id", "sealed_key")
 
 
@@ -172,118 +158,6 @@ def public_link(key: str, settings: Settings) -> str:
     return f"{settings.public_base_url.rstrip('/')}/{path}"
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "alive"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    health = ctx(request).health
-    return web.json_response(health.report(), status=200 if health.ready else 503)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = ctx(request).metrics.render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-
-
-def channel_record(request: web.Request) -> dict[str, Any]:
-    """The job named in the path, if it belongs to the caller's channel; else not found."""
-    channel = channel_of(request)
-    read_model, _ = ready_parts(ctx(request))
-    record = read_model.get_record(channel, request.match_info["request_id"])
-    if record is None:
-        raise NotFound(f"no job {request.match_info['request_id']!r} in channel {channel!r}")
-    return record
-
-
-async def get_job(request: web.Request) -> web.Response:
-    record = channel_record(request)
-    context = ctx(request)
-    _, store = ready_parts(context)
-    return json_response(job_view(record, store, context.settings, context.catalog))
-
-
-async def list_jobs(request: web.Request) -> web.Response:
-    channel = channel_of(request)
-    context = ctx(request)
-    read_model, store = ready_parts(context)
-    query = request.query
-    status = query.get("status")
-    if status is not None and status not in JOB_STATES:
-        raise InvalidConfig(f"status must be one of {', '.join(JOB_STATES)}")
-    try:
-        limit = int(query.get("limit", "50"))
-    except ValueError as exc:
-        raise InvalidConfig("limit must be an integer") from exc
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidConfig(f"limit must be 1..{MAX_LIMIT}")
-    page = read_model.list_records(
-        channel, tag=query.get("tag"), status=status, limit=limit, cursor=query.get("cursor")
-    )
-    jobs = [job_view(r, store, context.settings, context.catalog) for r in page.records]
-    return json_response({"count": len(jobs), "jobs": jobs, "next_cursor": page.next_cursor})
-
-
-def parse_submission(body: Any, channel: str, user: str | None) -> DatasetRequest:
-    """A JSON submission as a :class:`DatasetRequest`; JSON objects become JSON text fields.
-
-    Shape errors (wrong JSON types) are :class:`MalformedRequest`; identifiers outside the one
-    pattern are :class:`~app.domain.errors.InvalidIdentifier`.
-    """
-    required_identifiers(body, "tag", "dataset")
-    request_id = body.get("request_id")
-    if request_id is not None:
-        identifiers.check_client_id("request_id", request_id)
-    config = body.get("config", {})
-    filters = body.get("filters")
-    if not isinstance(config, dict):
-        raise MalformedRequest("config must be a JSON object")
-    columns = body.get("columns")
-    if columns is not None and (
-        not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)
-    ):
-        raise MalformedRequest("columns must be a list of strings")
-    for name in ("inputs",):
-        value = body.get(name)
-        if value is not None and (
-            not isinstance(value, list) or not all(isinstance(v, str) for v in value)
-        ):
-            raise MalformedRequest(f"{name} must be a list of strings")
-    labels = body.get("labels")
-    if labels is not None and not isinstance(labels, dict):
-        raise MalformedRequest("labels must be a JSON object")
-    encryption_key = body.get("encryption_key")
-    if encryption_key is not None and not isinstance(encryption_key, str):
-        raise MalformedRequest("encryption_key must be a string")
-    output = body.get("output")
-    if output is not None:
-        if not isinstance(output, dict):
-            raise MalformedRequest("output must be a JSON object")
-        output = {
-            "format": str(output.get("format", "CSV")).upper(),
-            "compression": str(output.get("compression", "NONE")).upper(),
-            "rows_per_file": output.get("rows_per_file"),
-            "partition_by": output.get("partition_by"),
-        }
-    return DatasetRequest(
-        request_id=request_id,
-        tag=body["tag"],
-        dataset=body["dataset"],
-        channel=channel,
-        requested_by=identifiers.check(
-            "requested_by", body.get("requested_by") or user or "anonymous"
-        ),
-        config=json.dumps(config, sort_keys=True),
-        columns=columns,
-        filters=json.dumps(filters, sort_keys=True) if filters is not None else None,
-        output=output,
-        encryption_key=encryption_key,
-        inputs=list(body.get("inputs") or []),
-        labels={str(k): str(v) for k, v in (labels or {}).items()},
-        submitted_at=int(time.time() * 1000),
-    )
-
-
 def at_the_door(
     settings: Settings, catalog: Catalog, dataset_request: DatasetRequest, roles: frozenset[str]
 ) -> DatasetRequest:
@@ -380,54 +254,3 @@ async def accept(
         if record is not None:
             return request_id, record
     return request_id, None
-
-
-async def submit(request: web.Request) -> web.Response:
-    caller = caller_of(request)
-    context = ctx(request)
-    body = await read_json(request)
-    dataset_request = parse_submission(body, caller.channel, authenticated_user(request))
-    request_id, existing = await accept(context, dataset_request, roles=caller.roles)
-    payload: dict[str, Any] = {"request_id": request_id, "status": "SUBMITTED"}
-    if existing is not None:
-        payload = {"request_id": request_id, "status": existing["status"], "duplicate": True}
-    return web.json_response(payload, status=202)
-
-
-async def cancel(request: web.Request) -> web.Response:
-    job = Job.from_record(channel_record(request))
-    context = ctx(request)
-    if context.cancel is None:
-        raise NotFound("this worker does not accept cancellations")
-    await context.cancel(job)
-    return web.json_response(
-        {"request_id": job.request_id, "status": "CANCEL_REQUESTED"}, status=202
-    )
-
-
-def create_web_app(
-    context: ApiContext, *, api: bool = True, fills: FillContext | None = None
-) -> web.Application:
-    """The HTTP app; ``api=False`` serves only health and metrics (processor, generator);
-    ``fills`` adds the dataset-fill profile and the catalog routes."""
-    app = web.Application(middlewares=[error_middleware])
-    app[CONTEXT] = context
-    app[SETTINGS] = context.settings
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    if not api:
-        return app
-    app.router.add_post("/v1/requests", submit)
-    app.router.add_get("/v1/jobs", list_jobs)
-    app.router.add_get("/v1/jobs/{request_id}", get_job)
-    app.router.add_post("/v1/jobs/{request_id}/cancel", cancel)
-    if fills is not None:
-        add_routes(app, fills)
-    from app.api import learnosity, openapi, sunbird, usaspending  # they use this module
-
-    app.router.add_get("/openapi.json", openapi.serve)
-    sunbird.add_routes(app)
-    usaspending.add_routes(app)
-    learnosity.add_routes(app)
-    return app
