@@ -47,6 +47,23 @@ from app.api.edge import (
     read_limited,
     required_identifiers,
 )
+from app.api.kernel import Profile
+from app.api.openapi import (
+    ANY_OBJECT,
+    BOOLEAN,
+    CHANNEL,
+    ERROR,
+    INTEGER,
+    STRING,
+    Schema,
+    answer,
+    errors,
+    header,
+    obj,
+    operation,
+    path,
+)
+from app.catalog.types import Catalog
 from app.domain import identifiers, json_values
 from app.domain.errors import (
     Busy,
@@ -552,8 +569,8 @@ async def get_fill(request: web.Request) -> web.Response:
     return json_response(fill_view(found))
 
 
-def add_routes(app: web.Application, context: FillContext) -> None:
-    app[FILL_CONTEXT] = context
+def add_routes(app: web.Application) -> None:
+    """The routes; their :class:`FillContext` is ``app[FILL_CONTEXT]``, set by the server."""
     app.router.add_post("/dataset-fill", dataset_fill)
     app.router.add_get("/v1/datasets", list_datasets)
     app.router.add_get("/v1/datasets/{code}", get_dataset)
@@ -561,4 +578,48 @@ def add_routes(app: web.Application, context: FillContext) -> None:
     app.router.add_post("/v1/datasets/{code}/uploads", new_upload)
 
 
-__all__ = ["FillContext", "add_routes", "parse_fill_body"]
+def openapi_paths(catalog: Catalog) -> dict[str, Schema]:
+    """The OpenAPI paths of this profile's routes."""
+    native_errors = errors(ERROR)
+    dataset = obj(["code"], code=STRING, version=INTEGER, rows=INTEGER, bytes=INTEGER,
+                  columns={"type": "array", "items": ANY_OBJECT})  # fmt: skip
+    fill_answer = obj(["status"], status=STRING)
+    paths: dict[str, Schema] = {
+        "/dataset-fill": {"post": operation(
+            "Fill a managed dataset",
+            {"200": answer(fill_answer), "202": answer(fill_answer), **native_errors}, CHANNEL,
+            header("X-Fill-ID", "Your id of this fill (a retry applies once)", required=False),
+            body=obj(["dataset-code", "columns"], **{
+                "user-code": STRING, "dataset-code": STRING,
+                "columns": {"type": "array", "items": ANY_OBJECT}, "insert-data": STRING,
+                "upload-id": STRING, "format": {"enum": list(FILE_FORMATS)},
+                "append": BOOLEAN, "compressed": BOOLEAN,
+                "empty-strings": {"enum": ["null", "keep"]}}), tag="dataset-fill")},
+        "/v1/datasets/{code}/uploads": {"post": operation(
+            "A presigned PUT for a fill's file (then /dataset-fill with its upload-id)",
+            {"201": answer(obj(["upload-id", "url", "method", "format"], **{
+                "upload-id": STRING, "dataset-code": STRING, "format": STRING,
+                "method": STRING, "url": STRING, "expires-at": INTEGER,
+                "max-bytes": INTEGER})), **native_errors},
+            CHANNEL, path("code", "The dataset code"),
+            body=obj([], format={"enum": list(FILE_FORMATS)}), tag="dataset-fill")},
+        "/v1/datasets": {"get": operation(
+            "The channel's managed datasets",
+            {"200": answer(obj(["count", "datasets"], count=INTEGER,
+                               datasets={"type": "array", "items": dataset})),
+             **native_errors}, CHANNEL, tag="dataset-fill")},
+        "/v1/datasets/{code}": {"get": operation(
+            "One managed dataset", {"200": answer(dataset), **native_errors}, CHANNEL,
+            path("code", "The dataset code"), tag="dataset-fill")},
+        "/v1/datasets/{code}/fills/{fill_id}": {"get": operation(
+            "One fill's outcome", {"200": answer(obj(["fill_id", "status"], fill_id=STRING,
+                                                     status=STRING)), **native_errors},
+            CHANNEL, path("code", "The dataset code"), path("fill_id", "The fill id"),
+            tag="dataset-fill")},
+    }  # fmt: skip
+    return paths
+
+
+PROFILE = Profile("dataset-fill", add_routes, openapi_paths)
+
+__all__ = ["FILL_CONTEXT", "PROFILE", "FillContext", "add_routes", "parse_fill_body"]

@@ -68,6 +68,17 @@ class ApiContext:
 CONTEXT = web.AppKey("context", ApiContext)
 
 
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What one HTTP profile (the native API, dataset fill, Sunbird, USAspending, Learnosity)
+    contributes to a server: its routes, whose handlers find the parts in ``app[CONTEXT]``,
+    and the OpenAPI paths of those routes for the catalog the server runs with."""
+
+    name: str
+    add_routes: Callable[[web.Application], None]
+    paths: Callable[[Catalog], dict[str, Any]]
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every :class:`ExhaustError` into its JSON envelope and HTTP status."""

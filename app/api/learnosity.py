@@ -45,7 +45,20 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from app.api.edge import channel_of, json_response, read_json, read_limited
-from app.api.kernel import accept, ctx, own_outputs, ready_parts
+from app.api.kernel import Profile, accept, ctx, own_outputs, ready_parts
+from app.api.openapi import (
+    ANY_OBJECT,
+    BOOLEAN,
+    INTEGER,
+    STRING,
+    Schema,
+    answer,
+    errors,
+    header,
+    obj,
+    operation,
+)
+from app.catalog.types import Catalog
 from app.domain import json_values
 from app.domain.errors import (
     AccessDenied,
@@ -538,3 +551,46 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/{version}/reports/datasets", datasets)
     app.router.add_post("/{version}/jobs/reports/datasets", commence)
     app.router.add_post("/{version}/jobs", jobs)
+
+
+VERSION_PATTERN = "^(v[0-9][0-9A-Za-z.]*|latest|latest-lts|developer)$"
+
+LRN_META = obj(["status", "timestamp"], status=BOOLEAN, timestamp=INTEGER, records=INTEGER,
+               next=STRING, message=STRING, code=STRING)  # fmt: skip
+
+LRN_ENVELOPE = obj(["meta", "data"], meta=LRN_META, data={})
+
+LRN_BODY = obj(security=STRING, request=STRING, action={"enum": ["get", "set"]})
+
+
+def learnosity_operation(summary: str) -> Schema:
+    version = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "description": "An API version (v1, v2025.2.LTS, latest): accepted, ignored.",
+        "schema": {"type": "string", "pattern": VERSION_PATTERN},
+    }
+    channel = header("X-Channel-ID", "The channel, when no consumers are set.", required=False)
+    responses = {"200": answer(LRN_ENVELOPE), **errors(LRN_ENVELOPE)}
+    form = "application/x-www-form-urlencoded"
+    op = operation(summary, responses, version, channel, body=LRN_BODY, tag="learnosity",
+                   media=form)  # fmt: skip
+    as_json = obj(security=ANY_OBJECT, request=ANY_OBJECT, action={"enum": ["get", "set"]})
+    op["requestBody"]["content"]["application/json"] = {"schema": as_json}
+    return op
+
+
+def openapi_paths(catalog: Catalog) -> dict[str, Schema]:
+    """The OpenAPI paths of this profile's routes."""
+    paths: dict[str, Schema] = {
+        "/{version}/reports/datasets": {"post": learnosity_operation(
+            "Initialise (set) or retrieve (get) a dataset (Learnosity-style)")},
+        "/{version}/jobs/reports/datasets": {"post": learnosity_operation(
+            "Commence a dataset's job (Learnosity-style)")},
+        "/{version}/jobs": {"post": learnosity_operation("Look jobs up (Learnosity-style)")},
+    }  # fmt: skip
+    return paths
+
+
+PROFILE = Profile("learnosity", add_routes, openapi_paths)

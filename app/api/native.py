@@ -23,7 +23,27 @@ from app.api.edge import (
     read_json,
     required_identifiers,
 )
-from app.api.kernel import accept, ctx, job_view, ready_parts
+from app.api.kernel import Profile, accept, ctx, job_view, ready_parts
+from app.api.openapi import (
+    ANY_OBJECT,
+    BOOLEAN,
+    CHANNEL,
+    ERROR,
+    INTEGER,
+    ROLES,
+    STRING,
+    Schema,
+    answer,
+    errors,
+    job_schema,
+    nullable,
+    obj,
+    operation,
+    path,
+    query,
+    serve,
+)
+from app.catalog.types import Catalog
 from app.domain import identifiers
 from app.domain.errors import (
     InvalidConfig,
@@ -169,3 +189,69 @@ async def cancel(request: web.Request) -> web.Response:
     return web.json_response(
         {"request_id": job.request_id, "status": "CANCEL_REQUESTED"}, status=202
     )
+
+
+def openapi_paths(catalog: Catalog) -> dict[str, Schema]:
+    """The OpenAPI paths of this profile's routes."""
+    job = job_schema()
+    native_errors = errors(ERROR)
+    identifier = {"type": "string", "pattern": f"^{identifiers.PATTERN.pattern}$"}
+    types = {"type": "string", "enum": sorted(catalog.types)}
+    submission = obj(
+        ["tag", "dataset"], tag=identifier, dataset=types, request_id=STRING, requested_by=STRING,
+        config=ANY_OBJECT, columns={"type": "array", "items": STRING}, filters=ANY_OBJECT,
+        output=ANY_OBJECT, encryption_key=STRING, inputs={"type": "array", "items": STRING},
+        labels={"type": "object", "additionalProperties": STRING},
+    )  # fmt: skip
+    accepted = obj(["request_id", "status"], request_id=STRING, status=STRING,
+                   duplicate=BOOLEAN)  # fmt: skip
+    listing = obj(["count", "jobs"], count=INTEGER, jobs={"type": "array", "items": job},
+                  next_cursor=nullable(STRING))  # fmt: skip
+    paths: dict[str, Schema] = {
+        "/healthz": {"get": operation("Liveness", {"200": answer(obj(status=STRING))},
+                                      tag="operations")},
+        "/readyz": {"get": operation("Readiness (503 until the read model caught up)",
+                                     {"200": answer(ANY_OBJECT), "503": answer(ANY_OBJECT)},
+                                     tag="operations")},
+        "/metrics": {"get": operation("Prometheus metrics", {"200": answer(
+            STRING, media="text/plain")}, tag="operations")},
+        "/openapi.json": {"get": operation("This document", {"200": answer(ANY_OBJECT)},
+                                           tag="operations")},
+        "/v1/requests": {"post": operation(
+            "Submit a dataset request", {"202": answer(accepted), **native_errors}, CHANNEL,
+            ROLES, body=submission)},
+        "/v1/jobs": {"get": operation(
+            "The channel's jobs, newest first", {"200": answer(listing), **native_errors},
+            CHANNEL, query("tag", STRING, "Only this tag"),
+            query("status", {"enum": list(JOB_STATES)}, "Only this status"),
+            query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Page size"),
+            query("cursor", STRING, "next_cursor of the previous page"))},
+        "/v1/jobs/{request_id}": {"get": operation(
+            "One job, with fresh download links", {"200": answer(job), **native_errors},
+            CHANNEL, path("request_id", "The job id"))},
+        "/v1/jobs/{request_id}/cancel": {"post": operation(
+            "Cancel a job", {"202": answer(accepted), **native_errors}, CHANNEL,
+            path("request_id", "The job id"))},
+    }  # fmt: skip
+    return paths
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", serve)
+    app.router.add_post("/v1/requests", submit)
+    app.router.add_get("/v1/jobs", list_jobs)
+    app.router.add_get("/v1/jobs/{request_id}", get_job)
+    app.router.add_post("/v1/jobs/{request_id}/cancel", cancel)
+
+
+def add_operations(app: web.Application) -> None:
+    """The routes every role serves, the API or not."""
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+
+PROFILE = Profile("native", add_routes, openapi_paths)

@@ -1,38 +1,41 @@
-"""The HTTP server of a worker (aiohttp): the operations routes for every role, the native API
-and every compatibility profile where the API runs."""
+"""The HTTP server of a worker (aiohttp): the operations routes for every role; the native API
+and every compatibility profile where the API runs, with the OpenAPI document of exactly those
+routes, built once from the catalog the worker runs with."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from app.api import learnosity, openapi, sunbird, usaspending
+from app.api import fills, learnosity, native, openapi, sunbird, usaspending
 from app.api.edge import SETTINGS
-from app.api.fills import FillContext, add_routes
-from app.api.kernel import CONTEXT, ApiContext, error_middleware
-from app.api.native import cancel, get_job, healthz, list_jobs, metrics, readyz, submit
+from app.api.fills import FILL_CONTEXT, FillContext
+from app.api.kernel import CONTEXT, ApiContext, Profile, error_middleware
+
+PROFILES: tuple[Profile, ...] = (
+    native.PROFILE,
+    fills.PROFILE,
+    sunbird.PROFILE,
+    usaspending.PROFILE,
+    learnosity.PROFILE,
+)
 
 
 def create_web_app(
     context: ApiContext, *, api: bool = True, fills: FillContext | None = None
 ) -> web.Application:
     """The HTTP app; ``api=False`` serves only health and metrics (processor, generator);
-    ``fills`` adds the dataset-fill profile and the catalog routes."""
+    ``fills`` adds the dataset-fill profile."""
     app = web.Application(middlewares=[error_middleware])
     app[CONTEXT] = context
     app[SETTINGS] = context.settings
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
     if not api:
+        native.add_operations(app)
         return app
-    app.router.add_post("/v1/requests", submit)
-    app.router.add_get("/v1/jobs", list_jobs)
-    app.router.add_get("/v1/jobs/{request_id}", get_job)
-    app.router.add_post("/v1/jobs/{request_id}/cancel", cancel)
+    profiles = [p for p in PROFILES if fills is not None or p.name != "dataset-fill"]
     if fills is not None:
-        add_routes(app, fills)
-    app.router.add_get("/openapi.json", openapi.serve)
-    sunbird.add_routes(app)
-    usaspending.add_routes(app)
-    learnosity.add_routes(app)
+        app[FILL_CONTEXT] = fills
+    for profile in profiles:
+        profile.add_routes(app)
+    assert context.catalog is not None
+    app[openapi.DOCUMENT] = openapi.document(context.catalog, profiles)
     return app

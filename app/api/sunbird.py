@@ -38,8 +38,31 @@ from app.api.edge import (
     read_json,
     settings_of,
 )
-from app.api.kernel import accept, ctx, download_links, own_outputs, public_link, ready_parts
-from app.catalog.types import DatasetType
+from app.api.kernel import (
+    Profile,
+    accept,
+    ctx,
+    download_links,
+    own_outputs,
+    public_link,
+    ready_parts,
+)
+from app.api.openapi import (
+    ANY_OBJECT,
+    CHANNEL,
+    INTEGER,
+    STRING,
+    Schema,
+    answer,
+    errors,
+    header,
+    nullable,
+    obj,
+    operation,
+    path,
+    query,
+)
+from app.catalog.types import Catalog, DatasetType
 from app.domain import identifiers, standard
 from app.domain.dedup import sunbird_request_id
 from app.domain.errors import (
@@ -487,3 +510,96 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/dataset/v1/request/list/{tag}", list_jobs)
     app.router.add_get("/dataset/get/{datasetId}", dataset_get)
     app.router.add_get("/public/dataset/get/{datasetId}", public_dataset_get)
+
+
+SUNBIRD_PARAMS = obj(["resmsgid", "status"], resmsgid=STRING, msgid=nullable(STRING),
+                     status={"enum": ["successful", "failed"]}, err=STRING, errmsg=STRING,
+                     client_key={"type": "null"})  # fmt: skip
+
+SUNBIRD_JOB = obj(
+    ["requestId", "tag", "dataset", "requestedBy", "requestedChannel", "status", "lastUpdated",
+     "datasetConfig", "downloadUrls", "expiresAt", "jobStats", "attempts"],
+    requestId=STRING, tag=STRING, dataset=STRING, requestedBy=STRING, requestedChannel=STRING,
+    status={"enum": sorted(set(WORDS.values()))}, lastUpdated=INTEGER,
+    datasetConfig=ANY_OBJECT, downloadUrls={"type": "array", "items": STRING},
+    expiresAt=INTEGER, attempts=INTEGER, statusMessage=STRING,
+    jobStats=obj(["dtJobSubmitted"], dtJobSubmitted=INTEGER, dtJobCompleted=nullable(INTEGER),
+                 executionTime=nullable(INTEGER)),
+)  # fmt: skip
+
+
+def sunbird_envelope(result: Schema) -> Schema:
+    return obj(["id", "ver", "ts", "params", "responseCode", "result"], id=STRING, ver=STRING,
+               ts=STRING, params=SUNBIRD_PARAMS, responseCode=STRING,
+               result=nullable(result))  # fmt: skip
+
+
+STANDARD_FILES = obj(
+    files={"type": "array", "items": STRING},
+    periodWiseFiles={"type": "object", "additionalProperties": {"type": "array", "items": STRING}},
+    expiresAt=INTEGER, message=STRING,
+)  # fmt: skip
+
+
+def standard_files(summary: str, dataset: str, public: bool = False) -> Schema:
+    """Sunbird's two listings of standard datasets: the same answer; the public one also takes
+    ``date`` and ``date_range``."""
+    envelope = sunbird_envelope(STANDARD_FILES)
+    day = {"type": "string", "format": "date"}
+    extra = (
+        [
+            query("date", day, "One day (instead of from and to)"),
+            query(
+                "date_range",
+                {"enum": list(INTERVALS)},
+                "A named range up to today (before date, from and to)",
+            ),
+        ]
+        if public
+        else []
+    )
+    return operation(summary, {"200": answer(envelope), **errors(envelope)}, CHANNEL,
+                     path("datasetId", dataset), query("from", day, "First day"),
+                     query("to", day, "Last day"),
+                     query("since", day, "First day (instead of from)"), *extra,
+                     tag="sunbird")  # fmt: skip
+
+
+def openapi_paths(catalog: Catalog) -> dict[str, Schema]:
+    """The OpenAPI paths of this profile's routes."""
+    paths: dict[str, Schema] = {
+        "/dataset/v1/request/submit": {"post": operation(
+            "Submit an on-demand exhaust (Sunbird)",
+            {"200": answer(sunbird_envelope(SUNBIRD_JOB)),
+             **errors(sunbird_envelope(SUNBIRD_JOB))}, CHANNEL,
+            header("X-Authenticated-Userid", "The requester", required=False),
+            body=obj(["request"], id=STRING, ver=STRING, ts=STRING,
+                     params=obj(msgid=STRING), request=obj(
+                         ["tag", "dataset", "datasetConfig"], tag=STRING, dataset=STRING,
+                         requestedBy=STRING, encryptionKey=STRING, datasetConfig=ANY_OBJECT)),
+            tag="sunbird")},
+        "/dataset/v1/request/read/{tag}": {"get": operation(
+            "One request (Sunbird)", {"200": answer(sunbird_envelope(SUNBIRD_JOB)),
+                                      **errors(sunbird_envelope(SUNBIRD_JOB))},
+            CHANNEL, path("tag", "The request's tag"),
+            query("requestId", STRING, "The request id", required=True), tag="sunbird")},
+        "/dataset/v1/request/list/{tag}": {"get": operation(
+            "A tag's requests, newest first (Sunbird)",
+            {"200": answer(sunbird_envelope(obj(["count", "jobs"], count=INTEGER, jobs={
+                "type": "array", "items": SUNBIRD_JOB}))),
+             **errors(sunbird_envelope(ANY_OBJECT))},
+            CHANNEL, path("tag", "The tag"),
+            query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "How many"),
+            query("status", {"enum": sorted(STATES_OF)}, "Only this status"),
+            tag="sunbird")},
+        "/dataset/get/{datasetId}": {"get": standard_files(
+            "A standard dataset's files by day (Sunbird)",
+            "summary-rollup or summary-channel-exhaust")},
+        "/public/dataset/get/{datasetId}": {"get": standard_files(
+            "A public dataset's files by day, unauthenticated (Sunbird)",
+            "A public standard dataset", public=True)},
+    }  # fmt: skip
+    return paths
+
+
+PROFILE = Profile("sunbird", add_routes, openapi_paths)

@@ -33,7 +33,22 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from app.api.edge import authenticated_user, caller_of, channel_of, json_response, read_json
-from app.api.kernel import accept, ctx, own_outputs, ready_parts
+from app.api.kernel import Profile, accept, ctx, own_outputs, ready_parts
+from app.api.openapi import (
+    ANY_OBJECT,
+    CHANNEL,
+    INTEGER,
+    NUMBER,
+    STRING,
+    Schema,
+    answer,
+    errors,
+    nullable,
+    obj,
+    operation,
+    query,
+)
+from app.catalog.types import Catalog
 from app.domain import identifiers
 from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound, OutOfRange
 from app.domain.model import DatasetRequest, attempt_prefix
@@ -242,3 +257,45 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v2/download/awards", submit_handler(DOWNLOADS["awards"]))
     app.router.add_post("/v2/download/transactions", submit_handler(DOWNLOADS["transactions"]))
     app.router.add_get("/v2/download/status", status)
+
+
+USA_DETAIL = obj(["detail"], detail=STRING, code=STRING)
+
+USA_STATUS = obj(
+    ["status", "total_rows", "file_name", "total_size", "total_columns", "message", "url",
+     "seconds_elapsed"],
+    status={"enum": sorted(set(WORDS.values()))}, total_rows=nullable(INTEGER),
+    file_name=STRING, total_size=nullable(NUMBER), total_columns=nullable(INTEGER),
+    message=nullable(STRING), url=STRING, seconds_elapsed=nullable(STRING), file_url=STRING,
+    status_url=STRING, download_request={"type": "object"},
+)  # fmt: skip
+
+
+def openapi_paths(catalog: Catalog) -> dict[str, Schema]:
+    """The OpenAPI paths of this profile's routes."""
+    paths: dict[str, Schema] = {
+        "/v2/download/columns": {"get": operation(
+            "Columns of a download type (USAspending)",
+            {"200": answer(obj(["columns"], columns={"type": "array", "items": obj(
+                ["title", "value"], title=STRING, value=STRING)})), **errors(USA_DETAIL)},
+            CHANNEL, query("type", {"enum": sorted(BY_TYPE)}, "award or transaction",
+                           required=True), tag="usaspending")},
+        "/v2/download/status": {"get": operation(
+            "A download's status (USAspending)", {"200": answer(USA_STATUS),
+                                                  **errors(USA_DETAIL)},
+            CHANNEL, query("file_name", STRING, "The download's file_name", required=True),
+            tag="usaspending")},
+    }  # fmt: skip
+    for kind in DOWNLOADS:
+        paths[f"/v2/download/{kind}"] = {"post": operation(
+            f"Request a {kind} download (USAspending)", {"200": answer(USA_STATUS),
+                                                         **errors(USA_DETAIL)},
+            CHANNEL, body=obj(["filters"], filters=ANY_OBJECT,
+                              columns={"type": "array", "items": STRING},
+                              limit={"type": "integer", "minimum": 1, "maximum": 500_000},
+                              file_format={"enum": ["csv", "tsv", "pstxt"]}),
+            tag="usaspending")}  # fmt: skip
+    return paths
+
+
+PROFILE = Profile("usaspending", add_routes, openapi_paths)

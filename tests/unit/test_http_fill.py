@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.api.edge import SETTINGS
-from app.api.fills import FillContext, add_routes, prepare
+from app.api.fills import FILL_CONTEXT, FillContext, add_routes, prepare
 from app.api.kernel import error_middleware
 from app.domain.errors import MalformedRequest
 from app.domain.managed_datasets import Fill, dataset_key, parse_columns
@@ -44,8 +44,9 @@ class LaggingView(DatasetView):
 async def client_for(view: DatasetView) -> TestClient[web.Request, web.Application]:
     app = web.Application(middlewares=[error_middleware])
     none: Any = None
-    add_routes(app, FillContext(settings=view.settings, metrics=Metrics(), view=view,
-                                publisher=none))  # fmt: skip
+    app[FILL_CONTEXT] = FillContext(settings=view.settings, metrics=Metrics(), view=view,
+                                    publisher=none)  # fmt: skip
+    add_routes(app)
     return TestClient(TestServer(app))
 
 
@@ -104,8 +105,9 @@ async def upload_client(store: MemoryStore, published: Published, tmp_path: Path
     settings = Settings(spool_dir=tmp_path, fill_wait_seconds=0)
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings  # as create_web_app sets it
-    add_routes(app, FillContext(settings=settings, metrics=Metrics(), view=view,
-                                publisher=published, store=store))  # type: ignore[arg-type]  # fmt: skip
+    app[FILL_CONTEXT] = FillContext(settings=settings, metrics=Metrics(), view=view,
+                                    publisher=published, store=store)  # type: ignore[arg-type]  # fmt: skip
+    add_routes(app)
     return TestClient(TestServer(app))
 
 

@@ -1,24 +1,41 @@
 """/openapi.json and the application hold exactly the same operations; the document is a valid
-OpenAPI 3.1 document (schemathesis loads it); its job schema follows the Avro contract."""
+OpenAPI 3.1 document (schemathesis loads it); its job schema follows the Avro contract; it names
+the dataset types of the catalog the server runs with."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
 from app.api.fills import FillContext
 from app.api.kernel import ApiContext
-from app.api.openapi import document
+from app.api.openapi import DOCUMENT
 from app.api.server import create_web_app
+from app.catalog.loader import default_catalog
+from app.catalog.types import Catalog
 from app.health import Health
 from app.metrics import Metrics
 from app.settings import Settings
 
 
-def test_the_document_lists_every_route_of_every_profile_and_no_other() -> None:
+def served(catalog: Catalog | None = None) -> Any:
     settings = Settings()
-    app = create_web_app(ApiContext(settings=settings, health=Health(), metrics=Metrics()),
-                         fills=FillContext(settings, Metrics(), None, None))  # type: ignore[arg-type]  # fmt: skip
+    return create_web_app(ApiContext(settings=settings, health=Health(), metrics=Metrics(),
+                                     catalog=catalog or default_catalog()),
+                          fills=FillContext(settings, Metrics(), None, None))  # type: ignore[arg-type]  # fmt: skip
+
+
+def document() -> dict[str, Any]:
+    return served()[DOCUMENT]  # type: ignore[no-any-return]
+
+
+def test_the_document_lists_every_route_of_every_profile_and_no_other() -> None:
+    app = served()
     routed = {(r.method.lower(), r.resource.canonical) for r in app.router.routes()
               if r.method != "HEAD" and r.resource is not None}  # fmt: skip
-    documented = {(method, path) for path, ops in document()["paths"].items() for method in ops}
+    documented = {(method, path) for path, ops in app[DOCUMENT]["paths"].items() for method in ops}
     assert routed == documented, routed ^ documented
 
 
@@ -41,3 +58,19 @@ def test_the_job_schema_is_the_avro_job_status_minus_hidden_fields() -> None:
     assert {"request_id", "status", "outputs", "download_urls", "total_rows"} <= set(properties)
     assert not {"sealed_key", "fingerprint", "lease_expires_at"} & set(properties)
     assert "AWAITING_INPUT" in properties["status"]["enum"]
+
+
+async def test_the_served_document_names_the_types_of_the_running_catalog(tmp_path: Path) -> None:
+    builtin = Path(__file__).parents[2] / "app" / "catalog" / "builtin" / "table-export.yaml"
+    (tmp_path / "own.yaml").write_text(builtin.read_text().replace("name: table-export",
+                                                                   "name: own-export"))  # fmt: skip
+    async with TestClient(TestServer(served(default_catalog([tmp_path])))) as http:
+        answer = await http.get("/openapi.json")
+        assert answer.status == 200
+        body = await answer.json()
+    submission = body["paths"]["/v1/requests"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    assert "own-export" in submission["properties"]["dataset"]["enum"]
+    assert "own-export" not in document()["paths"]["/v1/requests"]["post"]["requestBody"][
+        "content"]["application/json"]["schema"]["properties"]["dataset"]["enum"]  # fmt: skip
