@@ -6,7 +6,7 @@ multipart loop (parts of ``settings.s3_multipart_chunk_bytes``, up to
 ``settings.upload_concurrency`` in flight, the file hashed as it is read, the upload aborted on any
 failure so no orphaned parts are left behind).
 
-A streamed PUT is sent with ``UNSIGNED-PAYLOAD`` (:class:`UnsignedBodyS3SigV4Auth`), as AWS's
+A streamed PUT is sent with ``UNSIGNED-PAYLOAD`` (:mod:`app.engine.botocore_compat`), as AWS's
 SDKs send streaming uploads over HTTPS: a signed body must be hashed before it is sent (botocore
 does that on the event loop) and a server must hash all of it before it can accept it, which
 S3Proxy does by holding the whole body in its heap (an 800 MB PUT ran it out of memory). The
@@ -29,19 +29,20 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote
 
 from aiobotocore.session import get_session
-from botocore.auth import AUTH_TYPE_MAPS, S3SigV4Auth, S3SigV4QueryAuth
+from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.domain.errors import InputsTooLarge, NotFound, StorageError, TransientError
+from app.engine import botocore_compat
+from app.engine.botocore_compat import UNSIGNED_BODY, choose_signer
 from app.settings import Settings
 
 
@@ -91,11 +92,12 @@ class S3ObjectStore:
         self.links = LinkSigner(settings, self.bucket)
 
     async def __aenter__(self) -> S3ObjectStore:
+        botocore_compat.install()
         session = get_session()
         self._client = await self._stack.enter_async_context(
             session.create_client("s3", **self.settings.s3_client_kwargs())
         )
-        self._client.meta.events.register("choose-signer.s3.PutObject", _choose_unsigned_body)
+        self._client.meta.events.register("choose-signer.s3.PutObject", choose_signer)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -158,7 +160,7 @@ class S3ObjectStore:
         self, key: str, path: Path, handle: BinaryIO, size: int, content_type: str
     ) -> Uploaded:
         hashing = asyncio.ensure_future(asyncio.to_thread(_path_sha256, path))
-        token = _UNSIGNED_BODY.set(True)
+        token = UNSIGNED_BODY.set(True)
         try:
             with storage_errors("PutObject", key):
                 await self.client.put_object(
@@ -169,7 +171,7 @@ class S3ObjectStore:
             await asyncio.gather(hashing, return_exceptions=True)
             raise
         finally:
-            _UNSIGNED_BODY.reset(token)
+            UNSIGNED_BODY.reset(token)
         return Uploaded(size, await hashing)
 
     async def _multipart(
@@ -356,30 +358,6 @@ def _read_hashing(handle: BinaryIO, size: int, digest: Any) -> bytes:
 def _path_sha256(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-# Set while the current task sends a streamed PUT (see module doc).
-_UNSIGNED_BODY: ContextVar[bool] = ContextVar("exhaust_unsigned_body", default=False)
-UNSIGNED_BODY_SIGNER = "exhaust-s3v4-unsigned-body"
-
-
-class UnsignedBodyS3SigV4Auth(S3SigV4Auth):  # type: ignore[misc]  # botocore is untyped
-    """botocore's S3 SigV4 signer, with the body left out of the signature (``UNSIGNED-PAYLOAD``)
-    even over plain HTTP, where botocore would otherwise always hash it. botocore's own switch
-    (``payload_signing_enabled``) is per client; this is per request."""
-
-    def _should_sha256_sign_payload(self, request: AWSRequest) -> bool:
-        return False
-
-
-AUTH_TYPE_MAPS[UNSIGNED_BODY_SIGNER] = UnsignedBodyS3SigV4Auth
-
-
-def _choose_unsigned_body(signature_version: str, **_: Any) -> str | None:
-    """``choose-signer`` hook: the unsigned-body signer for the task's streamed PutObject."""
-    if signature_version == "s3v4" and _UNSIGNED_BODY.get():
-        return UNSIGNED_BODY_SIGNER
-    return None
 
 
 @dataclass(frozen=True, slots=True)

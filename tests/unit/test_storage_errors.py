@@ -12,8 +12,8 @@ from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from app.domain.errors import StorageError, TransientError
-from app.engine import storage
+from app.domain.errors import ConfigurationError, StorageError, TransientError
+from app.engine import botocore_compat
 from app.engine.storage import storage_errors
 
 
@@ -50,11 +50,12 @@ def test_an_unreachable_store_is_transient_without_the_library_text() -> None:
 def _signed(unsigned_body: bool) -> dict[str, str]:
     request = AWSRequest(method="PUT", url="http://s3.local/b/k", data=b"body bytes")
     request.context["client_config"] = BotoConfig(s3={"addressing_style": "path"})
-    token = storage._UNSIGNED_BODY.set(unsigned_body)
+    botocore_compat.install()
+    token = botocore_compat.UNSIGNED_BODY.set(unsigned_body)
     try:
-        version = storage._choose_unsigned_body(signature_version="s3v4") or "s3v4"
+        version = botocore_compat.choose_signer(signature_version="s3v4") or "s3v4"
     finally:
-        storage._UNSIGNED_BODY.reset(token)
+        botocore_compat.UNSIGNED_BODY.reset(token)
     credentials = Credentials("key", "secret")
     AUTH_TYPE_MAPS[version](credentials, "s3", "us-east-1").add_auth(request)
     return dict(request.headers.items())
@@ -65,4 +66,14 @@ def test_only_a_streamed_put_leaves_its_body_out_of_the_signature() -> None:
     assert streamed["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
     assert usual["X-Amz-Content-SHA256"] == hashlib.sha256(b"body bytes").hexdigest()
     assert streamed["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=key/")
-    assert storage._choose_unsigned_body(signature_version="s3v4") is None  # outside a PUT
+    assert botocore_compat.choose_signer(signature_version="s3v4") is None  # outside a PUT
+
+
+def test_a_botocore_that_hashes_the_streamed_body_anyway_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As if an upgrade renamed the private method: the override is then never called.
+    monkeypatch.setattr(botocore_compat, "_installed", False)
+    monkeypatch.delattr(botocore_compat.UnsignedBodyS3SigV4Auth, "_should_sha256_sign_payload")
+    with pytest.raises(ConfigurationError, match="not supported"):
+        botocore_compat.install()
