@@ -46,6 +46,7 @@ from app.health import Health
 from app.metrics import Metrics
 from app.sealing import sealer_for
 from app.settings import Settings, unsafe_combinations
+from app.stream import aiokafka_compat, faust_compat
 from app.stream.agents import Pipeline, now_ms, worker_id
 from app.stream.compactor import Compactor
 from app.stream.dataset_view import DatasetView
@@ -252,17 +253,18 @@ class Runtime(Service):
         await self.publisher.job_event(job.tag, event)
 
 
-def faust_broker_url(bootstrap_servers: str) -> str:
-    return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(","))
-
-
 def create_app(
     settings: Settings, health: Health, catalog: Catalog | None = None, role: Role = "all"
 ) -> tuple[faust.App, Pipeline]:
-    """Build the Faust app (the writer) for ``settings``: idempotent producer, no Faust web."""
+    """Build the Faust app (the writer) for ``settings``: idempotent producer, no Faust web.
+
+    Refuses (:class:`ConfigurationError`) a faust-streaming or aiokafka whose internals the
+    writer relies on have moved (:mod:`app.stream.faust_compat`)."""
+    faust_compat.check_library()
+    aiokafka_compat.check_library()
     app = faust.App(
         settings.consumer_group,
-        broker=faust_broker_url(settings.kafka_bootstrap),
+        broker=faust_compat.broker_url(settings.kafka_bootstrap),
         store=settings.table_store,
         web_enabled=False,
         topic_partitions=settings.topic_partitions,

@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 
-from app.service import faust_broker_url
+from app.stream.faust_compat import broker_url
 
 
 def main() -> int:
@@ -24,7 +24,7 @@ def main() -> int:
     partitions = int(env["BENCH_PARTITIONS"])
     app = faust.App(
         env["BENCH_APP_ID"],
-        broker=faust_broker_url(env["BENCH_BOOTSTRAP"]),
+        broker=broker_url(env["BENCH_BOOTSTRAP"], scheme="kafka"),  # Faust's own transport
         store="rocksdb://",
         web_enabled=False,
         topic_partitions=partitions,

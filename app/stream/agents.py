@@ -47,8 +47,9 @@ from app.health import Health
 from app.metrics import Metrics
 from app.sealing import sealer_for
 from app.settings import Settings
+from app.stream import aiokafka_compat, faust_compat
 from app.stream.avro import SchemaRegistry, registry
-from app.stream.effects import EffectLedger, guard_producer
+from app.stream.effects import EffectLedger
 from app.stream.publisher import dead_letter_headers, log_dead_letter
 from app.stream.read_model import Materialized
 from app.stream.watchdog import ConsumerStalled, StallDetector
@@ -131,14 +132,15 @@ class Pipeline:
         self.probe = WorkQueueProbe(settings)
         self._probe_lock = asyncio.Lock()
         self.queue: QueueSnapshot | None = None
-        self.ledger = EffectLedger(settings.topic("jobs"), settings.topic("datasets"))
         self.drop_work_items = settings.fault_drop_work_items
         self.pause_after = settings.fault_pause_requests_after
         self.health = health
         self.sealer = sealer_for(settings)
         self.stalls = StallDetector(settings.watchdog_stall_seconds)
         self._guarded = False
-        codecs.register(JOB_CODEC, AvroRecordCodec(self.schemas, "JobStatus", Job.from_record))
+        faust_compat.register_codec(
+            JOB_CODEC, AvroRecordCodec(self.schemas, "JobStatus", Job.from_record)
+        )
 
         n = settings.topic_partitions
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "partitions": n}
@@ -173,31 +175,36 @@ class Pipeline:
 
     # --- shared -------------------------------------------------------------------------------
 
-    def guard(self) -> None:
-        """Install the commit guard on Faust's producer once (see :mod:`app.stream.effects`).
+    @property
+    def ledger(self) -> EffectLedger:
+        """The commit guard's ledger: the guarded producer's (see :mod:`app.stream.effects`)."""
+        return faust_compat.guarded_producer(self.app).ledger
 
-        Each agent calls it before its first event, so no event is processed unguarded.
-        """
-        if not self._guarded:
-            guard_producer(self.app.producer, self.ledger)
-            self._tune_fetch_wait()
-            self._guarded = True
+    async def guard(self) -> None:
+        """Prepare the writer's edge once, before the first event of any agent: count the
+        tables' changelog sends as handed-over table writes, and cap the fetch wait.
 
-    def _tune_fetch_wait(self) -> None:
-        """Cap how long a fetch of the writer's consumer may wait at the broker.
-
-        faust-streaming hard-codes ``fetch_max_wait_ms=1500``. Its consumer fetches requests and
+        Faust hard-codes ``fetch_max_wait_ms=1500``. Its consumer fetches requests and
         job-events in one request per broker, leaving out partitions that still have buffered
         records; while job-events is quiet but for the TICKs, a fetch of only quiet partitions
         waits the full 1.5 s and requests arriving meanwhile wait with it (measured: p50
-        publish→SUBMITTED 1.2 s at 500 req/s with ticks on, 21 ms with ticks off). The setting
-        lives on aiokafka's fetcher (``_fetch_max_wait_ms``, read for every fetch request).
+        publish→SUBMITTED 1.2 s at 500 req/s with ticks on, 21 ms with ticks off). An
+        unsupported library stops the worker here (:mod:`app.stream.faust_compat`).
         """
+        if self._guarded:
+            return
         try:
-            consumer = self.app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
-            consumer._fetcher._fetch_max_wait_ms = self.settings.writer_fetch_max_wait_ms
-        except Exception as exc:  # a faust/aiokafka that moved these: slower, not broken
-            log.warning("cannot cap the writer's fetch wait (%r); latency may reach 1.5 s", exc)
+            self.ledger.track_changelogs(
+                self.settings.topic("jobs"), self.settings.topic("datasets")
+            )
+            aiokafka_compat.cap_fetch_wait(
+                faust_compat.writer_consumer(self.app), self.settings.writer_fetch_max_wait_ms
+            )
+        except ExhaustError as exc:
+            log.critical("%s: %s", exc.code, exc.message)
+            await self.app.crash(exc)
+            raise
+        self._guarded = True
 
     async def dead_letter(
         self, message: Any, error: ExhaustError, value: bytes | None = None
@@ -282,12 +289,11 @@ class Pipeline:
                 return
             work = outcome.work
             value = self.schemas.encode("WorkItem", work.to_record())
-            # Straight to the Kafka client inside Faust's producer: Faust's send path (topic,
-            # channel, future message) costs as much as the rest of the event. The ledger
-            # watches the delivery and Faust's pre-commit flush covers this client too.
-            client: Any = self.app.producer._producer  # type: ignore[attr-defined]
-            fut: Any = await client.send(self.work_topic, value, key=work.key.encode())
-            self.ledger.watch(self.work_topic, fut)
+            # Straight to the producer: a topic's send path (channel, future message) costs as
+            # much as the rest of the event. The guarded producer watches the delivery.
+            fut: Any = await self.app.producer.send(
+                self.work_topic, work.key.encode(), value, None, None, None
+            )
             fut.add_done_callback(partial(self._dispatched, work.key, work.attempt))
 
     def _dispatched(self, key: str, attempt: int, fut: Any) -> None:
@@ -298,7 +304,7 @@ class Pipeline:
     # --- agents -------------------------------------------------------------------------------
 
     async def _requests_agent(self, stream: Any) -> None:
-        self.guard()
+        await self.guard()
         async for event in stream.events():
             self.metrics.count("requests_received")
             if self.pause_after > 0:
@@ -346,7 +352,7 @@ class Pipeline:
         return outcome, legacy
 
     async def _events_agent(self, stream: Any) -> None:
-        self.guard()
+        await self.guard()
         async for event in stream.events():
             self.metrics.count("job_events_received")
             record = await self.decode_or_dead_letter("JobEvent", event.message)
@@ -418,21 +424,16 @@ class Pipeline:
         """The jobs of one partition with their table keys, streamed from the table's store.
 
         Faust's ``table.values()`` walks every partition's RocksDB (and decodes every job), so
-        a sweep per partition would cost partitions x jobs. Its RocksDB store keeps one
-        database per partition (``Store._dbs``, pinned faust-streaming < 0.16); read that one.
+        a sweep per partition would cost partitions x jobs; read that partition's database.
         """
-        store = self.jobs.data
-        dbs = getattr(store, "_dbs", None)
-        if dbs is None:  # memory:// store
+        items = faust_compat.partition_items(self.jobs, partition)
+        if items is None:  # memory:// store
             for key, job in self.jobs.items():
                 if job.partition == partition:
                     yield (key.decode() if isinstance(key, bytes) else str(key)), job
             return
-        db = dbs.get(partition)
-        if db is None:
-            return
         codec = codecs.get_codec(JOB_CODEC)
-        for key, value in store._visible_items(db):
+        for key, value in items:
             yield key.decode(), codec.loads(value)
 
     def _check(self, job: Job, now: int, key: str) -> Outcome:

@@ -4,22 +4,25 @@ The writer agents used to await the delivery of every work item before taking th
 that kept the guarantee (no source offset committed before its effects are durable) but made
 every send its own produce request, ~30x below what the framework allows. Now an agent hands its
 effects to the producer and moves on, and this guard keeps the guarantee at the one place it
-matters, the offset commit:
+matters, the offset commit. The order of one commit is:
 
-* Faust commits a source offset only after ``producer.flush()`` (``Consumer._commit_offsets``,
-  non-transactional mode). :func:`guard_producer` wraps that ``flush`` so that it returns only
-  when (1) every table write made so far has reached the Kafka client (Faust hands changelog
-  writes to a background buffer whose own flush gives up after 0.1 s idle), (2) the client has
-  delivered everything, and (3) no delivery failed since the process started. Otherwise it raises
-  :class:`EffectLost`: the commit does not happen, the worker stops, and its events are replayed
-  by the next owner of the partition (replays are idempotent).
-* Every send's future is watched (``producer.send`` is wrapped too), so a failure that aiokafka
-  reports only on the future is seen. A lost *work item* alone would also be repaired by the
-  dispatch deadline (:func:`app.domain.state_machine.on_tick`); the guard is what protects the table
-  write and the dead letters.
+1. **table writes** (the agents write the ``jobs`` / ``datasets`` tables; Faust hands changelog
+   records to a background buffer),
+2. **sends** (work items, dead letters, changelog records: every future is watched),
+3. **the flush guard** (:meth:`GuardedProducer.flush`): returns only when every table write made
+   so far has reached the Kafka client, the client has delivered everything, and no delivery
+   failed since the process started; otherwise it raises :class:`EffectLost`,
+4. **the offset commit**, which Faust's consumer makes only after that flush returns
+   (``Consumer._commit_offsets``, non-transactional mode; :mod:`app.stream.faust_compat` checks
+   at start-up that it still does). After :class:`EffectLost` the commit does not happen, the
+   worker stops, and its events are replayed by the next owner of the partition (replays are
+   idempotent).
 
-Wrapping two methods of Faust's producer instance is the narrowest hook Faust offers here: its
-producer class is not configurable and its ``flush`` is what its commit path calls.
+:class:`GuardedProducer` is Faust's own aiokafka producer with ``send`` and ``flush`` extended
+(a subclass, installed through the transport registry by :mod:`app.stream.faust_compat`, not
+methods patched at run time). A lost *work item* alone would also be repaired by the dispatch
+deadline (:func:`app.domain.state_machine.on_tick`); the guard is what protects the table write
+and the dead letters.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app.domain.errors import ExhaustError
 
@@ -51,6 +55,10 @@ class EffectLedger:
         self.table_writes = 0  # table writes made by the agents
         self.handed_over = 0  # changelog sends that reached the Kafka client
         self.failures: list[str] = []
+
+    def track_changelogs(self, *topics: str) -> None:
+        """Count the sends to ``topics`` as table writes handed over."""
+        self.changelog_topics = self.changelog_topics | frozenset(topics)
 
     def table_write(self) -> None:
         self.table_writes += 1
@@ -88,21 +96,26 @@ class EffectLedger:
             )
 
 
-def guard_producer(producer: Any, ledger: EffectLedger) -> None:
-    """Wrap a Faust producer's ``send`` and ``flush`` with ``ledger`` (see module docstring)."""
-    send: Callable[..., Awaitable[Any]] = producer.send
-    flush: Callable[[], Awaitable[None]] = producer.flush
+class GuardedProducer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer whose every send is watched by :attr:`ledger` and whose
+    ``flush`` (what Faust's commit path calls) is the commit guard."""
 
-    async def watched_send(topic: str, *args: Any, **kwargs: Any) -> Any:
-        future = await send(topic, *args, **kwargs)
-        ledger.watch(topic, future)
+    ledger: EffectLedger
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.ledger = EffectLedger()
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
+        future = await super().send(topic, *args, **kwargs)
+        self.ledger.watch(topic, future)
         return future
 
-    async def guarded_flush() -> None:
-        ledger.check()
-        await ledger.wait_handed_over()
-        await flush()
-        ledger.check()
+    async def flush(self) -> None:
+        self.ledger.check()
+        await self.ledger.wait_handed_over()
+        await super().flush()
+        self.ledger.check()
 
-    producer.send = watched_send
-    producer.flush = guarded_flush
+
+__all__ = ["EffectLedger", "EffectLost", "GuardedProducer"]

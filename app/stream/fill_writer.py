@@ -22,13 +22,13 @@ import time
 from typing import Any
 
 import faust
-from faust.serializers import codecs
 
 from app.domain.errors import ExhaustError
 from app.domain.managed_datasets import Fill, ManagedDataset, Policy, apply_fill, due_for_deletion
 from app.engine.storage import ObjectStore, S3ObjectStore
 from app.metrics import Metrics
 from app.settings import Settings
+from app.stream import faust_compat
 from app.stream.agents import AvroRecordCodec
 from app.stream.avro import registry
 from app.stream.work_queue import work_partition
@@ -63,7 +63,7 @@ class FillWriter:
         self.policy = policy_from(settings)
         self.schemas = registry()
         self._store: S3ObjectStore | None = None
-        codecs.register(
+        faust_compat.register_codec(
             DATASET_CODEC,
             AvroRecordCodec(self.schemas, "ManagedDataset", ManagedDataset.from_record),
         )
@@ -106,7 +106,7 @@ class FillWriter:
             self._store = None
 
     async def _agent(self, stream: Any) -> None:
-        self.pipeline.guard()
+        await self.pipeline.guard()
         async for event in stream.events():
             record = await self.pipeline.decode_or_dead_letter("DatasetFill", event.message)
             if record is None:

@@ -29,6 +29,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app.domain.errors import TopicLayoutError
 from app.settings import Settings
+from app.stream.aiokafka_compat import partitions_of
 
 COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
 
@@ -103,14 +104,9 @@ async def ensure_topics(
 async def assign_all(consumer: Any, topic: str) -> list[TopicPartition]:
     """Assign every partition of ``topic`` to a group-less aiokafka consumer; return them.
 
-    ``consumer.partitions_for_topic`` only knows topics the consumer already fetched metadata
-    for, so fetch it explicitly. Raises :class:`TopicLayoutError` when the topic is missing.
+    Raises :class:`TopicLayoutError` when the topic is missing.
     """
-    cluster = await consumer._client.fetch_all_metadata()
-    found = cluster.partitions_for_topic(topic) or set()
-    if not found:
-        raise TopicLayoutError(f"topic {topic} does not exist")
-    partitions = [TopicPartition(topic, p) for p in sorted(found)]
+    partitions = await partitions_of(consumer, topic)
     consumer.assign(partitions)
     return partitions
 

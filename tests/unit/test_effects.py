@@ -1,23 +1,28 @@
-"""The commit guard: a flush that lets Faust commit only what was delivered."""
+"""The commit guard: a flush that lets Faust commit only what was delivered.
+
+The guarded producer is built by a Faust app on the writer's transport (never started); only
+the aiokafka client inside it is a fake, so ``send`` and ``flush`` run Faust's own code."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import faust
 import pytest
 
-from app.stream.effects import EffectLedger, EffectLost, guard_producer
+from app.stream.effects import EffectLost, GuardedProducer
+from app.stream.faust_compat import broker_url, guarded_producer
 
 
-class FakeProducer:
-    """Faust's producer seen from the guard: ``send`` returns a future, ``flush`` waits."""
+class FakeClient:
+    """aiokafka's producer as Faust's producer uses it: ``send`` returns a future."""
 
     def __init__(self) -> None:
         self.futures: list[asyncio.Future[Any]] = []
         self.flushed = 0
 
-    async def send(self, topic: str, key: bytes, value: bytes, **kw: Any) -> asyncio.Future[Any]:
+    async def send(self, topic: str, value: bytes, **kw: Any) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.futures.append(fut)
         return fut
@@ -26,15 +31,35 @@ class FakeProducer:
         self.flushed += 1
 
 
+def guarded(handoff_timeout: float = 30.0) -> tuple[GuardedProducer, FakeClient]:
+    app = faust.App("effects-test", broker=broker_url("127.0.0.1:9"), web_enabled=False)
+    producer = guarded_producer(app)
+    client = FakeClient()
+    producer._producer = client  # type: ignore[assignment]
+    producer.ledger.track_changelogs("jobs")
+    producer.ledger.handoff_timeout = handoff_timeout
+    return producer, client
+
+
+async def send(producer: GuardedProducer, topic: str) -> None:
+    await producer.send(topic, b"k", b"v", None, None, None)
+
+
+async def test_the_writer_transport_builds_the_guarded_producer() -> None:
+    app = faust.App("effects-test", broker=broker_url("127.0.0.1:9"), web_enabled=False)
+    assert isinstance(app.producer, GuardedProducer)
+    plain = faust.App("plain", broker=broker_url("127.0.0.1:9", scheme="kafka"))
+    with pytest.raises(Exception, match="not the guarded one"):
+        guarded_producer(plain)
+
+
 async def test_a_failed_delivery_makes_every_later_flush_refuse() -> None:
-    producer = FakeProducer()
-    ledger = EffectLedger("jobs")
-    guard_producer(producer, ledger)
-    await producer.send("work", b"k", b"v")
-    await producer.send("dlq", b"k", b"v")
-    producer.futures[0].set_result(None)
+    producer, client = guarded()
+    await send(producer, "work")
+    await send(producer, "dlq")
+    client.futures[0].set_result(None)
     await producer.flush()  # nothing failed: Faust may commit
-    producer.futures[1].set_exception(RuntimeError("broker gone"))
+    client.futures[1].set_exception(RuntimeError("broker gone"))
     await asyncio.sleep(0)  # done callbacks run on the loop
     with pytest.raises(EffectLost, match="broker gone"):
         await producer.flush()
@@ -43,22 +68,18 @@ async def test_a_failed_delivery_makes_every_later_flush_refuse() -> None:
 
 
 async def test_flush_waits_until_every_table_write_has_reached_the_client() -> None:
-    producer = FakeProducer()
-    ledger = EffectLedger("jobs")
-    guard_producer(producer, ledger)
-    ledger.table_write()  # Faust buffers the changelog write; it is not sent yet
+    producer, client = guarded()
+    producer.ledger.table_write()  # Faust buffers the changelog write; it is not sent yet
     flushing = asyncio.create_task(producer.flush())
     await asyncio.sleep(0.02)
-    assert not flushing.done() and producer.flushed == 0
-    await producer.send("jobs", b"id", b"record")  # Faust's buffer hands it over
+    assert not flushing.done() and client.flushed == 0
+    await send(producer, "jobs")  # Faust's buffer hands it over
     await asyncio.wait_for(flushing, 1)
-    assert producer.flushed == 1
+    assert client.flushed == 1
 
 
 async def test_a_table_write_that_never_reaches_the_client_refuses_the_commit() -> None:
-    producer = FakeProducer()
-    ledger = EffectLedger("jobs", handoff_timeout=0.05)
-    guard_producer(producer, ledger)
-    ledger.table_write()
+    producer, _ = guarded(handoff_timeout=0.05)
+    producer.ledger.table_write()
     with pytest.raises(EffectLost, match="did not reach"):
         await producer.flush()

@@ -1,0 +1,65 @@
+"""Every use of aiokafka's internals, in one place, checked before the service uses them.
+
+Two things aiokafka does not offer publicly:
+
+* **The partitions of any topic from a group-less consumer.** ``consumer.topics()`` fetches the
+  cluster's metadata but returns topic names only, and ``consumer.partitions_for_topic`` knows
+  only topics the consumer already tracks. :func:`partitions_of` reads the partitions from the
+  metadata ``topics()`` itself fetches (``consumer._client.fetch_all_metadata()``).
+* **The fetch wait of a consumer someone else created.** faust-streaming creates its consumer
+  with ``fetch_max_wait_ms=1500`` hard-coded; :func:`cap_fetch_wait` lowers it on the consumer's
+  fetcher (``_fetcher._fetch_max_wait_ms``, read for every fetch request) and reads it back.
+
+:func:`check_library` runs at start-up and refuses to start (:class:`ConfigurationError`) when
+an aiokafka upgrade moved any of these, instead of a warning and a silent regression (a fetch
+wait back at 1.5 s is a 1.5 s latency regression with no failing test).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.client import AIOKafkaClient
+from aiokafka.consumer.fetcher import Fetcher
+
+from app.domain.errors import ConfigurationError, TopicLayoutError
+
+
+def check_library() -> None:
+    """Refuse to start when an internal this module needs is gone (class-level checks; the
+    instance-level ones run where each is used and raise the same error)."""
+    problems = []
+    if not inspect.iscoroutinefunction(getattr(AIOKafkaClient, "fetch_all_metadata", None)):
+        problems.append("AIOKafkaClient.fetch_all_metadata is gone")
+    if "self._fetch_max_wait_ms" not in inspect.getsource(Fetcher):
+        problems.append("the fetcher no longer reads _fetch_max_wait_ms")
+    if problems:
+        raise ConfigurationError("unsupported aiokafka: " + "; ".join(problems))
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic``, in order. Raises :class:`TopicLayoutError` when the topic
+    does not exist."""
+    client = getattr(consumer, "_client", None)
+    if client is None or not hasattr(client, "fetch_all_metadata"):
+        raise ConfigurationError("unsupported aiokafka: a consumer has no _client")
+    cluster = await client.fetch_all_metadata()
+    found = cluster.partitions_for_topic(topic) or set()
+    if not found:
+        raise TopicLayoutError(f"topic {topic} does not exist")
+    return [TopicPartition(topic, p) for p in sorted(found)]
+
+
+def cap_fetch_wait(consumer: Any, wait_ms: int) -> None:
+    """Set how long a fetch of ``consumer`` may wait at the broker; read back to prove it."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not isinstance(getattr(fetcher, "_fetch_max_wait_ms", None), int):
+        raise ConfigurationError("unsupported aiokafka: a consumer's fetcher has no fetch wait")
+    fetcher._fetch_max_wait_ms = wait_ms
+    if fetcher._fetch_max_wait_ms != wait_ms:
+        raise ConfigurationError("unsupported aiokafka: the fetch wait did not take")
+
+
+__all__ = ["cap_fetch_wait", "check_library", "partitions_of"]

@@ -1,0 +1,127 @@
+"""Every use of faust-streaming's internals, in one place, checked at start-up.
+
+The writer relies on four things Faust does not offer as public API:
+
+* **Its commit path flushes the producer first** (``Consumer._commit_offsets`` calls
+  ``producer.flush()``): the commit guard of :mod:`app.stream.effects` is that flush.
+* **Its producer class comes from the transport.** The writer's app uses the broker scheme
+  :data:`SCHEME`, registered through Faust's documented extension point (the ``faust.transports``
+  entry point in pyproject.toml) as :class:`Transport`: Faust's aiokafka transport whose producer
+  is :class:`~app.stream.effects.GuardedProducer`. Nothing is patched at run time.
+* **The aiokafka consumer inside its consumer thread** (``consumer._thread._ensure_consumer()``),
+  whose fetch wait Faust hard-codes to 1.5 s (see :func:`writer_consumer`).
+* **One RocksDB database per table partition** (``Store._dbs``), so a sweep of one partition
+  reads that partition only (:func:`partition_items`); ``table.items()`` walks all of them.
+
+:func:`check_library` runs before the writer is built and :func:`writer_consumer` /
+:func:`partition_items` check again where they reach in; each raises
+:class:`~app.domain.errors.ConfigurationError`, which stops the service, instead of logging a
+warning and running slower (a 1.5 s latency regression with no failing test).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import faust
+from faust.serializers import codecs
+from faust.stores import rocksdb
+from faust.transport import by_url
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from app.domain.errors import ConfigurationError
+from app.stream.effects import GuardedProducer
+
+SCHEME = "exhaust-kafka"
+
+
+class Transport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with the guarded producer."""
+
+    Producer = GuardedProducer
+
+
+def broker_url(bootstrap_servers: str, scheme: str = SCHEME) -> str:
+    """Faust's broker URL for ``bootstrap_servers`` (``scheme="kafka"``: Faust's own transport)."""
+    return ";".join(f"{scheme}://{host.strip()}" for host in bootstrap_servers.split(","))
+
+
+def check_library() -> None:
+    """Refuse to start when an internal the writer needs is gone."""
+    problems = []
+    try:
+        if by_url(f"{SCHEME}://localhost") is not Transport:
+            problems.append(f"the {SCHEME} transport is not this one")
+    except ModuleNotFoundError:
+        problems.append(
+            f"the {SCHEME} transport is not registered (reinstall the package: make install)"
+        )
+    if "producer.flush()" not in inspect.getsource(faust_consumer.Consumer._commit_offsets):
+        problems.append("the consumer no longer flushes the producer before a commit")
+    if not callable(getattr(faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer", None)):
+        problems.append("the consumer thread has no _ensure_consumer")
+    if "_dbs" not in getattr(rocksdb.Store, "__annotations__", {}):
+        problems.append("the RocksDB store no longer keeps one database per partition (_dbs)")
+    if problems:
+        raise ConfigurationError("unsupported faust-streaming: " + "; ".join(problems))
+
+
+def guarded_producer(app: faust.App) -> GuardedProducer:
+    """The app's producer, which must be the guarded one (the app's broker uses :data:`SCHEME`)."""
+    producer = app.producer
+    if not isinstance(producer, GuardedProducer):
+        raise ConfigurationError(
+            f"the writer's producer is {type(producer).__name__}, not the guarded one: its "
+            f"broker URL must use {SCHEME}://"
+        )
+    return producer
+
+
+def writer_consumer(app: faust.App) -> Any:
+    """The aiokafka consumer inside the app's consumer thread (once the app has started)."""
+    thread = getattr(app.consumer, "_thread", None)
+    ensure = getattr(thread, "_ensure_consumer", None)
+    if ensure is None:
+        raise ConfigurationError("unsupported faust-streaming: no consumer thread")
+    return ensure()
+
+
+def partition_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]] | None:
+    """The raw items of one partition of a RocksDB-backed ``table``, or None when the table's
+    store is not RocksDB (the in-memory store of tests: the caller walks ``table.items()``)."""
+    store = table.data
+    if not isinstance(store, rocksdb.Store):
+        return None
+    dbs = getattr(store, "_dbs", None)
+    if not isinstance(dbs, dict):
+        raise ConfigurationError("unsupported faust-streaming: the RocksDB store has no _dbs")
+    db = dbs.get(partition)
+    if db is None:
+        return iter(())
+    offset_key = store.offset_key
+    return ((k, v) for k, v in db.items() if k != offset_key)
+
+
+_codecs: dict[str, codecs.Codec] = {}
+
+
+def register_codec(name: str, codec: codecs.Codec) -> None:
+    """Register a table codec with Faust's (process-wide) codec registry, once per name."""
+    if name not in _codecs:
+        codecs.register(name, codec)
+        _codecs[name] = codec
+
+
+__all__ = [
+    "SCHEME",
+    "Transport",
+    "broker_url",
+    "check_library",
+    "guarded_producer",
+    "partition_items",
+    "register_codec",
+    "writer_consumer",
+]
