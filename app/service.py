@@ -37,6 +37,7 @@ from app.api.kernel import ApiContext
 from app.api.server import create_web_app
 from app.catalog.loader import default_catalog
 from app.catalog.types import Catalog
+from app.clock import now_ms
 from app.domain.errors import ConfigurationError, ExhaustError, TransientError
 from app.domain.model import Job, JobEvent
 from app.engine.export import Limits
@@ -47,7 +48,7 @@ from app.metrics import Metrics
 from app.sealing import sealer_for
 from app.settings import Settings, unsafe_combinations
 from app.stream import aiokafka_compat, faust_compat
-from app.stream.agents import Pipeline, now_ms, worker_id
+from app.stream.agents import Pipeline, worker_id
 from app.stream.compactor import Compactor
 from app.stream.dataset_view import DatasetView
 from app.stream.feeder import ReadModelFeeder

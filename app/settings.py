@@ -20,6 +20,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain import identifiers
+from app.domain.managed_datasets import DatasetPolicy
+from app.domain.state_machine import JobPolicy
 
 # The local stack's S3 credentials: fine on this machine, refused for any other endpoint.
 LOCAL_S3_ACCESS_KEY, LOCAL_S3_SECRET_KEY = "exhaust", "exhaust-local-secret"
@@ -46,6 +48,14 @@ class Settings(BaseSettings):
         le=1500,
         description="Longest a fetch of the writer's consumer waits at the broker (faust-"
         "streaming's own 1500 ms adds up to that much latency to requests).",
+    )
+    writer_batch_max: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Most events the writer decides and writes as one batch: the events "
+        "already buffered when it takes the next one, never waiting for more (the batch's table "
+        "writes and sends then leave in a few produce requests instead of one each).",
     )
     consumer_session_timeout_seconds: float = Field(
         30.0, ge=6, description="A worker silent this long loses its partitions to the others."
@@ -450,20 +460,6 @@ class Settings(BaseSettings):
         "after that: the worker exits (CONSUMER_STALLED) for its supervisor to restart.",
     )
 
-    # --- Fault injection (tests only) ----------------------------------------------------
-    fault_pause_requests_after: int = Field(
-        0,
-        ge=0,
-        description="Tests only: after N requests the writer pauses its requests partitions "
-        "and never resumes them (faust-streaming's stuck-partition bug).",
-    )
-    fault_drop_work_items: int = Field(
-        0,
-        ge=0,
-        description="Tests only: the writer drops its first N work items, as if lost between "
-        "the table write and the send.",
-    )
-
     # --- Local stack (deploy/local) ------------------------------------------------------
     stack_dir: Path = Field(Path(".stack"), description="Data, logs and pid files of the stack.")
     cache_dir: Path = Field(Path(".cache"), description="Fetched jars (Kafka, S3Proxy).")
@@ -540,6 +536,26 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """Full name of one of the service's topics (``requests`` -> ``exhaust.requests``)."""
         return f"{self.topic_prefix}.{name}"
+
+    def job_policy(self) -> JobPolicy:
+        """The rules of the job state machine that these settings choose."""
+        return JobPolicy(
+            max_attempts=self.max_attempts,
+            lease_ms=int(self.lease_seconds * 1000),
+            dispatch_timeout_ms=int(self.dispatch_timeout_seconds * 1000),
+            retention_ms=self.retention_seconds * 1000,
+            dedup_window_seconds=self.dedup_window_seconds,
+            max_inputs=self.max_inputs,
+        )
+
+    def dataset_policy(self) -> DatasetPolicy:
+        """The rules of managed datasets that these settings choose."""
+        return DatasetPolicy(
+            history=self.fill_history,
+            max_segments=self.dataset_max_segments,
+            max_columns=self.dataset_max_columns,
+            grace_ms=int(self.dataset_grace_seconds * 1000),
+        )
 
     def boto_config(self) -> BotoConfig:
         """botocore options that S3-compatible stores accept.

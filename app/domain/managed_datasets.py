@@ -378,7 +378,7 @@ def _fill_record(f: FillRecord) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class Policy:
+class DatasetPolicy:
     history: int = 20
     max_segments: int = 2000
     max_columns: int = 500
@@ -471,7 +471,7 @@ def compaction_run(
 
 
 def apply_fill(
-    entry: ManagedDataset | None, fill: Fill, offset: int, now: int, policy: Policy
+    entry: ManagedDataset | None, fill: Fill, offset: int, now: int, policy: DatasetPolicy
 ) -> FillOutcome:
     """Apply one FILL event read at ``offset`` of its fills partition to a dataset's entry.
 
@@ -574,13 +574,13 @@ def _record(
 
 
 def _history(
-    fills: tuple[FillRecord, ...], record: FillRecord, policy: Policy
+    fills: tuple[FillRecord, ...], record: FillRecord, policy: DatasetPolicy
 ) -> tuple[FillRecord, ...]:
     return (*fills, record)[-policy.history :]
 
 
 def due_for_deletion(
-    entry: ManagedDataset, now: int, policy: Policy
+    entry: ManagedDataset, now: int, policy: DatasetPolicy
 ) -> tuple[ManagedDataset | None, list[str]]:
     """Retired segments past their grace: the entry without them, and the keys to delete.
 
@@ -602,12 +602,12 @@ __all__ = [
     "TYPE_NAMES",
     "Column",
     "ColumnType",
+    "DatasetPolicy",
     "Fill",
     "FillMode",
     "FillOutcome",
     "FillRecord",
     "ManagedDataset",
-    "Policy",
     "Retired",
     "Segment",
     "apply_fill",

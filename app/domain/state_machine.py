@@ -99,7 +99,7 @@ Counter = Literal[
 
 
 @dataclass(frozen=True, slots=True)
-class Policy:
+class JobPolicy:
     max_attempts: int = 3
     lease_ms: int = 30_000
     dispatch_timeout_ms: int = 30_000
@@ -124,7 +124,7 @@ def _new_job(
     client_id: bool,
     partition: int,
     now: int,
-    policy: Policy,
+    policy: JobPolicy,
 ) -> Job:
     return Job(
         request_id=request_id,
@@ -164,7 +164,7 @@ def _failed(job: Job, error: ExhaustError | JobError, now: int) -> Job:
     )
 
 
-def _redispatch(job: Job, now: int, policy: Policy) -> Job:
+def _redispatch(job: Job, now: int, policy: JobPolicy) -> Job:
     """A fresh attempt: new attempt number, outputs and error of the old one cleared."""
     return job.replace(
         status="SUBMITTED",
@@ -195,7 +195,7 @@ class Identity:
     error: RequestRejected | None = None  # the client's id was unusable; request_id is derived
 
 
-def identify(request: DatasetRequest, policy: Policy) -> Identity:
+def identify(request: DatasetRequest, policy: JobPolicy) -> Identity:
     """Compute a request's identity once; the writer looks the job up by it."""
     fingerprint = dedup.fingerprint(request)
     try:
@@ -212,7 +212,7 @@ def on_request(
     *,
     partition: int,
     now: int,
-    policy: Policy,
+    policy: JobPolicy,
     catalog: RequestCheck,
     identity: Identity | None = None,
 ) -> Outcome:
@@ -270,7 +270,7 @@ def on_request(
     return Outcome("job_created", job=job, work=WorkItem.for_job(job))
 
 
-def _on_repeat(job: Job, request: DatasetRequest, now: int, policy: Policy) -> Outcome:
+def _on_repeat(job: Job, request: DatasetRequest, now: int, policy: JobPolicy) -> Outcome:
     """The same job was requested again (the same parameters: its fingerprint)."""
     if job.status == "AWAITING_INPUT":
         if request.await_input_until is not None:
@@ -300,7 +300,7 @@ def _on_repeat(job: Job, request: DatasetRequest, now: int, policy: Policy) -> O
     return Outcome("duplicate", job=counted)
 
 
-def on_event(job: Job | None, event: JobEvent, *, now: int, policy: Policy) -> Outcome:
+def on_event(job: Job | None, event: JobEvent, *, now: int, policy: JobPolicy) -> Outcome:
     """A generator (or the API) reported on a job. Fenced by attempt and terminal state."""
     if job is None:
         return Outcome("ignored_unknown_job")
@@ -374,14 +374,14 @@ def on_event(job: Job | None, event: JobEvent, *, now: int, policy: Policy) -> O
     return Outcome("unchanged")
 
 
-def dispatch_deadline(job: Job, policy: Policy) -> int:
+def dispatch_deadline(job: Job, policy: JobPolicy) -> int:
     """When a SUBMITTED job must have started (records written before deadlines: last update)."""
     if job.lease_expires_at is not None:
         return job.lease_expires_at
     return job.last_updated + policy.dispatch_timeout_ms
 
 
-def on_tick(job: Job, *, now: int, policy: Policy, work_waiting: bool = False) -> Outcome:
+def on_tick(job: Job, *, now: int, policy: JobPolicy, work_waiting: bool = False) -> Outcome:
     """Periodic check of one job by its writer: lost work items, dead attempts, old outputs.
 
     ``work_waiting`` is what the writer knows of the job's work item: True when it may still be

@@ -12,6 +12,12 @@ Delivery contract (see docs/architecture.md):
   before every commit, and :mod:`app.stream.effects` makes that flush wait for the table writes and
   refuse (stop the worker) if any delivery failed. A crash replays the events after the last
   commit; replays are idempotent (the same job id, attempt and object keys).
+* **Batches.** Each agent collects the events that are already buffered (up to
+  ``settings.writer_batch_max``; it never waits for more, so a quiet writer answers at once),
+  has :class:`~app.stream.job_writer.JobWriter` decide them all, performs the effects in their
+  commit order (every table write, then every send) and only then acks the batch's events, so
+  no offset is committed before its batch's effects were handed over (the stream's own acks
+  are off: Faust would ack an event as soon as the next one is read).
 * **work** (key = the job key) is *not* consumed here but by :mod:`app.stream.work_consumer`, a
   plain aiokafka consumer with in-order commits: long generations inside Faust stall its rebalances,
   and after a rebalance Faust was seen never delivering the work items of partitions inherited
@@ -26,12 +32,11 @@ Delivery contract (see docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -39,10 +44,9 @@ import faust
 from faust.serializers import codecs
 
 from app.catalog.types import Catalog
-from app.domain.errors import ExhaustError, PoisonMessage, RequestConflict
-from app.domain.leases import LeaseIndex
-from app.domain.model import DatasetRequest, Job, JobEvent, is_sealed, job_key, legacy_key
-from app.domain.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
+from app.clock import Clock, now_ms
+from app.domain.errors import ExhaustError, PoisonMessage
+from app.domain.model import DatasetRequest, Job, JobEvent
 from app.health import Health
 from app.metrics import Metrics
 from app.sealing import sealer_for
@@ -50,22 +54,16 @@ from app.settings import Settings
 from app.stream import aiokafka_compat, faust_compat
 from app.stream.avro import SchemaRegistry, registry
 from app.stream.effects import EffectLedger
+from app.stream.job_writer import Effects, Input, JobWriter
 from app.stream.publisher import dead_letter_headers, log_dead_letter
 from app.stream.read_model import Materialized
 from app.stream.watchdog import ConsumerStalled, StallDetector
-from app.stream.work_queue import (
-    Dispatches,
-    QueueSnapshot,
-    WorkQueueProbe,
-    work_partition,
-    work_waiting,
-)
+from app.stream.work_queue import QueueSnapshot, WorkQueueProbe
 
 log = logging.getLogger("exhaust.agents")
 
 JOB_CODEC = "exhaust-jobstatus"
 TICK_KEY = b"__tick__"
-REDACTED = "[redacted]"  # what a dead-lettered request carries in place of its encryption key
 
 
 class AvroRecordCodec(codecs.Codec):
@@ -85,27 +83,13 @@ class AvroRecordCodec(codecs.Codec):
         return self.from_record(self.schemas.decode(self.schema, data))
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def policy_from(settings: Settings) -> Policy:
-    return Policy(
-        max_attempts=settings.max_attempts,
-        lease_ms=int(settings.lease_seconds * 1000),
-        dispatch_timeout_ms=int(settings.dispatch_timeout_seconds * 1000),
-        retention_ms=settings.retention_seconds * 1000,
-        dedup_window_seconds=settings.dedup_window_seconds,
-        max_inputs=settings.max_inputs,
-    )
-
-
 class Pipeline:
-    """Declares topics, the table and the agents on a Faust app; holds what they share."""
+    """The writer's Faust edge: declares topics, the table and the agents, feeds the agents'
+    batches to :class:`~app.stream.job_writer.JobWriter` and performs what it decides."""
 
     def __init__(
         self,
@@ -115,28 +99,30 @@ class Pipeline:
         metrics: Metrics,
         read_model: Materialized,
         health: Health | None = None,
+        clock: Clock = now_ms,
     ) -> None:
         self.app = app
         self.settings = settings
-        self.catalog = catalog
         self.metrics = metrics
         self.read_model = read_model
-        self.policy = policy_from(settings)
+        self.clock = clock
         self.schemas = registry()
-        self.leases = LeaseIndex(
-            sweep_ms=int(settings.expiry_sweep_seconds * 1000),
-            stale_after_ms=int(settings.tick_seconds * 3000),
-            max_tracked=settings.deadline_index_size,
+        self.writer = JobWriter(
+            settings.job_policy(),
+            catalog,
+            sealer_for(settings),
+            read_model.tag_of,
+            partitions=settings.topic_partitions,
+            tick_seconds=settings.tick_seconds,
+            expiry_sweep_seconds=settings.expiry_sweep_seconds,
+            index_size=settings.deadline_index_size,
+            clock=clock,
         )
-        self.dispatches = Dispatches(limit=settings.deadline_index_size)
         self.probe = WorkQueueProbe(settings)
         self._probe_lock = asyncio.Lock()
-        self.queue: QueueSnapshot | None = None
-        self.drop_work_items = settings.fault_drop_work_items
-        self.pause_after = settings.fault_pause_requests_after
         self.health = health
-        self.sealer = sealer_for(settings)
         self.stalls = StallDetector(settings.watchdog_stall_seconds)
+        self.batch_max = settings.writer_batch_max
         self._guarded = False
         faust_compat.register_codec(
             JOB_CODEC, AvroRecordCodec(self.schemas, "JobStatus", Job.from_record)
@@ -172,6 +158,10 @@ class Pipeline:
         app.agent(self.job_events, name="exhaust.job_events")(self._events_agent)
         app.timer(settings.tick_seconds)(self._send_ticks)
         app.timer(settings.watchdog_interval_seconds)(self._watch)
+
+    @property
+    def queue(self) -> QueueSnapshot | None:
+        return self.writer.queue
 
     # --- shared -------------------------------------------------------------------------------
 
@@ -228,197 +218,123 @@ class Pipeline:
             await self.dead_letter(message, exc)
             return None
 
-    def lookup(self, channel: str, request_id: str) -> tuple[Job | None, str | None]:
-        """The job ``request_id`` of ``channel`` and, when it is still stored under its legacy
-        key (written before ids were per channel), that key, which the next write retires.
+    def read(self, key: str) -> Job | None:
+        """The job stored under a table key (the decisions' view of the table)."""
+        job: Job | None = self.jobs.get(key.encode())
+        return job
 
-        A legacy record of *another* channel is not this job: ids are per channel.
-        """
-        job = self.jobs.get(job_key(channel, request_id).encode())
-        if job is not None:
-            return job, None
-        old = legacy_key(request_id)
-        legacy = self.jobs.get(old.encode())
-        if legacy is not None and legacy.channel == channel and legacy.request_id == request_id:
-            return legacy, old
-        return None, None
-
-    async def apply(
-        self,
-        outcome: Outcome,
-        event: Any,
-        legacy: str | None = None,
-        request: DatasetRequest | None = None,
-    ) -> None:
-        """Apply a state-machine outcome inside the current event (the table's one writer).
-
-        Order of effects: dead letter, table write, work item. None is awaited here; the commit
-        guard holds the event's offset until all are delivered. A crash after the table write
-        but before the work item is durable leaves a SUBMITTED job whose dispatch deadline
-        sends the work again (docs/architecture.md, "Crash points"). ``legacy``: the job was read
-        from its legacy key; it is written under its key and the legacy one is deleted after it
-        (a tombstone), so a reader never misses the job, at worst sees it twice for a moment.
-        """
-        self.metrics.transition(outcome.counter)
-        if outcome.rejection is not None:
-            redacted = None
-            if request is not None and request.encryption_key is not None:
-                # The dead letter keeps the request, never its key (clear or sealed).
-                clean = dataclasses.replace(request, encryption_key=REDACTED)
-                redacted = self.schemas.encode("DatasetRequest", clean.to_record())
-            await self.dead_letter(event.message, outcome.rejection, redacted)
-        if outcome.job is not None:
-            job = outcome.job
-            self.jobs[job.key.encode()] = job
+    async def perform(self, effects: Effects) -> None:
+        """Perform a batch's effects in their commit order: every table write, then every send
+        (dead letters, then work items). None is awaited to delivery; the commit guard holds
+        the batch's offsets until all are delivered. A crash after the table writes but before
+        a work item is durable leaves a SUBMITTED job whose dispatch deadline sends the work
+        again (docs/architecture.md, "Crash points")."""
+        for key, job, source in effects.writes:
+            with faust_compat.acting_for(source):  # the write's partition is its event's
+                if job is None:
+                    del self.jobs[key.encode()]
+                else:
+                    self.jobs[key.encode()] = job
             self.ledger.table_write()
-            if legacy is not None and legacy != job.key:
-                del self.jobs[legacy.encode()]
-                self.ledger.table_write()
-                self.leases.forget(job.partition, legacy)
-                self.metrics.count("legacy_keys_migrated")
-            self.leases.track(job)
-            if job.status == "SUBMITTED":
-                if outcome.counter == "job_created":
-                    self.metrics.observe_submit(now_ms() - job.submitted_at)
-            else:
-                self.dispatches.forget(job.key)
-        if outcome.work is not None:
-            if self.drop_work_items > 0:  # fault injection (tests): a work item lost in transit
-                self.drop_work_items -= 1
-                log.warning("FAULT: dropping the work item of %s", outcome.work.key)
-                return
-            work = outcome.work
-            value = self.schemas.encode("WorkItem", work.to_record())
-            # Straight to the producer: a topic's send path (channel, future message) costs as
-            # much as the rest of the event. The guarded producer watches the delivery.
-            fut: Any = await self.app.producer.send(
-                self.work_topic, work.key.encode(), value, None, None, None
+        for counter in effects.transitions:
+            self.metrics.transition(counter)
+        for latency in effects.submit_latencies_ms:
+            self.metrics.observe_submit(latency)
+        if effects.legacy_keys_migrated:
+            self.metrics.count("legacy_keys_migrated", effects.legacy_keys_migrated)
+        for letter in effects.dead_letters:
+            redacted = None
+            if letter.redacted is not None:
+                redacted = self.schemas.encode("DatasetRequest", letter.redacted.to_record())
+            caused_by: Any = letter.source
+            await self.dead_letter(caused_by.message, letter.error, redacted)
+        for work in effects.work:
+            await self.send_work(
+                work.key, work.attempt, self.schemas.encode("WorkItem", work.to_record())
             )
-            fut.add_done_callback(partial(self._dispatched, work.key, work.attempt))
+
+    async def send_work(self, key: str, attempt: int, value: bytes) -> None:
+        """Hand one work item to the producer (not awaited to delivery)."""
+        # Straight to the producer: a topic's send path (channel, future message) costs as
+        # much as the rest of the event. The guarded producer watches the delivery.
+        fut: Any = await self.app.producer.send(
+            self.work_topic, key.encode(), value, None, None, None
+        )
+        fut.add_done_callback(partial(self._dispatched, key, attempt))
 
     def _dispatched(self, key: str, attempt: int, fut: Any) -> None:
         if not fut.cancelled() and fut.exception() is None:
             sent = fut.result()
-            self.dispatches.sent(key, attempt, sent.partition, sent.offset)
+            self.writer.dispatched(key, attempt, sent.partition, sent.offset)
 
     # --- agents -------------------------------------------------------------------------------
 
-    async def _requests_agent(self, stream: Any) -> None:
+    async def batches(
+        self, stream: Any, handle: Callable[[Sequence[Any]], Awaitable[None]]
+    ) -> None:
+        """Feed ``handle`` the events already buffered in ``stream``, a batch at a time, and ack
+        each batch's events after ``handle`` returns (its effects then are handed over)."""
         await self.guard()
+        stream.enable_acks = False  # acked below, after the batch's effects
+        buffered = stream.channel.queue
+        batch: list[Any] = []
         async for event in stream.events():
-            self.metrics.count("requests_received")
-            if self.pause_after > 0:
-                self._fault_pause()
-            record = await self.decode_or_dead_letter("DatasetRequest", event.message)
-            if record is None:
-                continue
-            request = DatasetRequest.from_record(record)
-            if request.encryption_key is not None and not is_sealed(request.encryption_key):
-                # A producer that wrote the topic directly: seal before anything keeps it.
-                sealed = self.sealer.seal(request.encryption_key)
-                request = dataclasses.replace(request, encryption_key=sealed)
-            outcome, legacy = self._decide_request(request, event.message.partition)
-            await self.apply(outcome, event, legacy, request)
+            batch.append(event)
+            if len(batch) >= self.batch_max or buffered.empty():
+                await handle(batch)
+                for done in batch:
+                    await stream.ack(done)
+                batch = []
 
-    def _decide_request(
-        self, request: DatasetRequest, partition: int
-    ) -> tuple[Outcome, str | None]:
-        """The outcome of a request and the legacy key its job was read from (if any)."""
-        identity = identify(request, self.policy)
-        request_id = identity.request_id
-        existing, legacy = (
-            (None, None) if identity.error else self.lookup(request.channel, request_id)
-        )
-        if existing is None and identity.client_id:
-            # A client id is bound to its tag's partition; one reused with another tag lands
-            # elsewhere, so look in the (global, eventually consistent) read model too. Only
-            # the channel's own jobs count: ids are per channel.
-            elsewhere = self.read_model.tag_of(request.channel, request_id)
-            if elsewhere is not None and elsewhere != request.tag:
-                reason = (
-                    f"request_id {request_id!r} is already used by tag {elsewhere!r}; "
-                    "the existing job is left untouched"
-                )
-                return Outcome("conflict", rejection=RequestConflict(reason)), None
-        outcome = on_request(
-            existing,
-            request,
-            partition=partition,
-            now=now_ms(),
-            policy=self.policy,
-            catalog=self.catalog,
-            identity=identity,
-        )
-        return outcome, legacy
+    async def _requests_agent(self, stream: Any) -> None:
+        await self.batches(stream, self.on_requests)
+
+    async def on_requests(self, events: Sequence[Any]) -> None:
+        """One batch of the requests topic."""
+        self.metrics.count("requests_received", len(events))
+        batch = []
+        for event in events:
+            record = await self.decode_or_dead_letter("DatasetRequest", event.message)
+            if record is not None:
+                request = DatasetRequest.from_record(record)
+                batch.append(Input(event.message.partition, request=request, source=event))
+        await self.perform(self.writer.decide(batch, self.read))
 
     async def _events_agent(self, stream: Any) -> None:
-        await self.guard()
-        async for event in stream.events():
-            self.metrics.count("job_events_received")
+        await self.batches(stream, self.on_job_events)
+
+    async def on_job_events(self, events: Sequence[Any]) -> None:
+        """One batch of the job-events topic: reports decided together, each TICK on its own
+        (in order)."""
+        self.metrics.count("job_events_received", len(events))
+        batch: list[Input] = []
+        for event in events:
             record = await self.decode_or_dead_letter("JobEvent", event.message)
             if record is None:
                 continue
             job_event = JobEvent.from_record(record)
             if job_event.kind == "TICK":
+                await self.perform(self.writer.decide(batch, self.read))
+                batch = []
                 await self._on_tick(event)
-                continue
-            if job_event.channel:
-                job, legacy = self.lookup(job_event.channel, job_event.request_id)
-            else:  # written before ids were per channel: only a legacy record can match it
-                job, legacy = self.jobs.get(job_event.key.encode()), job_event.key
-            outcome = on_event(job, job_event, now=now_ms(), policy=self.policy)
-            await self.apply(outcome, event, legacy)
+            else:
+                batch.append(Input(event.message.partition, event=job_event, source=event))
+        await self.perform(self.writer.decide(batch, self.read))
 
     async def _on_tick(self, event: Any) -> None:
-        """Deadlines of one partition: find the jobs due, then act on each one's *current* state.
-
-        The scan yields to the loop every few hundred jobs (a backlog of thousands must not
-        stall the other agent), so what it finds may be stale by the time it acts: each job is
-        read again and decided again right before its write, with no await in between (the
-        requests agent writes the same table).
-        """
+        """Deadlines of one partition. A sweep reads a snapshot of the partition's jobs first,
+        yielding to the loop every few hundred (a backlog of thousands must not stall the other
+        agent); the decisions then read each job again, with no await before their writes."""
         partition = event.message.partition
-        now = now_ms()
-        act_on: list[str] = []  # table keys (a legacy record's is its legacy key)
-        if self.leases.needs_sweep(partition, now):
-            watched = []
-            for i, (key, job) in enumerate(self._partition_jobs(partition)):  # a snapshot
+        now = self.clock()
+        snapshot = None
+        if self.writer.needs_sweep(partition, now):
+            snapshot = []
+            for i, item in enumerate(self._partition_jobs(partition)):
                 if i % 256 == 255:
                     await asyncio.sleep(0)
-                if self._check(job, now, key).job is not None:
-                    act_on.append(key)
-                elif not job.terminal:
-                    watched.append((key, job))
-            self.leases.swept(partition, now, watched)
-        else:
-            for i, (key, submitted, attempt) in enumerate(self.leases.due(partition, now)):
-                if i % 256 == 255:
-                    await asyncio.sleep(0)
-                # A legacy key (no "/") is not its work item's key: decided below, on the job.
-                if submitted and "/" in key and self._queued(key, attempt, now):
-                    # Still waiting behind busy generators: decided from the index alone.
-                    self.metrics.transition("dispatch_deferred")
-                    self.leases.defer(partition, key, now + self.policy.dispatch_timeout_ms)
-                else:
-                    act_on.append(key)
-        for key in act_on:
-            job = self.jobs.get(key.encode())
-            if job is not None:
-                outcome = self._check(job, now_ms(), key)
-                if outcome.job is not None:
-                    await self.apply(outcome, event, None if key == job.key else key)
-
-    def _queued(self, key: str, attempt: int, now: int) -> bool:
-        """Whether this attempt's work item (sent with the job's key) may still wait behind
-        busy generators."""
-        part = work_partition(key, self.settings.topic_partitions)
-        return work_waiting(
-            self.queue,
-            part,
-            self.dispatches.offset(key, attempt, part),
-            now=now,
-            max_age_ms=int(self.settings.tick_seconds * 3000),
-        )
+                snapshot.append(item)
+        await self.perform(self.writer.tick(partition, now, self.read, snapshot, event))
 
     def _partition_jobs(self, partition: int) -> Iterator[tuple[str, Job]]:
         """The jobs of one partition with their table keys, streamed from the table's store.
@@ -436,20 +352,10 @@ class Pipeline:
         for key, value in items:
             yield key.decode(), codec.loads(value)
 
-    def _check(self, job: Job, now: int, key: str) -> Outcome:
-        """:func:`on_tick` for one job (stored under ``key``), with what this writer knows of its
-        work item."""
-        waiting = job.status == "SUBMITTED" and self._queued(job.key, job.attempt, now)
-        outcome = on_tick(job, now=now, policy=self.policy, work_waiting=waiting)
-        if outcome.counter == "dispatch_deferred":
-            self.metrics.transition("dispatch_deferred")
-            self.leases.defer(job.partition, key, now + self.policy.dispatch_timeout_ms)
-        return outcome
-
     async def _send_ticks(self) -> None:
         await self._refresh_queue()
         value = self.schemas.encode(
-            "JobEvent", JobEvent(kind="TICK", request_id="", attempt=0, at=now_ms()).to_record()
+            "JobEvent", JobEvent(kind="TICK", request_id="", attempt=0, at=self.clock()).to_record()
         )
         for tp in self.app.consumer.assignment():
             if tp.topic == self.job_events.get_topic_name():
@@ -462,14 +368,6 @@ class Pipeline:
             if not self.probe.started:
                 await self.probe.start()
         return self.probe
-
-    def _fault_pause(self) -> None:
-        """Fault injection (tests): pause the requests partitions for good after N requests."""
-        self.pause_after -= 1
-        if self.pause_after == 0:
-            mine = [t for t in self.app.consumer.assignment() if t.topic == self.requests_topic]
-            log.warning("FAULT: pausing %s and never resuming", mine)
-            self.app.consumer.pause_partitions(mine)
 
     async def _watch(self) -> None:
         """The watchdog's Faust edge (see :mod:`app.stream.watchdog`): the writer's own
@@ -521,7 +419,7 @@ class Pipeline:
 
     async def _refresh_queue(self) -> None:
         try:
-            self.queue = await (await self._probe()).snapshot(now_ms())
-            self.metrics.set_work_lag(self.queue.lag())
+            self.writer.queue = await (await self._probe()).snapshot(self.clock())
+            self.metrics.set_work_lag(self.writer.queue.lag())
         except Exception as exc:  # the broker is restarting, say: re-dispatch decides without it
             log.warning("cannot read the generators' queue: %r", exc)

@@ -10,6 +10,11 @@ The writer relies on four things Faust does not offer as public API:
   is :class:`~app.stream.effects.GuardedProducer`. Nothing is patched at run time.
 * **The aiokafka consumer inside its consumer thread** (``consumer._thread._ensure_consumer()``),
   whose fetch wait Faust hard-codes to 1.5 s (see :func:`writer_consumer`).
+* **The event a table write belongs to.** A Faust table writes a key into the RocksDB database
+  and the changelog partition of the *current event* (``faust.streams._current_event``, set by
+  the stream for each event it yields). The writer decides a batch at once and then performs
+  its writes, each for the event that caused it: :func:`acting_for` sets that event around the
+  write, exactly as the stream does.
 * **One RocksDB database per table partition** (``Store._dbs``), so a sweep of one partition
   reads that partition only (:func:`partition_items`); ``table.items()`` walks all of them.
 
@@ -21,11 +26,15 @@ warning and running slower (a 1.5 s latency regression with no failing test).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import weakref
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import faust
+from faust import streams
 from faust.serializers import codecs
 from faust.stores import rocksdb
 from faust.transport import by_url
@@ -63,10 +72,33 @@ def check_library() -> None:
         problems.append("the consumer no longer flushes the producer before a commit")
     if not callable(getattr(faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer", None)):
         problems.append("the consumer thread has no _ensure_consumer")
+    if not isinstance(getattr(streams, "_current_event", None), ContextVar):
+        problems.append("the stream keeps no _current_event")
+    else:
+        probe = _Probe()
+        with acting_for(probe):
+            current: object = streams.current_event()
+            if current is not probe:
+                problems.append("a table write cannot be attributed to its event")
     if "_dbs" not in getattr(rocksdb.Store, "__annotations__", {}):
         problems.append("the RocksDB store no longer keeps one database per partition (_dbs)")
     if problems:
         raise ConfigurationError("unsupported faust-streaming: " + "; ".join(problems))
+
+
+class _Probe:
+    """A stand-in event for the start-up check of :func:`acting_for`."""
+
+
+@contextlib.contextmanager
+def acting_for(event: object) -> Iterator[None]:
+    """Make ``event`` the current event (the one a table write belongs to) inside the block."""
+    variable: ContextVar[Any] = streams._current_event
+    token = variable.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        variable.reset(token)
 
 
 def guarded_producer(app: faust.App) -> GuardedProducer:
@@ -118,6 +150,7 @@ def register_codec(name: str, codec: codecs.Codec) -> None:
 __all__ = [
     "SCHEME",
     "Transport",
+    "acting_for",
     "broker_url",
     "check_library",
     "guarded_producer",

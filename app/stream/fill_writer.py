@@ -24,7 +24,13 @@ from typing import Any
 import faust
 
 from app.domain.errors import ExhaustError
-from app.domain.managed_datasets import Fill, ManagedDataset, Policy, apply_fill, due_for_deletion
+from app.domain.managed_datasets import (
+    DatasetPolicy,
+    Fill,
+    ManagedDataset,
+    apply_fill,
+    due_for_deletion,
+)
 from app.engine.storage import ObjectStore, S3ObjectStore
 from app.metrics import Metrics
 from app.settings import Settings
@@ -39,8 +45,8 @@ DATASET_CODEC = "exhaust-manageddataset"
 SWEEP_KEY = b"__sweep__"
 
 
-def policy_from(settings: Settings) -> Policy:
-    return Policy(
+def policy_from(settings: Settings) -> DatasetPolicy:
+    return DatasetPolicy(
         history=settings.fill_history,
         max_segments=settings.dataset_max_segments,
         max_columns=settings.dataset_max_columns,

@@ -51,7 +51,8 @@ async def eventually(
 class Worker:
     """One ``python -m app worker`` process with its own HTTP port and state directory."""
 
-    def __init__(self, settings: Settings, name: str) -> None:
+    def __init__(self, settings: Settings, name: str, faults: dict[str, int] | None = None) -> None:
+        self.faults = faults  # see tests/integration/faulty_worker.py
         self.settings = settings.model_copy(
             update={"http_port": free_port(), "state_dir": settings.state_dir / name}
         )
@@ -66,9 +67,13 @@ class Worker:
     def start(self) -> Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.settings.as_env()}
+        module = "app"
+        if self.faults:
+            env["EXHAUST_TEST_FAULTS"] = json.dumps(self.faults)
+            module = "tests.integration.faulty_worker"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", module, "worker", "--loglevel", "info"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()
@@ -215,9 +220,11 @@ async def latest_jobs(settings: Settings, channel: str = "acme") -> dict[str, di
     }
 
 
-async def start_worker(workers: list[Worker], settings: Settings, name: str) -> Worker:
+async def start_worker(
+    workers: list[Worker], settings: Settings, name: str, faults: dict[str, int] | None = None
+) -> Worker:
     """Start a worker, remember it in ``workers`` (the fixture kills leftovers), wait ready."""
-    worker = Worker(settings, name).start()
+    worker = Worker(settings, name, faults).start()
     workers.append(worker)
     await worker.wait_ready()
     return worker

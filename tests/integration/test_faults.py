@@ -44,8 +44,8 @@ async def test_a_lost_work_item_is_dispatched_again_and_the_job_succeeds(
 ) -> None:
     # The writer drops its first two work items after the table write, exactly what a crash
     # between the table write and the work send leaves behind: SUBMITTED jobs with no work.
-    settings = settings_factory(**FAST, dispatch_timeout_seconds=2.0, fault_drop_work_items=2)
-    worker = await start_worker(workers, settings, "w1")
+    settings = settings_factory(**FAST, dispatch_timeout_seconds=2.0)
+    worker = await start_worker(workers, settings, "w1", faults={"drop_work_items": 2})
     async with Publisher(settings) as publisher:
         for i in range(4):
             await publisher.request(request(f"lost-{i}", request_id=f"lost-{i}"))
@@ -88,10 +88,9 @@ async def test_a_stalled_writer_partition_is_detected_reported_and_recovered(
     # faust-streaming stuck-partition bug. The watchdog must notice (metrics, /readyz 503),
     # resume and re-seek them, and every request must still become a SUCCESS job.
     settings = settings_factory(
-        **FAST, fault_pause_requests_after=2, watchdog_interval_seconds=0.5,
-        watchdog_stall_seconds=3.0, topic_partitions=1,
+        **FAST, watchdog_interval_seconds=0.5, watchdog_stall_seconds=3.0, topic_partitions=1,
     )  # fmt: skip
-    worker = await start_worker(workers, settings, "w1")
+    worker = await start_worker(workers, settings, "w1", faults={"pause_requests_after": 2})
     async with Publisher(settings) as publisher:
         for i in range(2):
             await publisher.request(request("stuck", request_id=f"before-{i}"))

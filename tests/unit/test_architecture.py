@@ -10,7 +10,7 @@ Layers, top to bottom (a module may import its own layer and the ones below it):
     services        app.generator (catalog + storage + sealing + metrics)
     catalog         app.catalog (dataset types)
     engine          app.engine (DuckDB, formats, object storage)
-    platform        app.settings, app.metrics, app.health, app.sealing, app.demo_data
+    platform        app.settings, app.metrics, app.health, app.sealing, app.demo_data, app.clock
     domain          app.domain (no I/O, no clock, no framework)
 
 Imports inside functions count too: a lazy import hides a circle, it does not remove it.
@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("app.generator",),
     ("app.catalog",),
     ("app.engine",),
-    ("app.settings", "app.metrics", "app.health", "app.sealing", "app.demo_data"),
+    ("app.settings", "app.metrics", "app.health", "app.sealing", "app.demo_data", "app.clock"),
     ("app.domain",),
 ]
 # Libraries whose private names only their compat module may touch.
@@ -187,11 +187,11 @@ def private_reaches(name: str, tree: ast.Module) -> list[str]:
                 if not isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                     continue
                 for base in bases:
-                    owner = next((k for k in base.__mro__ if item.name in vars(k)), None)
+                    defined = next((k for k in base.__mro__ if item.name in vars(k)), None)
                     if (
                         _private(item.name)
-                        and owner is not None
-                        and (f"{owner.__module__}.{owner.__qualname__}", item.name)
+                        and defined is not None
+                        and (f"{defined.__module__}.{defined.__qualname__}", item.name)
                         not in DOCUMENTED_HOOKS
                     ):
                         found.append(f"line {item.lineno}: {node.name} overrides {item.name}")

@@ -35,7 +35,7 @@ def guarded(handoff_timeout: float = 30.0) -> tuple[GuardedProducer, FakeClient]
     app = faust.App("effects-test", broker=broker_url("127.0.0.1:9"), web_enabled=False)
     producer = guarded_producer(app)
     client = FakeClient()
-    producer._producer = client  # type: ignore[assignment]
+    producer._producer = client
     producer.ledger.track_changelogs("jobs")
     producer.ledger.handoff_timeout = handoff_timeout
     return producer, client

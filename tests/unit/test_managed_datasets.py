@@ -11,9 +11,9 @@ from app.api.fills import parse_fill_body
 from app.domain.errors import ExhaustError
 from app.domain.managed_datasets import (
     Column,
+    DatasetPolicy,
     Fill,
     ManagedDataset,
-    Policy,
     Retired,
     Segment,
     apply_fill,
@@ -23,7 +23,7 @@ from app.domain.managed_datasets import (
 )
 from app.stream.avro import registry
 
-POLICY = Policy(history=5, max_segments=3, max_columns=10, grace_ms=1000)
+POLICY = DatasetPolicy(history=5, max_segments=3, max_columns=10, grace_ms=1000)
 COLUMNS = [
     {"name": "id", "alias": "ID", "type": "integer"},
     {"name": "born", "alias": "Born", "type": "date", "format": "%d/%m/%Y"},

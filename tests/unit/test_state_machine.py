@@ -18,11 +18,13 @@ from app.domain.model import (
     OutputFile,
     attempt_prefix,
 )
-from app.domain.state_machine import Outcome, Policy, identify, on_event, on_request, on_tick
+from app.domain.state_machine import JobPolicy, Outcome, identify, on_event, on_request, on_tick
 from app.sealing import Sealer
 from tests.corpus import load
 
-POLICY = Policy(max_attempts=3, lease_ms=10_000, retention_ms=100_000, dedup_window_seconds=86400)
+POLICY = JobPolicy(
+    max_attempts=3, lease_ms=10_000, retention_ms=100_000, dedup_window_seconds=86400
+)
 CATALOG = default_catalog()
 REQ = DatasetRequest(
     tag="t1", dataset="demo-export", channel="acme", requested_by="u1",
