@@ -2,11 +2,11 @@
 
 ``exhaust.fills`` (key ``{channel}/{code}``) and the compacted ``exhaust.datasets`` (same key)
 are co-partitioned: the agent that owns a fills partition owns the entries of its datasets,
-applies their fills in the order they were written (:func:`app.domain.managed_datasets.apply_fill`),
-and writes each outcome as one table write, whose changelog is ``exhaust.datasets``. The commit
+applies their fills in the order they were written (the decisions are
+:class:`~app.stream.dataset_writer.DatasetWriter`'s), and writes each outcome as one table write,
+whose changelog is ``exhaust.datasets``. The commit
 guard of :mod:`app.stream.effects` holds the fill's offset until that write is delivered, so a
-worker
-killed mid-fill leaves the whole fill (entry written) or none of it (event replayed; a
+worker killed mid-fill leaves the whole fill (entry written) or none of it (event replayed; a
 replayed event at or before the entry's ``fills_offset`` changes nothing).
 
 A small fill carries its segment inline; the writer stores it under the segment's key before
@@ -18,18 +18,16 @@ writes the entry without them.
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 
+from app.clock import Clock, now_ms
 from app.domain.errors import ExhaustError
 from app.domain.managed_datasets import (
-    DatasetPolicy,
     Fill,
     ManagedDataset,
-    apply_fill,
-    due_for_deletion,
 )
 from app.engine.storage import ObjectStore, S3ObjectStore
 from app.metrics import Metrics
@@ -37,6 +35,7 @@ from app.settings import Settings
 from app.stream import faust_compat
 from app.stream.agents import AvroRecordCodec
 from app.stream.avro import registry
+from app.stream.dataset_writer import DatasetWriter, FillEffects, FillInput
 from app.stream.work_queue import work_partition
 
 log = logging.getLogger("exhaust.fills")
@@ -45,28 +44,28 @@ DATASET_CODEC = "exhaust-manageddataset"
 SWEEP_KEY = b"__sweep__"
 
 
-def policy_from(settings: Settings) -> DatasetPolicy:
-    return DatasetPolicy(
-        history=settings.fill_history,
-        max_segments=settings.dataset_max_segments,
-        max_columns=settings.dataset_max_columns,
-        grace_ms=int(settings.dataset_grace_seconds * 1000),
-    )
-
-
 class FillWriter:
-    """Declares the fills topic, the datasets table, the agent and the sweep timer.
+    """The fill writer's Faust edge: declares the fills topic, the datasets table, the agent and
+    the sweep timer; feeds batches of fills to :class:`DatasetWriter` and performs its effects.
 
     ``pipeline`` is the job writer (:class:`app.stream.agents.Pipeline`): the two share Faust's
-    producer, and so its commit guard and dead-letter path.
+    producer, and so its commit guard, its batching and its dead-letter path.
     """
 
-    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics, pipeline: Any) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        metrics: Metrics,
+        pipeline: Any,
+        clock: Clock = now_ms,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
         self.pipeline = pipeline
-        self.policy = policy_from(settings)
+        self.clock = clock
+        self.writer = DatasetWriter(settings.dataset_policy(), clock)
         self.schemas = registry()
         self._store: S3ObjectStore | None = None
         faust_compat.register_codec(
@@ -111,83 +110,88 @@ class FillWriter:
             await self._store.__aexit__(None, None, None)
             self._store = None
 
+    def read(self, key: str) -> ManagedDataset | None:
+        entry: ManagedDataset | None = self.table.get(key.encode())
+        return entry
+
     async def _agent(self, stream: Any) -> None:
-        await self.pipeline.guard()
-        async for event in stream.events():
+        await self.pipeline.batches(stream, self.on_fills)
+
+    async def on_fills(self, events: Sequence[Any]) -> None:
+        """One batch of the fills topic: fills decided together, each SWEEP on its own."""
+        batch: list[FillInput] = []
+        for event in events:
             record = await self.pipeline.decode_or_dead_letter("DatasetFill", event.message)
             if record is None:
                 continue
             fill = Fill.from_record(record)
             if fill.kind == "SWEEP":
-                await self._sweep(event.message.partition)
+                await self.perform(self.writer.decide(batch, self.read))
+                batch = []
+                await self._sweep(event)
             else:
-                await self._apply(fill, event.message.offset)
+                batch.append(FillInput(fill, event.message.offset, event))
+        await self.perform(self.writer.decide(batch, self.read))
 
-    async def _apply(self, fill: Fill, offset: int) -> None:
-        key = fill.key.encode()
-        now = int(time.time() * 1000)
-        outcome = apply_fill(self.table.get(key), fill, offset, now, self.policy)
-        self.metrics.fills.labels(outcome.counter).inc()
-        if outcome.entry is None:
-            return
-        if outcome.counter == "fill_applied" and fill.data is not None:
+    async def perform(self, effects: FillEffects) -> None:
+        """Store the batch's inline segments, then write its entries (each for its event)."""
+        for counter in effects.counters:
+            self.metrics.fills.labels(counter).inc()
+        for key, data in effects.segments:
             # Retried until it works: the fill's offset must not move past an unstored segment.
-            await self._put_inline(fill)
-        self.table[key] = outcome.entry
-        self.pipeline.ledger.table_write()
-        if outcome.record is not None:
-            self.metrics.fill_rows.inc(outcome.record.rows)
+            await self._put_inline(key, data)
+        for key, entry, source in effects.writes:
+            with faust_compat.acting_for(source):
+                self.table[key.encode()] = entry
+            self.pipeline.ledger.table_write()
+        for fill, record in effects.applied:
+            self.metrics.fill_rows.inc(record.rows)
             log.info(
                 "fill %s of %s: %s, %d rows, version %d%s",
-                fill.fill_id, fill.key, outcome.record.status, outcome.record.rows,
-                outcome.record.version,
-                f" ({outcome.record.error_code})" if outcome.record.error_code else "",
+                fill.fill_id, fill.key, record.status, record.rows, record.version,
+                f" ({record.error_code})" if record.error_code else "",
             )  # fmt: skip
 
-    async def _put_inline(self, fill: Fill) -> None:
-        assert fill.data is not None
+    async def _put_inline(self, key: str, data: bytes) -> None:
         delay = 0.5
         while True:
             try:
-                await (await self.store()).put_bytes(fill.segment_key, fill.data)
+                await (await self.store()).put_bytes(key, data)
                 return
             except ExhaustError as exc:
-                log.warning("storing the segment of fill %s: %s", fill.fill_id, exc.message)
+                log.warning("storing the segment %s: %s", key, exc.message)
             except Exception as exc:  # connection errors while object storage restarts
-                log.warning("storing the segment of fill %s: %r", fill.fill_id, exc)
+                log.warning("storing the segment %s: %r", key, exc)
             await self.app.sleep(delay)
             delay = min(delay * 2, 10.0)
 
-    async def _sweep(self, partition: int) -> None:
-        """Delete segments past their grace, for the datasets of ``partition``."""
-        now = int(time.time() * 1000)
+    async def _sweep(self, event: Any) -> None:
+        """Delete segments past their grace, for the datasets of the SWEEP's partition."""
+        partition = event.message.partition
         n = self.settings.topic_partitions
-        due = [
-            (key, entry)
+        mine = [
+            (key.decode(), entry)
             for key, entry in list(self.table.items())
-            if entry.retired and work_partition(key.decode(), n) == partition
+            if work_partition(key.decode(), n) == partition
         ]
-        for key, entry in due:
-            updated, keys = due_for_deletion(entry, now, self.policy)
-            if updated is None:
-                continue
+        for due in self.writer.sweep(mine):
             try:
-                if keys:
-                    await (await self.store()).delete_keys(keys)
+                if due.keys:
+                    await (await self.store()).delete_keys(due.keys)
             except Exception as exc:  # the next sweep tries again
-                log.warning(
-                    "sweep of %s: cannot delete %d segments: %r", key.decode(), len(keys), exc
-                )
+                log.warning("sweep of %s: cannot delete %d segments: %r", due.key,
+                            len(due.keys), exc)  # fmt: skip
                 continue
             # No other write of this key can have happened meanwhile: they are all this
             # agent's, and it is here.
-            self.table[key] = updated
+            with faust_compat.acting_for(event):
+                self.table[due.key.encode()] = due.entry
             self.pipeline.ledger.table_write()
-            self.metrics.segments_deleted.inc(len(keys))
-            log.info("sweep of %s: deleted %d retired segments", key.decode(), len(keys))
+            self.metrics.segments_deleted.inc(len(due.keys))
+            log.info("sweep of %s: deleted %d retired segments", due.key, len(due.keys))
 
     async def _send_sweeps(self) -> None:
-        value = self.schemas.encode("DatasetFill", Fill.sweep(int(time.time() * 1000)).to_record())
+        value = self.schemas.encode("DatasetFill", Fill.sweep(self.clock()).to_record())
         for tp in self.app.consumer.assignment():
             if tp.topic == self.fills.get_topic_name():
                 await self.fills.send(key=SWEEP_KEY, value=value, partition=tp.partition)
