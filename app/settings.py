@@ -145,6 +145,14 @@ class Settings(BaseSettings):
     generator_concurrency: int = Field(
         2, ge=1, le=64, description="Work items one worker generates at the same time."
     )
+    generator_prefetch: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Work items one worker holds decoded, ready to start the moment a "
+        "generation ends (never started, so never committed: after a crash or a rebalance "
+        "their partition's next owner runs them).",
+    )
     generation_timeout_seconds: float = Field(
         3600.0, gt=0, description="An attempt running longer fails (and is retried)."
     )

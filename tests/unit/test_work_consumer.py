@@ -1,6 +1,18 @@
+"""The work consumer: in-order commits, and a prefetch that keeps the generators busy."""
+
 from __future__ import annotations
 
-from app.stream.work_consumer import PartitionProgress
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from app.domain.model import WorkItem
+from app.metrics import Metrics
+from app.settings import Settings
+from app.stream.avro import registry
+from app.stream.work_consumer import PartitionProgress, WorkConsumer
 
 
 def test_commits_only_past_a_contiguous_finished_prefix() -> None:
@@ -22,3 +34,67 @@ def test_a_crash_before_commit_replays_exactly_the_unfinished_items() -> None:
     for offset in (0, 1, 3):
         committed = progress.finish(offset) or committed
     assert committed == 2  # restart resumes at 2: items 2 and 4 (and 3, harmlessly) rerun
+
+
+# --- prefetch: the next item starts the moment a generation ends ------------------------------
+
+
+class Generations:
+    """A generator whose runs end when the test says so."""
+
+    def __init__(self) -> None:
+        self.started: asyncio.Queue[str] = asyncio.Queue()
+        self.release: dict[str, asyncio.Event] = {}
+
+    async def run(self, item: WorkItem) -> None:
+        self.release[item.request_id] = asyncio.Event()
+        await self.started.put(item.request_id)
+        await self.release[item.request_id].wait()
+
+
+def message(offset: int) -> SimpleNamespace:
+    item = WorkItem(request_id=f"r{offset}", attempt=1, tag="t", dataset="noop", channel="acme",
+                    requested_by="u", config="{}", submitted_at=0)  # fmt: skip
+    return SimpleNamespace(offset=offset, value=registry().encode("WorkItem", item.to_record()))
+
+
+async def consumer(generations: Generations) -> WorkConsumer:
+    async def no_dead_letters(message: Any, error: Any) -> None:
+        raise AssertionError(error)
+
+    settings = Settings(generator_concurrency=1, generator_prefetch=3)
+    return WorkConsumer(settings, generations, no_dead_letters, Metrics())  # type: ignore[arg-type]
+
+
+async def test_a_prefetched_item_starts_when_the_running_one_ends_without_a_fetch() -> None:
+    generations = Generations()
+    work = await consumer(generations)
+    tp = TopicPartition("work", 0)
+    for offset in range(3):
+        await work._take(tp, message(offset))
+    assert await asyncio.wait_for(generations.started.get(), 1) == "r0"
+    assert [w[1] for w in work.waiting] == [1, 2] and len(work.running) == 1
+    generations.release["r0"].set()
+    # No poll of the broker in between: the end of r0 starts r1.
+    assert await asyncio.wait_for(generations.started.get(), 1) == "r1"
+    assert work.to_commit == {tp: 1}  # r0 done; r1 and r2 not, so nothing past them
+    generations.release["r1"].set()
+    assert await asyncio.wait_for(generations.started.get(), 1) == "r2"
+    assert work.to_commit == {tp: 2}
+
+
+async def test_prefetched_items_of_a_revoked_partition_are_dropped_and_never_committed() -> None:
+    generations = Generations()
+    work = await consumer(generations)
+    mine, theirs = TopicPartition("work", 0), TopicPartition("work", 1)
+    await work._take(mine, message(0))
+    await work._take(theirs, message(5))
+    await work._take(mine, message(1))
+    assert await asyncio.wait_for(generations.started.get(), 1) == "r0"
+    work.drop_waiting({theirs})
+    assert [(w[0], w[1]) for w in work.waiting] == [(mine, 1)]
+    work.drop_waiting()
+    assert list(work.waiting) == []
+    generations.release["r0"].set()
+    await asyncio.wait_for(asyncio.gather(*work.running), 1)
+    assert work.to_commit == {mine: 1}, "only the finished item is committed"
