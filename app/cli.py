@@ -23,13 +23,13 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.clock import now_ms
 from app.domain.errors import ExhaustError, InvalidConfig, NotFound, TransientError
 from app.settings import Settings
 
@@ -65,7 +65,7 @@ async def submit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
         channel=args.channel,
         requested_by=args.requested_by,
         config=json.dumps(_json(args.config, "--config", dict, "a JSON object"), sort_keys=True),
-        submitted_at=int(time.time() * 1000),
+        submitted_at=now_ms(),
     )
     request_id, _ = request_id_for(request, settings.dedup_window_seconds)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)
@@ -129,7 +129,7 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> dict[str, An
     if last < first:
         raise InvalidConfig("--to is before --from")
     channels = [identifiers.check("--channel", c) for c in args.channel]
-    now = int(time.time() * 1000)
+    now = now_ms()
     requests = [
         standard.standard_request(args.dataset, channel, day, now)
         for channel in channels

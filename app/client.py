@@ -9,9 +9,9 @@
 ``fill_file`` converts the file here (the server's own checks), uploads the typed Parquet to a
 presigned URL and fills from it in one fill: the fast way for large files.
 
-``fill_csv`` does what the seed's sample script does by hand, for files of any size: DuckDB
-reads the CSV (every value as text, as the seed sends them), and each chunk of rows becomes
-JSON, gzip, base64, and one ``POST /dataset-fill``. The first chunk truncates unless
+``fill_csv`` does what the dataset-fill guide's sample script does by hand, for files of any
+size: DuckDB reads the CSV (every value as text, as that script sends them), and each chunk of
+rows becomes JSON, gzip, base64, and one ``POST /dataset-fill``. The first chunk truncates unless
 ``append=True``; the next ones append. Chunk ``i`` of a run is sent with ``X-Fill-ID =
 {run}-{i}``, so a retried chunk (connection lost, worker restarting) is applied once. The next
 chunk is prepared while the current one is in flight.
@@ -340,7 +340,7 @@ def fill_body(
     append: bool,
     user_code: str | None,
 ) -> bytes:
-    """The seed's body: rows as JSON text, gzip (level 1: speed over size) and base64."""
+    """The dataset-fill body: rows as JSON text, gzip (level 1: speed over size) and base64."""
     packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
     packed = packer.compress(rows_json.encode()) + packer.flush()
     body = {

@@ -1,15 +1,15 @@
 """Deterministic, realistic sample datasets, so that a new user sees every profile work (and
 the tests fill the same data): rows are a pure function of a seed and the dates given.
 
-Sunbird profile (seed 002): ``users``, ``course-enrolments`` and ``assessment-responses`` (what
+Sunbird profile: ``users``, ``course-enrolments`` and ``assessment-responses`` (what
 ``progress-exhaust``, ``response-exhaust`` and ``userinfo-exhaust`` read, by ``batchId``), and
 ``summary-events`` (what the standard datasets ``summary-rollup``,
 ``summary-channel-exhaust`` and ``public-summary-rollup`` roll up per day).
 
-USAspending profile (seed 004): ``awards`` and ``transactions``, with the download columns of
+USAspending profile: ``awards`` and ``transactions``, with the download columns of
 :mod:`app.domain.usaspending` (what ``POST /v2/download/awards`` and ``…/transactions`` read).
 
-Learnosity-style profile (seeds 000/001): ``sessions`` (what ``sessions-summary-by-group``
+Learnosity-style profile: ``sessions`` (what ``sessions-summary-by-group``
 joins the uploaded users with) and the users-by-school NDJSON a client uploads.
 """
 
@@ -167,7 +167,7 @@ def sunbird(today: dt.date, history_days: int = 7) -> list[SampleDataset]:
     return [users(), course_enrolments(), assessment_responses(), summary_events(days)]
 
 
-# --- USAspending profile (seed 004) --------------------------------------------------------
+# --- USAspending profile --------------------------------------------------------------------
 
 AGENCIES = (
     ("097", "Department of Defense", ("Department of the Army", "Department of the Navy")),
@@ -428,7 +428,7 @@ def _sample(code: str, columns: Any, rows: list[list[Any]]) -> SampleDataset:
     return SampleDataset(code, declared, rows)
 
 
-# --- Learnosity-style profile (seeds 000/001) ----------------------------------------------
+# --- Learnosity-style profile -----------------------------------------------------------
 
 SCHOOLS = ("Northside Primary", "Lakeview Middle", "Riverside High", "Hillcrest Academy")
 ACTIVITIES = ("act-math-2026-t1", "act-ela-2026-t1", "act-science-2026-t1")

@@ -37,6 +37,7 @@ from typing import Protocol
 
 from app.catalog.declared import source_format
 from app.catalog.types import Catalog, DatasetType, GeneratedFile, GenerationContext, SourceRef
+from app.clock import Clock, now_ms
 from app.domain import object_keys
 from app.domain.dedup import canonical_json
 from app.domain.errors import (
@@ -70,10 +71,6 @@ EventSink = Callable[[WorkItem, JobEvent], Awaitable[None]]
 """Where a generator's events go (Kafka in the worker, a list in unit tests)."""
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class DatasetLookup(Protocol):
     """The managed datasets a generator reads (the worker's :class:`DatasetView`)."""
 
@@ -104,6 +101,7 @@ class Generator:
         limits: Limits | None = None,
         sealer: Sealer | None = None,
         part_bytes: int = 8 * 1024 * 1024,
+        clock: Clock = now_ms,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -117,6 +115,7 @@ class Generator:
         self.limits = limits or Limits()
         self.sealer = sealer
         self.part_bytes = part_bytes  # the store's multipart part size
+        self.clock = clock
         self.stopping = threading.Event()
 
     def _event(self, item: WorkItem, kind: str, **fields: object) -> JobEvent:
@@ -125,7 +124,7 @@ class Generator:
             request_id=item.request_id,
             channel=item.channel,
             attempt=item.attempt,
-            at=now_ms(),
+            at=self.clock(),
             worker=self.worker_id,
             **fields,  # type: ignore[arg-type]
         )

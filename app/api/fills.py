@@ -1,10 +1,9 @@
-"""The dataset-fill profile (seed 003) and the native catalog routes of managed datasets.
+"""The dataset-fill profile and the native catalog routes of managed datasets.
 
-* ``POST /dataset-fill`` — the seed's body (``user-code``, ``dataset-code``, ``columns``,
+* ``POST /dataset-fill`` — the dataset-fill body (``user-code``, ``dataset-code``, ``columns``,
   ``insert-data``, ``append``, ``compressed``). The rows are decoded, converted to the declared
   types and written to one Parquet segment here (:mod:`app.engine.fill_decoder`, in a worker
-  thread);
-  the segment travels inline in the fill event when small, else is staged in object storage
+  thread); the segment travels inline in the fill event when small, else is staged in object storage
   first (claim check); the event goes to ``exhaust.fills``, and the call waits up to
   ``fill_wait_seconds`` for the dataset's writer to apply it:
 
@@ -64,6 +63,7 @@ from app.api.openapi import (
     path,
 )
 from app.catalog.types import Catalog
+from app.clock import now_ms
 from app.domain import identifiers, json_values
 from app.domain.errors import (
     Busy,
@@ -180,7 +180,7 @@ def _keep_empty(body: dict[str, Any]) -> bool:
 
 
 def parse_upload_body(body: Any, max_columns: int) -> UploadBody:
-    """The fill of an uploaded file: the seed's fields, with ``upload-id`` and ``format``."""
+    """The fill of an uploaded file: the dataset-fill fields, with ``upload-id`` and ``format``."""
     required_identifiers(body, "user-code", "dataset-code", "upload-id")
     if "insert-data" in body:
         raise MalformedRequest("a fill takes insert-data or upload-id, not both")
@@ -196,7 +196,7 @@ def parse_upload_body(body: Any, max_columns: int) -> UploadBody:
 
 
 def parse_fill_body(body: Any, max_columns: int) -> FillBody:
-    """The seed's body, checked field by field (the error names the field)."""
+    """The dataset-fill body, checked field by field (the error names the field)."""
     required_identifiers(body, "user-code", "dataset-code")
     insert_data = body.get("insert-data")
     if not isinstance(insert_data, str):
@@ -230,7 +230,7 @@ def fill_event(
         rows=rows,
         bytes=size,
         segment_key=key,
-        requested_at=int(time.time() * 1000),
+        requested_at=now_ms(),
     )
 
 
@@ -427,7 +427,7 @@ async def new_upload(request: web.Request) -> web.Response:
             "format": form,
             "method": "PUT",
             "url": url,
-            "expires-at": int(time.time() * 1000) + expiry * 1000,
+            "expires-at": now_ms() + expiry * 1000,
             "max-bytes": context.settings.fill_max_upload_bytes,
         },
         status=201,

@@ -1,4 +1,4 @@
-"""The Learnosity-style dataset flow (seeds 000/001, shaped by Learnosity's public Data API
+"""The Learnosity-style dataset flow (shaped by Learnosity's public Data API
 reference) over the event core.
 
 Like Learnosity's Data API, every call is a ``POST`` whose body carries ``security`` (the SDK's
@@ -59,6 +59,7 @@ from app.api.openapi import (
     operation,
 )
 from app.catalog.types import Catalog
+from app.clock import now_ms
 from app.domain import json_values
 from app.domain.errors import (
     AccessDenied,
@@ -332,7 +333,7 @@ async def datasets(request: web.Request, call: Call) -> dict[str, Any]:
             f"{dataset_type} reads uploaded files: file_count must be 1..{MAX_FILES}"
         )
     inputs = [input_key(call.channel, dataset_id, n) for n in range(count)]
-    now = int(time.time() * 1000)
+    now = now_ms()
     until = now + settings.learnosity_upload_expiry_seconds * 1000 if count else None
     config, output = config_of(payload)
     submission = dataset_request(call, dataset_id, dataset_type, inputs, config, output, until,
@@ -366,7 +367,7 @@ async def commence(request: web.Request, call: Call) -> dict[str, Any]:
         )
     if record["status"] != "AWAITING_INPUT":
         return envelope({"job_reference": dataset_id})  # already commenced: the same job
-    if record["lease_expires_at"] is not None and record["lease_expires_at"] <= time.time() * 1000:
+    if record["lease_expires_at"] is not None and record["lease_expires_at"] <= now_ms():
         raise InvalidConfig(
             "the upload links of this dataset have expired; initialise a new dataset and "
             "upload again"

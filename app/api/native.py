@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from aiohttp import web
@@ -44,6 +43,7 @@ from app.api.openapi import (
     serve,
 )
 from app.catalog.types import Catalog
+from app.clock import now_ms
 from app.domain import identifiers
 from app.domain.errors import (
     InvalidConfig,
@@ -164,7 +164,7 @@ def parse_submission(body: Any, channel: str, user: str | None) -> DatasetReques
         encryption_key=encryption_key,
         inputs=list(body.get("inputs") or []),
         labels={str(k): str(v) for k, v in (labels or {}).items()},
-        submitted_at=int(time.time() * 1000),
+        submitted_at=now_ms(),
     )
 
 

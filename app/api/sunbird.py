@@ -1,4 +1,4 @@
-"""The Sunbird data-exhaust API (seed 002) over the event core: same paths, envelopes, field
+"""The Sunbird data-exhaust API over the event core: same paths, envelopes, field
 names, status words and messages, so Sunbird's clients work unchanged.
 
 * ``POST /dataset/v1/request/submit`` publishes a ``DatasetRequest`` (the tag is stored as
@@ -10,7 +10,7 @@ names, status words and messages, so Sunbird's clients work unchanged.
   same for public types, with plain links under the public base URL and no authentication
   beyond the channel header.
 
-Every answer is the seed's envelope ``{id, ver, ts, params, responseCode, result}``; an error
+Every answer is Sunbird's envelope ``{id, ver, ts, params, responseCode, result}``; an error
 is the same envelope with ``params.status = "failed"``, ``params.err`` the response code and
 ``params.errmsg`` the message, as Sunbird answers them (our error code in the
 ``X-Exhaust-Error-Code`` header). docs/sunbird.md lists where this profile deliberately
@@ -111,6 +111,7 @@ def utc_now() -> dt.datetime:
 
 
 def now_ms() -> int:
+    """Epoch milliseconds of :func:`utc_now` (the one clock; tests set the day through it)."""
     return int(utc_now().timestamp() * 1000)
 
 
@@ -153,7 +154,7 @@ def failed(
 
 
 def api(api_id: str, **extra_params: Any) -> Callable[[Handler], Callable[..., Any]]:
-    """A handler returning ``result`` becomes one answering the seed's envelope; an
+    """A handler returning ``result`` becomes one answering Sunbird's envelope; an
     :class:`ExhaustError` becomes the failed envelope with its HTTP status, our error code in
     the ``X-Exhaust-Error-Code`` header (the body keeps Sunbird's fields)."""
 
@@ -178,7 +179,7 @@ def api(api_id: str, **extra_params: Any) -> Callable[[Handler], Callable[..., A
 
 
 def job_status_response(request: web.Request, record: dict[str, Any]) -> dict[str, Any]:
-    """A ``JobStatus`` record as the seed's ``JobStatusResponse`` (epoch milliseconds)."""
+    """A ``JobStatus`` record as Sunbird's ``JobStatusResponse`` (epoch milliseconds)."""
     context = ctx(request)
     settings = context.settings
     _, store = ready_parts(context)

@@ -1,12 +1,13 @@
-"""The USAspending download v2 API (seed 004) over the event core.
+"""The USAspending download v2 API over the event core.
 
 * ``GET /v2/download/columns?type=award|transaction`` → ``{"columns": [{"title", "value"}]}``;
 * ``POST /v2/download/awards`` and ``POST /v2/download/transactions`` with ``{"filters",
   "columns"}`` publish a ``DatasetRequest`` whose job id is the download's ``file_name``
-  (``{epoch ms}_{8 hex}_awards.zip``) and answer the seed's fields with ``status: "ready"``;
-* ``GET /v2/download/status?file_name=`` answers every field of the seed from the read model:
+  (``{epoch ms}_{8 hex}_awards.zip``) and answer USAspending's fields with ``status: "ready"``;
+* ``GET /v2/download/status?file_name=`` answers every field of USAspending's answer from the
+  read model:
   ``status`` ready / running / finished / failed, ``total_rows``, ``total_columns``,
-  ``total_size`` (kilobytes, a number), ``seconds_elapsed`` (a string, as the seed shows it:
+  ``total_size`` (kilobytes, a number), ``seconds_elapsed`` (a string, as USAspending shows it:
   time so far while running, generation time once done), ``message`` (null unless failed),
   ``url`` (a presigned link to the zip; the planned key before it exists, as USAspending hands
   the URL out before the file is there).
@@ -49,6 +50,7 @@ from app.api.openapi import (
     query,
 )
 from app.catalog.types import Catalog
+from app.clock import now_ms
 from app.domain import identifiers
 from app.domain.errors import ExhaustError, InvalidConfig, MalformedRequest, NotFound, OutOfRange
 from app.domain.model import DatasetRequest, attempt_prefix
@@ -90,7 +92,7 @@ async def columns(request: web.Request) -> dict[str, Any]:
 def new_file_name(download: Download) -> str:
     """A timestamp followed by ``_awards.zip`` / ``_transactions.zip``; the random part keeps
     two downloads of the same millisecond apart."""
-    return f"{int(time.time() * 1000)}_{secrets.token_hex(4)}_{download.kind}.zip"
+    return f"{now_ms()}_{secrets.token_hex(4)}_{download.kind}.zip"
 
 
 def download_url(request: web.Request, record: dict[str, Any] | None, key: str) -> str:
@@ -140,7 +142,7 @@ def submit_handler(download: Download) -> Callable[[web.Request], Awaitable[web.
                 "rows_per_file": settings.usaspending_rows_per_file,
                 "partition_by": None,
             },
-            submitted_at=int(time.time() * 1000),
+            submitted_at=now_ms(),
         )
         await accept(ctx(request), dataset_request, wait_visible=True, roles=caller.roles)
         url = download_url(request, None, planned_key(channel, download, file_name, 1))

@@ -1,13 +1,12 @@
 """Which jobs a TICK must look at, without scanning the whole table every few seconds.
 
-The index holds the deadline of every non-terminal job per partition (``Job.lease_expires_at``:
-the dispatch deadline of a SUBMITTED job, the heartbeat lease of a PROCESSING one, the upload
-deadline of one AWAITING_INPUT), up to
-``max_tracked`` entries, so memory is bounded by configuration even under a huge backlog; a job
-that does not fit is still found by the next sweep. A *sweep* (a streaming pass over the
-partition's jobs in the table) rebuilds the index and also finds expired SUCCESS jobs; it runs
-when a partition is new to this worker (first tick, or no tick for a while: it was probably
-owned elsewhere) and otherwise every ``sweep_ms``.
+The index holds the deadline of every non-terminal job per partition (``Job.lease_expires_at``: the
+dispatch deadline of a SUBMITTED job, the heartbeat lease of a PROCESSING one, the upload deadline
+of one AWAITING_INPUT), up to ``max_tracked`` entries, so memory is bounded by configuration even
+under a huge backlog; a job that does not fit is still found by the next sweep. A *sweep* (a
+streaming pass over the partition's jobs in the table) rebuilds the index and also finds expired
+SUCCESS jobs; it runs when a partition is new to this worker (first tick, or no tick for a while: it
+was probably owned elsewhere) and otherwise every ``sweep_ms``.
 
 A deadline can also be *deferred* in memory only (a SUBMITTED job whose work item is still
 queued behind busy generators): nothing is written, the job is looked at again later.

@@ -129,7 +129,7 @@ class Column:
 
 
 def parse_columns(raw: object, max_columns: int) -> list[Column]:
-    """The seed's ``columns`` array as :class:`Column` values; the error names the field."""
+    """A fill's ``columns`` array as :class:`Column` values; the error names the field."""
     if not isinstance(raw, list) or not raw:
         raise InvalidColumns("columns must be a non-empty array of column objects")
     if len(raw) > max_columns:

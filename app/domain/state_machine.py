@@ -386,10 +386,9 @@ def on_tick(job: Job, *, now: int, policy: JobPolicy, work_waiting: bool = False
 
     ``work_waiting`` is what the writer knows of the job's work item: True when it may still be
     queued in the work topic behind busy generators (see :mod:`app.stream.work_queue`). A SUBMITTED
-    job
-    past its dispatch deadline is then left alone (``dispatch_deferred``, nothing written);
-    otherwise its work item is sent again for the *same* attempt (``redispatched``): generators
-    and object keys are idempotent per attempt, and their reports are fenced by it.
+    job past its dispatch deadline is then left alone (``dispatch_deferred``, nothing written);
+    otherwise its work item is sent again for the *same* attempt (``redispatched``): generators and
+    object keys are idempotent per attempt, and their reports are fenced by it.
     """
     if job.status == "SUBMITTED":
         if dispatch_deadline(job, policy) > now:

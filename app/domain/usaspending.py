@@ -1,6 +1,6 @@
-"""The USAspending download v2 profile's vocabulary (seed 004), without I/O: the award and
+"""The USAspending download v2 profile's vocabulary, without I/O: the award and
 transaction download columns (names and titles of the public USAspending download, from
-usaspending-api's ``download_column_historical_lookups``, plus the seed's own examples
+usaspending-api's ``download_column_historical_lookups``, plus USAspending's documented examples
 ``assistance_type`` and ``awarding_agency``: the agency's name and code, "Department of
 Energy (089)"), and the translation of the parts of
 a Search v2 filter object that fit our typed filters.
@@ -126,7 +126,8 @@ def _columns(
     contracts: tuple[str, ...], assistance: tuple[str, ...], extras: dict[str, tuple[str, str]]
 ) -> tuple[DownloadColumn, ...]:
     """The union of both files' columns; ``extras`` (name → (\"before\"|\"after\", neighbour))
-    are the columns this profile has besides (the seed's own and earlier versions')."""
+    are the columns this profile has besides (USAspending's documented examples and earlier
+    versions')."""
     values = _merge(contracts, assistance)
     for value, (where, neighbour) in extras.items():
         values.insert(values.index(neighbour) + (where == "after"), value)
@@ -140,7 +141,7 @@ def _columns(
     return columns
 
 
-# The seed's own examples (``assistance_type``, ``awarding_agency``: "Department of Energy
+# USAspending's documented examples (``assistance_type``, ``awarding_agency``: "Department of Energy
 # (089)") and two columns earlier versions of the download had, kept for their clients.
 AWARD_COLUMNS = _columns(
     usaspending_columns.AWARD_CONTRACTS,

@@ -6,7 +6,8 @@ Runs in a worker thread of the API role (blocking I/O, zlib and DuckDB release t
    base64 then gzip (or zlib) inflated *in bounded steps*, so a gzip bomb is refused once it has
    inflated past ``fill_max_decompressed_bytes`` and memory never holds more than one step.
 2. :func:`convert`: DuckDB reads the JSON rows (arrays of values in column order, as the
-   seed's script sends them, or objects keyed by column name), converts every value to its
+   dataset-fill guide's sample script sends them, or objects keyed by column name), converts
+   every value to its
    declared type in one query, and writes the Parquet segment. A value that does not fit stops
    the query at once (DuckDB's ``error()``); a second, exact pass then finds the *first* bad
    row and names it with its column, so the fill is refused and nothing of it is kept.

@@ -15,10 +15,8 @@ HTTPS in production. The file's SHA-256 for the manifest is computed in a thread
 
 Failures of writes are classified once, here (:func:`storage_errors`): a 4xx answer (bad key,
 denied, bucket gone) is a :class:`~app.domain.errors.StorageError` that no retry can fix;
-throttling,
-5xx and connection failures are :class:`~app.domain.errors.TransientError`. Neither carries
-botocore's
-text: the user sees the operation, the HTTP status and the store's error code.
+throttling, 5xx and connection failures are :class:`~app.domain.errors.TransientError`. Neither
+carries botocore's text: the user sees the operation, the HTTP status and the store's error code.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +37,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app import clock
 from app.domain.errors import InputsTooLarge, NotFound, StorageError, TransientError
 from app.engine import botocore_compat
 from app.engine.botocore_compat import UNSIGNED_BODY, choose_signer
@@ -328,7 +326,7 @@ class LinkSigner:
 
     def get(self, key: str, expires_in: int, now_ms: int | None = None) -> tuple[str, int]:
         """A link to ``key`` and when it expires (epoch ms)."""
-        now = int(time.time() * 1000) if now_ms is None else now_ms
+        now = clock.now_ms() if now_ms is None else now_ms
         cached = self._cache.get((key, expires_in))
         if cached is not None and cached[1] - expires_in * 1000 + self.reuse_ms > now:
             return cached

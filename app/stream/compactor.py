@@ -27,6 +27,7 @@ from pathlib import Path
 
 from mode import Service
 
+from app.clock import now_ms
 from app.domain.errors import ExhaustError
 from app.domain.managed_datasets import (
     Fill,
@@ -120,7 +121,7 @@ class Compactor(Service):
             kind="COMPACT", fill_id=fill_id, channel=entry.channel, dataset_code=entry.code,
             user_code="exhaust-compactor", mode="APPEND", columns=entry.columns,
             rows=sum(s.rows for s in run), bytes=sent.bytes, segment_key=key,
-            requested_at=int(time.time() * 1000), replaces=tuple(s.key for s in run),
+            requested_at=now_ms(), replaces=tuple(s.key for s in run),
         )  # fmt: skip
         try:
             await self.publish(fill)

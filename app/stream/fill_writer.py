@@ -1,13 +1,13 @@
 """Faust at the edge, for managed datasets: the one writer of each dataset's catalog entry.
 
-``exhaust.fills`` (key ``{channel}/{code}``) and the compacted ``exhaust.datasets`` (same key)
-are co-partitioned: the agent that owns a fills partition owns the entries of its datasets,
-applies their fills in the order they were written (the decisions are
+``exhaust.fills`` (key ``{channel}/{code}``) and the compacted ``exhaust.datasets`` (same key) are
+co-partitioned: the agent that owns a fills partition owns the entries of its datasets, applies
+their fills in the order they were written (the decisions are
 :class:`~app.stream.dataset_writer.DatasetWriter`'s), and writes each outcome as one table write,
-whose changelog is ``exhaust.datasets``. The commit
-guard of :mod:`app.stream.effects` holds the fill's offset until that write is delivered, so a
-worker killed mid-fill leaves the whole fill (entry written) or none of it (event replayed; a
-replayed event at or before the entry's ``fills_offset`` changes nothing).
+whose changelog is ``exhaust.datasets``. The commit guard of :mod:`app.stream.effects` holds the
+fill's offset until that write is delivered, so a worker killed mid-fill leaves the whole fill
+(entry written) or none of it (event replayed; a replayed event at or before the entry's
+``fills_offset`` changes nothing).
 
 A small fill carries its segment inline; the writer stores it under the segment's key before
 the table write (same key on a replay). A timer sends a SWEEP into each fills partition it owns;

@@ -2,10 +2,9 @@
 
 The writer (Faust agents) produces through Faust's producer under the commit guard of
 :mod:`app.stream.effects`. Everything else in a worker (generators, the HTTP API) produces through
-one
-plain idempotent aiokafka producer and awaits each delivery: its callers need the answer (a
-generator must not commit a work item before its COMPLETED is durable; an HTTP 202 must mean
-the request is in Kafka).
+one plain idempotent aiokafka producer and awaits each delivery: its callers need the answer (a
+generator must not commit a work item before its COMPLETED is durable; an HTTP 202 must mean the
+request is in Kafka).
 """
 
 from __future__ import annotations
