@@ -5,10 +5,12 @@ so each part scales on its own: ``processor`` runs the Faust agents (the single 
 jobs table), ``generator`` consumes ``exhaust.work`` and generates, ``api`` serves HTTP from the
 read model. Only the processor imports Faust's worker; the others are plain Mode services.
 
-Start-up order: ensure topics (checking their layout) and the bucket, then start the Faust
-worker (or the plain one). The :class:`Runtime` service starts with it: it opens the object
-store, the publisher, the generator, the read-model feeder and the HTTP API of its role, and
-closes them when the worker stops.
+Start-up order: ensure topics (checking their layout) and the bucket; load the catalog and open
+the read model, once; then start the Faust worker (or the plain one). The :class:`Runtime`
+service starts with it: :func:`build` creates and opens every part of its role at once (object
+store, publisher, generator, read-model feeder, the API's context) over an ``AsyncExitStack``,
+the runtime starts the services among them and the HTTP server, and closes the stack when the
+worker stops. No part is created empty and filled in later.
 
 Shutdown (SIGINT/SIGTERM): Faust stops the agents, flushes the producer and commits; the runtime
 stops its children: the work consumer tells running generations to stop (they report a
@@ -19,12 +21,13 @@ commits what finished, the read-model feeder stops; then the HTTP site and the S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Literal, get_args
 
 import faust
@@ -34,14 +37,14 @@ from mode import Service
 
 from app.api.fills import FillContext
 from app.api.kernel import ApiContext
-from app.api.server import create_web_app
+from app.api.server import create_operations_app, create_web_app
 from app.catalog.loader import default_catalog
 from app.catalog.types import Catalog
 from app.clock import now_ms
 from app.domain.errors import ConfigurationError, ExhaustError, TransientError
 from app.domain.model import Job, JobEvent
 from app.engine.export import Limits
-from app.engine.storage import S3ObjectStore
+from app.engine.storage import ObjectStore, S3ObjectStore
 from app.generator import Generator
 from app.health import Health
 from app.metrics import Metrics
@@ -104,12 +107,134 @@ class Parts:
         )
 
 
+def load_catalog(settings: Settings) -> Catalog:
+    """The catalog a worker runs with (its directories resolved once, here)."""
+    return default_catalog([settings.catalog_dir] if settings.catalog_dir is not None else [])
+
+
+def open_read_model(settings: Settings, parts: Parts) -> Materialized | None:
+    """The one read model of a worker: the full one where the API runs, else the id index the
+    writer needs (a client id reused across tags), else none."""
+    if parts.api:
+        return ReadModel(settings.state_dir / "read-model.sqlite3", settings.topic("jobs"))
+    if parts.processor:
+        return IdIndex(settings.state_dir / "job-ids.sqlite3", settings.topic("jobs"))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """A worker's parts besides the Faust agents, built whole by :func:`build`. The services
+    (``services``) are created, not started: the runtime starts them as its children."""
+
+    store: ObjectStore | None  # open, where the role writes to object storage
+    publisher: KafkaPublisher | None  # started, where the role produces outside the writer
+    api: ApiContext | None  # where the API runs
+    fills: FillContext | None  # where the API runs
+    services: list[Service]
+    ready: list[asyncio.Event]  # set once the read model and the datasets' view caught up
+
+
+async def build(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    parts: Parts,
+    health: Health,
+    metrics: Metrics,
+    catalog: Catalog,
+    read_model: Materialized | None,
+) -> Built:
+    """Create, open and wire every part of a worker of ``parts``, once; ``stack`` closes what
+    was opened, in reverse order (the publisher flushes before the object store closes)."""
+    services: list[Service] = []
+    store: ObjectStore | None = None
+    publisher: KafkaPublisher | None = None
+    if parts.generator or parts.api:  # they write to S3 and produce outside the writer
+        store = await stack.enter_async_context(S3ObjectStore(settings))
+        publisher = KafkaPublisher(settings, metrics)
+        await publisher.start()
+        stack.push_async_callback(publisher.stop)
+    feeder = ReadModelFeeder(settings, read_model, metrics) if read_model is not None else None
+    if feeder is not None:
+        services.append(feeder)
+    # Generators read managed datasets' segments; the API serves their catalog and fills.
+    datasets = DatasetView(settings) if parts.api or parts.generator else None
+    if datasets is not None:
+        services.append(datasets)
+    if parts.generator:
+        assert store is not None and publisher is not None
+        emit = publisher.job_event
+        generator = Generator(
+            catalog,
+            store,
+            lambda item, event: emit(item.tag, event),
+            worker_id=worker_id(),
+            spool_dir=settings.spool_dir,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            timeout_seconds=settings.generation_timeout_seconds,
+            metrics=metrics,
+            datasets=datasets,
+            limits=Limits(
+                settings.export_memory_limit,
+                settings.export_threads,
+                settings.export_max_files,
+                settings.max_input_bytes,
+            ),
+            sealer=sealer_for(settings),
+            part_bytes=settings.s3_multipart_chunk_bytes,
+        )
+        services.append(WorkConsumer(settings, generator, publisher.dead_letter, metrics))
+    api = fills = None
+    if parts.api:
+        assert store is not None and publisher is not None and datasets is not None
+        assert isinstance(read_model, ReadModel) and feeder is not None
+        api = ApiContext(
+            settings=settings,
+            health=health,
+            metrics=metrics,
+            catalog=catalog,
+            read_model=read_model,
+            store=store,
+            submit=publisher.request,
+            cancel=partial(cancel_job, publisher),
+            sealer=sealer_for(settings),
+            visible=feeder.visible,
+        )
+        fills = FillContext(settings, metrics, datasets, publisher, store)
+        if settings.standard_catch_up_days > 0:
+            services.append(
+                StandardScheduler(
+                    settings,
+                    catalog,
+                    datasets,
+                    read_model,
+                    publisher.request,
+                    ready=[feeder.caught_up, datasets.caught_up],
+                    metrics=metrics,
+                )
+            )
+        if settings.compact_min_segments:
+            services.append(Compactor(settings, datasets, store, publisher.fill, metrics))
+    ready = [view.caught_up for view in (feeder, datasets) if view is not None]
+    return Built(store, publisher, api, fills, services, ready)
+
+
+async def cancel_job(publisher: KafkaPublisher, job: Job) -> None:
+    """Ask the job's writer to cancel it (a CANCEL event into its tag's partition)."""
+    event = JobEvent(
+        kind="CANCEL", request_id=job.request_id, channel=job.channel, attempt=0, at=now_ms()
+    )
+    await publisher.job_event(job.tag, event)
+
+
 class Runtime(Service):
     """The parts of one worker besides the Faust agents: generators, read model, HTTP.
 
-    Every role serves ``/healthz``, ``/readyz`` and ``/metrics``; the ``/v1`` routes only where
+    Every role serves ``/healthz``, ``/readyz`` and ``/metrics``; the API's routes only where
     the API runs. The read model is fed where the API or the writer runs (the writer checks
-    client ids reused across tags in it).
+    client ids reused across tags in it). Its parts are built at start by :func:`build` and
+    closed at shutdown, after its children (work consumer, feeder) have stopped: uploads and
+    reports may still be running until then.
     """
 
     def __init__(
@@ -127,97 +252,23 @@ class Runtime(Service):
         self.parts = parts
         self.metrics = metrics
         self.catalog = catalog
-        self.store = S3ObjectStore(settings)
-        self.publisher = KafkaPublisher(settings, metrics)
-        self.feeder = (
-            ReadModelFeeder(settings, read_model, metrics) if read_model is not None else None
-        )
-        self.context = ApiContext(
-            settings=settings,
-            health=health,
-            metrics=metrics,
-            catalog=catalog,
-            read_model=read_model if isinstance(read_model, ReadModel) else None,
-            submit=self.publisher.request,
-            cancel=self.cancel,
-            sealer=sealer_for(settings),
-            visible=self.feeder.visible if self.feeder is not None else None,
-        )
-        # Generators read managed datasets' segments; the API serves their catalog and fills.
-        self.datasets = DatasetView(settings) if parts.api or parts.generator else None
-        self.fills = (
-            FillContext(settings, metrics, self.datasets, self.publisher)
-            if self.datasets is not None and parts.api
-            else None
-        )
+        self.read_model = read_model
+        self._stack = contextlib.AsyncExitStack()
         self._runner: web.AppRunner | None = None
-        self.work: WorkConsumer | None = None
-        self.closers: list[Callable[[], Awaitable[None]]] = []
-
-    @property
-    def produces(self) -> bool:
-        """Generators and the API write to S3 / produce outside the writer; a processor-only
-        worker needs neither (the writer produces through Faust)."""
-        return self.parts.generator or self.parts.api
+        self._ready: list[asyncio.Event] = []
 
     async def on_start(self) -> None:
-        if self.produces:
-            await self.store.__aenter__()
-            await self.publisher.start()
-            self.context.store = self.store
-            if self.fills is not None:
-                self.fills.store = self.store
-        if self.parts.generator:
-            generator = Generator(
-                self.catalog,
-                self.store,
-                lambda item, event: self.publisher.job_event(item.tag, event),
-                worker_id=worker_id(),
-                spool_dir=self.settings.spool_dir,
-                heartbeat_seconds=self.settings.heartbeat_seconds,
-                timeout_seconds=self.settings.generation_timeout_seconds,
-                metrics=self.metrics,
-                datasets=self.datasets,
-                limits=Limits(
-                    self.settings.export_memory_limit,
-                    self.settings.export_threads,
-                    self.settings.export_max_files,
-                    self.settings.max_input_bytes,
-                ),
-                sealer=sealer_for(self.settings),
-                part_bytes=self.settings.s3_multipart_chunk_bytes,
-            )
-            self.work = WorkConsumer(
-                self.settings, generator, self.publisher.dead_letter, self.metrics
-            )
-            await self.add_runtime_dependency(self.work)
-        if self.feeder is not None:
-            await self.add_runtime_dependency(self.feeder)
-        if self.datasets is not None:
-            await self.add_runtime_dependency(self.datasets)
-        if (
-            self.parts.api
-            and self.datasets is not None
-            and self.feeder is not None
-            and self.context.read_model is not None
-            and self.settings.standard_catch_up_days > 0
-        ):
-            scheduler = StandardScheduler(
-                self.settings,
-                self.catalog,
-                self.datasets,
-                self.context.read_model,
-                self.publisher.request,
-                ready=[self.feeder.caught_up, self.datasets.caught_up],
-                metrics=self.metrics,
-            )
-            await self.add_runtime_dependency(scheduler)
-        if self.parts.api and self.datasets is not None and self.settings.compact_min_segments:
-            compactor = Compactor(
-                self.settings, self.datasets, self.store, self.publisher.fill, self.metrics
-            )
-            await self.add_runtime_dependency(compactor)
-        app = create_web_app(self.context, api=self.parts.api, fills=self.fills)
+        built = await build(
+            self._stack, self.settings, self.parts, self.health, self.metrics, self.catalog,
+            self.read_model,
+        )  # fmt: skip
+        self._ready = built.ready
+        for service in built.services:
+            await self.add_runtime_dependency(service)
+        if built.api is not None:
+            app = create_web_app(built.api, fills=built.fills)
+        else:
+            app = create_operations_app(self.settings, self.health, self.metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -226,11 +277,9 @@ class Runtime(Service):
 
     @Service.task
     async def _readiness(self) -> None:
-        if self.feeder is not None:
-            await self.feeder.caught_up.wait()
-            log.info("read model caught up with %s", self.settings.topic("jobs"))
-        if self.datasets is not None:
-            await self.datasets.caught_up.wait()
+        for caught_up in self._ready:
+            await caught_up.wait()
+        log.info("read model caught up with %s", self.settings.topic("jobs"))
         self.health.passed("worker", worker_id())
         log.info("ready")
 
@@ -239,19 +288,13 @@ class Runtime(Service):
             await self._runner.cleanup()
 
     async def on_shutdown(self) -> None:
-        # After the children (work consumer, feeder) have stopped: uploads and reports may
-        # still be running until then.
-        if self.produces:
-            await self.publisher.stop()
-            await self.store.__aexit__(None, None, None)
-        for close in self.closers:
-            await close()
+        await self._stack.aclose()
 
-    async def cancel(self, job: Job) -> None:
-        event = JobEvent(
-            kind="CANCEL", request_id=job.request_id, channel=job.channel, attempt=0, at=now_ms()
-        )
-        await self.publisher.job_event(job.tag, event)
+    def close_at_shutdown(self, *closers: Callable[[], Awaitable[None]]) -> None:
+        """Close these too at shutdown (the writer's own clients: its queue probe, the fill
+        writer's store)."""
+        for close in closers:
+            self._stack.push_async_callback(close)
 
 
 def create_app(
@@ -280,18 +323,15 @@ def create_app(
         broker_heartbeat_interval=settings.consumer_session_timeout_seconds / 10,
         datadir=str(settings.state_dir / "faust"),
     )
-    catalog = catalog or default_catalog(_catalog_dirs(settings))
+    catalog = catalog or load_catalog(settings)
     parts = Parts.of(role)
-    read_model: Materialized = (
-        ReadModel(settings.state_dir / "read-model.sqlite3", settings.topic("jobs"))
-        if parts.api
-        else IdIndex(settings.state_dir / "job-ids.sqlite3", settings.topic("jobs"))
-    )
+    read_model = open_read_model(settings, parts)
+    assert read_model is not None  # a role with the processor has one
     metrics = Metrics()
     pipeline = Pipeline(app, settings, catalog, metrics, read_model, health)
     fills = FillWriter(app, settings, metrics, pipeline)
     runtime = Runtime(settings, health, parts, metrics, read_model, catalog)
-    runtime.closers += [pipeline.probe.stop, fills.close]
+    runtime.close_at_shutdown(pipeline.probe.stop, fills.close)
     app.service(runtime)  # type: ignore[arg-type]  # Faust accepts instances too
     return app, pipeline
 
@@ -317,14 +357,10 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
         faust_worker.spinner = None
         worker: mode.Worker = faust_worker
     else:
-        read_model = (
-            ReadModel(settings.state_dir / "read-model.sqlite3", settings.topic("jobs"))
-            if parts.api
-            else None
-        )
         runtime = Runtime(
-            settings, health, parts, Metrics(), read_model, default_catalog(_catalog_dirs(settings))
-        )
+            settings, health, parts, Metrics(), open_read_model(settings, parts),
+            load_catalog(settings),
+        )  # fmt: skip
         worker = mode.Worker(runtime, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     # Start-up objects (Faust, botocore, schemas) are permanent: keep them out of every
     # collection, and collect the young generation less often. Full collections over them
@@ -336,8 +372,16 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
     return 0
 
 
-__all__ = ["ROLES", "Parts", "Role", "Runtime", "bootstrap", "create_app", "run_worker"]
-
-
-def _catalog_dirs(settings: Settings) -> list[Path]:
-    return [settings.catalog_dir] if settings.catalog_dir is not None else []
+__all__ = [
+    "ROLES",
+    "Built",
+    "Parts",
+    "Role",
+    "Runtime",
+    "bootstrap",
+    "build",
+    "create_app",
+    "load_catalog",
+    "open_read_model",
+    "run_worker",
+]

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
+from typing import Any
 
+from cryptography.fernet import Fernet
+
+from app.api.kernel import ApiContext
+from app.catalog.loader import default_catalog
 from app.domain.errors import InputsTooLarge, NotFound
 from app.engine.storage import Uploaded
+from app.health import Health
+from app.metrics import Metrics
+from app.sealing import Sealer
+from app.settings import Settings
+from app.stream.read_model import ReadModel
 
 
 class MemoryStore:
@@ -59,3 +70,24 @@ class MemoryStore:
 
     async def presign_put(self, key: str, expires_in: int) -> str:
         return f"memory://{key}?put&expires={expires_in}"
+
+
+def api_context(**parts: Any) -> ApiContext:
+    """An :class:`~app.api.kernel.ApiContext` for a unit test of the HTTP routes: the parts the
+    test names, and for the others an empty read model, a :class:`MemoryStore` and submissions
+    and cancellations that go nowhere."""
+
+    async def nowhere(_: Any) -> None:
+        return None
+
+    async def never_visible(*_: Any) -> None:
+        return None
+
+    if "read_model" not in parts:
+        parts["read_model"] = ReadModel(Path(tempfile.mkdtemp()) / "rm.sqlite3", "jobs")
+    defaults: dict[str, Any] = {
+        "settings": Settings(), "health": Health(), "metrics": Metrics(),
+        "catalog": default_catalog(), "store": MemoryStore(), "submit": nowhere,
+        "cancel": nowhere, "sealer": Sealer(Fernet.generate_key()), "visible": never_visible,
+    }  # fmt: skip
+    return ApiContext(**{**defaults, **parts})

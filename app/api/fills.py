@@ -106,7 +106,7 @@ class FillContext:
     metrics: Metrics
     view: DatasetView
     publisher: KafkaPublisher
-    store: ObjectStore | None = None
+    store: ObjectStore
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.settings.fill_concurrency)
@@ -268,11 +268,11 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return await read_limited(request, limit, "EXHAUST_FILL_MAX_BODY_BYTES", advice)
 
 
-def fill_context(request: web.Request, *, store: bool = True) -> FillContext:
-    """The fill routes' context once the catalog view has caught up (and, for writes, the
-    object store is open); before that a 503 the client retries."""
+def fill_context(request: web.Request) -> FillContext:
+    """The fill routes' context once the catalog view has caught up; before that a 503 the
+    client retries."""
     context = request.app.get(FILL_CONTEXT)
-    if context is None or (store and context.store is None) or not context.view.caught_up.is_set():
+    if context is None or not context.view.caught_up.is_set():
         raise TransientError("worker is still starting")
     return context
 
@@ -352,7 +352,6 @@ async def _read_and_publish(
                     data = await asyncio.to_thread(segment.read_bytes)
                     fill = dataclasses.replace(fill, data=data)
                 else:
-                    assert context.store is not None
                     await context.store.upload_file(fill.segment_key, segment)
             await context.publisher.fill(fill)
         except Exception:
@@ -372,7 +371,6 @@ async def from_upload(
     Parquet file that already is a segment (:func:`typed_segment`) is only checked, and the
     copy that was checked is stored."""
     store = context.store
-    assert store is not None
     key = upload_key(channel, body.dataset_code, body.upload_id, body.form)
     size = await store.size(key)
     if size is None:
@@ -416,7 +414,6 @@ async def new_upload(request: web.Request) -> web.Response:
     body = await read_json(request) if request.can_read_body else {}
     form = upload_format(body.get("format", "csv") if isinstance(body, dict) else None)
     upload_id = uuid.uuid4().hex
-    assert context.store is not None
     expiry = context.settings.fill_upload_expiry_seconds
     url = await context.store.presign_put(upload_key(channel, code, upload_id, form), expiry)
     context.metrics.fills.labels("upload").inc()
@@ -529,7 +526,7 @@ def dataset_view(entry: ManagedDataset, detail: bool = False) -> dict[str, Any]:
 
 
 def _view_of(request: web.Request) -> DatasetView:
-    return fill_context(request, store=False).view
+    return fill_context(request).view
 
 
 async def list_datasets(request: web.Request) -> web.Response:

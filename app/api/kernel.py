@@ -24,9 +24,7 @@ from app.domain.errors import (
     ExhaustError,
     InvalidConfig,
     InvalidEncryptionKey,
-    NotFound,
     RequestConflict,
-    TransientError,
 )
 from app.domain.model import PUBLIC_PREFIX, DatasetRequest, Job
 from app.engine.storage import ObjectStore
@@ -50,22 +48,27 @@ MAX_KEY_CHARS = 1024  # of an encryption key (a zip password)
 HIDDEN = ("fingerprint", "partition", "lease_expires_at", "client_id", "sealed_key")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ApiContext:
+    """The parts every API route uses, built once and whole before the server starts
+    (:func:`app.service.build`): nothing is filled in later, so no route checks for a part."""
+
     settings: Settings
     health: Health
     metrics: Metrics
-    catalog: Catalog | None = None
-    read_model: ReadModel | None = None
-    store: ObjectStore | None = None
-    submit: Callable[[DatasetRequest], Awaitable[None]] | None = None
-    cancel: Callable[[Job], Awaitable[None]] | None = None
-    sealer: Sealer | None = None
+    catalog: Catalog
+    read_model: ReadModel
+    store: ObjectStore
+    submit: Callable[[DatasetRequest], Awaitable[None]]
+    cancel: Callable[[Job], Awaitable[None]]
+    sealer: Sealer
     # The job's record once the read model shows it (None after the wait): see accept().
-    visible: Visible | None = None
+    visible: Visible
 
 
 CONTEXT = web.AppKey("context", ApiContext)
+HEALTH = web.AppKey("health", Health)  # set on every server, the API or not
+METRICS = web.AppKey("metrics", Metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +109,8 @@ def ctx(request: web.Request) -> ApiContext:
     return request.app[CONTEXT]
 
 
-def ready_parts(context: ApiContext) -> tuple[ReadModel, ObjectStore]:
-    if context.read_model is None or context.store is None:
-        raise TransientError("worker is still starting")
-    return context.read_model, context.store
-
-
 def job_view(
-    record: dict[str, Any], store: ObjectStore, settings: Settings, catalog: Catalog | None = None
+    record: dict[str, Any], store: ObjectStore, settings: Settings, catalog: Catalog
 ) -> dict[str, Any]:
     """The public JSON of a job (a ``JobStatus`` record); SUCCESS jobs get download links
     (:func:`download_links`)."""
@@ -127,7 +124,7 @@ def job_view(
 
 
 def download_links(
-    record: dict[str, Any], store: ObjectStore, settings: Settings, catalog: Catalog | None
+    record: dict[str, Any], store: ObjectStore, settings: Settings, catalog: Catalog
 ) -> tuple[list[str], int | None]:
     """The links of a SUCCESS job's outputs and their expiry (epoch ms): presigned at read
     time, or plain links without expiry when the type is public (see :func:`public_link`).
@@ -155,9 +152,9 @@ def own_outputs(record: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def is_public(dataset: str, settings: Settings, catalog: Catalog | None) -> bool:
+def is_public(dataset: str, settings: Settings, catalog: Catalog) -> bool:
     """Outputs of a type marked ``public`` get plain links, when a public base URL is set."""
-    found = catalog.types.get(dataset) if catalog is not None else None
+    found = catalog.types.get(dataset)
     return bool(settings.public_base_url and found is not None and found.public)
 
 
@@ -234,12 +231,10 @@ async def accept(
     ``roles`` are the caller's, from its authenticated identity; they are written into the
     request's ``labels.role``, which a client may not set itself.
     """
-    read_model, _ = ready_parts(context)
-    if context.submit is None or context.catalog is None:
-        raise NotFound("this worker does not accept submissions")
+    read_model = context.read_model
     channel = dataset_request.channel
     dataset_request = at_the_door(context.settings, context.catalog, dataset_request, roles)
-    if dataset_request.encryption_key is not None and context.sealer is not None:
+    if dataset_request.encryption_key is not None:
         # Sealed exactly as sent (a sealed-looking token too): the API never passes one through.
         sealed = context.sealer.seal(dataset_request.encryption_key)
         dataset_request = dataclasses.replace(dataset_request, encryption_key=sealed)
@@ -259,7 +254,7 @@ async def accept(
     await context.submit(dataset_request)
     if existing is not None:
         return request_id, read_model.get_record(channel, request_id)
-    if wait_visible and context.visible is not None:
+    if wait_visible:
         wait = context.settings.submit_visible_wait_seconds
         record = await context.visible(channel, request_id, wait, None)
         if record is not None:

@@ -45,7 +45,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from app.api.edge import channel_of, json_response, read_json, read_limited
-from app.api.kernel import Profile, accept, ctx, own_outputs, ready_parts
+from app.api.kernel import Profile, accept, ctx, own_outputs
 from app.api.openapi import (
     ANY_OBJECT,
     BOOLEAN,
@@ -313,7 +313,7 @@ async def datasets(request: web.Request, call: Call) -> dict[str, Any]:
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_FILES:
         raise InvalidConfig(f"file_count must be an integer 0..{MAX_FILES}")
     context = ctx(request)
-    read_model, store = ready_parts(context)
+    read_model, store = context.read_model, context.store
     settings = context.settings
     before = read_model.get_record(call.channel, dataset_id)
     if before is not None and (count == 0 or before["status"] != "AWAITING_INPUT"):
@@ -323,7 +323,7 @@ async def datasets(request: web.Request, call: Call) -> dict[str, Any]:
         raise InvalidConfig(
             f"dataset {dataset_id} was already initialised ({state}); initialise a new dataset_id"
         )
-    found = context.catalog.types.get(dataset_type) if context.catalog else None
+    found = context.catalog.types.get(dataset_type)
     if (
         found is not None
         and count == 0
@@ -355,7 +355,7 @@ async def datasets(request: web.Request, call: Call) -> dict[str, Any]:
 async def commence(request: web.Request, call: Call) -> dict[str, Any]:
     dataset_id = dataset_id_of(call.request)
     context = ctx(request)
-    read_model, store = ready_parts(context)
+    read_model, store = context.read_model, context.store
     record = read_model.get_record(call.channel, dataset_id)
     if record is None:
         raise NotFound(f"no dataset {dataset_id} (initialise it first)")
@@ -399,11 +399,8 @@ async def commence(request: web.Request, call: Call) -> dict[str, Any]:
         submitted_at=record["submitted_at"],
     )
     await accept(context, submission)
-    if context.visible is not None:  # the next jobs lookup finds it queued
-        wait = context.settings.submit_visible_wait_seconds
-        await context.visible(
-            call.channel, dataset_id, wait, lambda r: r["status"] != "AWAITING_INPUT"
-        )
+    wait = context.settings.submit_visible_wait_seconds  # the next jobs lookup finds it queued
+    await context.visible(call.channel, dataset_id, wait, lambda r: r["status"] != "AWAITING_INPUT")
     return envelope({"job_reference": dataset_id})
 
 
@@ -456,7 +453,7 @@ def job_view(record: dict[str, Any]) -> dict[str, Any]:
 @data_api("get")
 async def jobs(request: web.Request, call: Call) -> dict[str, Any]:
     payload = call.request
-    read_model, _ = ready_parts(ctx(request))
+    read_model, _ = ctx(request).read_model, ctx(request).store
     words = payload.get("status", ["completed"])
     if isinstance(words, str):
         words = [words]
@@ -506,7 +503,7 @@ async def retrieve(request: web.Request, call: Call) -> dict[str, Any]:
     payload = call.request
     dataset_id = dataset_id_of(payload)
     context = ctx(request)
-    read_model, store = ready_parts(context)
+    read_model, store = context.read_model, context.store
     record = read_model.get_record(call.channel, dataset_id)
     if record is None:
         raise NotFound(f"no dataset {dataset_id}")

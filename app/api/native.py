@@ -22,7 +22,7 @@ from app.api.edge import (
     read_json,
     required_identifiers,
 )
-from app.api.kernel import Profile, accept, ctx, job_view, ready_parts
+from app.api.kernel import HEALTH, METRICS, Profile, accept, ctx, job_view
 from app.api.openapi import (
     ANY_OBJECT,
     BOOLEAN,
@@ -61,19 +61,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    health = ctx(request).health
+    health = request.app[HEALTH]
     return web.json_response(health.report(), status=200 if health.ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = ctx(request).metrics.render()
+    body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 def channel_record(request: web.Request) -> dict[str, Any]:
     """The job named in the path, if it belongs to the caller's channel; else not found."""
     channel = channel_of(request)
-    read_model, _ = ready_parts(ctx(request))
+    read_model, _ = ctx(request).read_model, ctx(request).store
     record = read_model.get_record(channel, request.match_info["request_id"])
     if record is None:
         raise NotFound(f"no job {request.match_info['request_id']!r} in channel {channel!r}")
@@ -83,14 +83,14 @@ def channel_record(request: web.Request) -> dict[str, Any]:
 async def get_job(request: web.Request) -> web.Response:
     record = channel_record(request)
     context = ctx(request)
-    _, store = ready_parts(context)
+    _, store = context.read_model, context.store
     return json_response(job_view(record, store, context.settings, context.catalog))
 
 
 async def list_jobs(request: web.Request) -> web.Response:
     channel = channel_of(request)
     context = ctx(request)
-    read_model, store = ready_parts(context)
+    read_model, store = context.read_model, context.store
     query = request.query
     status = query.get("status")
     if status is not None and status not in JOB_STATES:
@@ -183,8 +183,6 @@ async def submit(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     job = Job.from_record(channel_record(request))
     context = ctx(request)
-    if context.cancel is None:
-        raise NotFound("this worker does not accept cancellations")
     await context.cancel(job)
     return web.json_response(
         {"request_id": job.request_id, "status": "CANCEL_REQUESTED"}, status=202

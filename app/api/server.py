@@ -9,7 +9,10 @@ from aiohttp import web
 from app.api import fills, learnosity, native, openapi, sunbird, usaspending
 from app.api.edge import SETTINGS
 from app.api.fills import FILL_CONTEXT, FillContext
-from app.api.kernel import CONTEXT, ApiContext, Profile, error_middleware
+from app.api.kernel import CONTEXT, HEALTH, METRICS, ApiContext, Profile, error_middleware
+from app.health import Health
+from app.metrics import Metrics
+from app.settings import Settings
 
 PROFILES: tuple[Profile, ...] = (
     native.PROFILE,
@@ -20,22 +23,24 @@ PROFILES: tuple[Profile, ...] = (
 )
 
 
-def create_web_app(
-    context: ApiContext, *, api: bool = True, fills: FillContext | None = None
-) -> web.Application:
-    """The HTTP app; ``api=False`` serves only health and metrics (processor, generator);
-    ``fills`` adds the dataset-fill profile."""
+def create_operations_app(settings: Settings, health: Health, metrics: Metrics) -> web.Application:
+    """The HTTP app of a worker without the API (processor, generator): health and metrics."""
+    app = web.Application(middlewares=[error_middleware])
+    app[SETTINGS], app[HEALTH], app[METRICS] = settings, health, metrics
+    native.add_operations(app)
+    return app
+
+
+def create_web_app(context: ApiContext, *, fills: FillContext | None = None) -> web.Application:
+    """The HTTP app of a worker with the API: every profile (``fills`` adds the dataset-fill
+    profile)."""
     app = web.Application(middlewares=[error_middleware])
     app[CONTEXT] = context
-    app[SETTINGS] = context.settings
-    if not api:
-        native.add_operations(app)
-        return app
+    app[SETTINGS], app[HEALTH], app[METRICS] = context.settings, context.health, context.metrics
     profiles = [p for p in PROFILES if fills is not None or p.name != "dataset-fill"]
     if fills is not None:
         app[FILL_CONTEXT] = fills
     for profile in profiles:
         profile.add_routes(app)
-    assert context.catalog is not None
     app[openapi.DOCUMENT] = openapi.document(context.catalog, profiles)
     return app

@@ -45,7 +45,6 @@ from app.api.kernel import (
     download_links,
     own_outputs,
     public_link,
-    ready_parts,
 )
 from app.api.openapi import (
     ANY_OBJECT,
@@ -182,7 +181,7 @@ def job_status_response(request: web.Request, record: dict[str, Any]) -> dict[st
     """A ``JobStatus`` record as Sunbird's ``JobStatusResponse`` (epoch milliseconds)."""
     context = ctx(request)
     settings = context.settings
-    _, store = ready_parts(context)
+    _, store = context.read_model, context.store
     urls: list[str] = []
     expires: int | None = None
     if record["status"] == "SUCCESS":
@@ -317,7 +316,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
         if ctx(request).settings.sunbird_config_conflict != "existing":
             raise
         # As Sunbird answers it: the job the request id names, whatever the config asked.
-        read_model, _ = ready_parts(ctx(request))
+        read_model, _ = ctx(request).read_model, ctx(request).store
         held = read_model.get_record(caller.channel, dataset_request.request_id or "")
         if held is None:
             raise
@@ -338,7 +337,7 @@ async def read(request: web.Request) -> dict[str, Any]:
     if not request_id:
         raise InvalidConfig("requestId is empty")
     tag = stored_tag(request.match_info["tag"], channel)
-    read_model, _ = ready_parts(ctx(request))
+    read_model, _ = ctx(request).read_model, ctx(request).store
     record = read_model.get_record(channel, request_id)
     if record is None or record["tag"] != tag:
         message = "no job available with the given request_id and tag"
@@ -364,7 +363,7 @@ async def list_jobs(request: web.Request) -> dict[str, Any]:
     if word is not None and word.upper() not in STATES_OF:
         raise InvalidConfig(f"status must be one of {', '.join(sorted(STATES_OF))}")
     states = STATES_OF[word.upper()] if word is not None else None
-    read_model, _ = ready_parts(context)
+    read_model, _ = context.read_model, context.store
     page = read_model.list_records(channel, tag=tag, status=states, limit=limit)
     jobs = [job_status_response(request, r) for r in page.records]
     return {"count": len(jobs), "jobs": jobs}
@@ -447,7 +446,7 @@ def period_files(
     links' expiry (0 when there is none, as Sunbird answers)."""
     context = ctx(request)
     settings = context.settings
-    read_model, store = ready_parts(context)
+    read_model, store = context.read_model, context.store
     first, last = date_range(request.query, settings, public)
     if public and not settings.public_base_url:
         raise NotFound("public datasets are not served here (EXHAUST_PUBLIC_BASE_URL is not set)")

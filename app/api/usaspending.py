@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from app.api.edge import authenticated_user, caller_of, channel_of, json_response, read_json
-from app.api.kernel import Profile, accept, ctx, own_outputs, ready_parts
+from app.api.kernel import Profile, accept, ctx, own_outputs
 from app.api.openapi import (
     ANY_OBJECT,
     CHANNEL,
@@ -97,7 +97,7 @@ def new_file_name(download: Download) -> str:
 
 def download_url(request: web.Request, record: dict[str, Any] | None, key: str) -> str:
     context = ctx(request)
-    _, store = ready_parts(context)
+    _, store = context.read_model, context.store
     outputs = own_outputs(record) if record is not None and record["status"] == "SUCCESS" else []
     if outputs:
         key = outputs[0]["key"]
@@ -222,7 +222,7 @@ async def status(request: web.Request) -> dict[str, Any]:
     file_name = request.query.get("file_name", "")
     if not file_name:
         raise InvalidConfig("Missing one or more required query parameters: file_name")
-    read_model, _ = ready_parts(ctx(request))
+    read_model, _ = ctx(request).read_model, ctx(request).store
     valid = identifiers.is_valid(file_name)
     record = read_model.get_record(channel, file_name) if valid else None
     download = next((d for d in DOWNLOADS.values() if d.dataset_type == (record or {}).get(

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
-from app.api.kernel import ApiContext, job_view
+from app.api.kernel import job_view
 from app.api.server import create_web_app
 from app.catalog.loader import default_catalog
 from app.domain.model import DatasetRequest, Job, OutputFile
@@ -22,7 +22,7 @@ from app.sealing import Sealer
 from app.settings import Settings
 from app.stream.read_model import Change, ReadModel
 from tests.corpus import load, many_columns, nested_json, nested_objects
-from tests.fakes import MemoryStore
+from tests.fakes import MemoryStore, api_context
 
 Client = TestClient[web.Request, web.Application]
 SEALER = Sealer(Fernet.generate_key())
@@ -48,7 +48,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[Client, list[DatasetRequ
     async def submit(request: DatasetRequest) -> None:
         submitted.append(request)
 
-    context = ApiContext(
+    context = api_context(
         settings=Settings(), health=Health(), metrics=Metrics(), catalog=default_catalog(),
         read_model=read_model, store=MemoryStore(), submit=submit, sealer=SEALER,
     )  # fmt: skip
@@ -219,7 +219,7 @@ async def test_with_api_keys_every_profile_takes_the_channel_from_the_key(tmp_pa
     read_model.apply([Change(0, 0, "mine", job("mine", "acme")),
                       Change(0, 1, "theirs", job("theirs", "evil"))])  # fmt: skip
     settings = Settings(api_keys='{"' + KEY + '": "acme"}')
-    context = ApiContext(settings=settings, health=Health(), metrics=Metrics(),
+    context = api_context(settings=settings, health=Health(), metrics=Metrics(),
                          catalog=default_catalog(), read_model=read_model, store=MemoryStore())  # fmt: skip
     async with TestClient(TestServer(create_web_app(context))) as http:
         for headers in (
@@ -312,7 +312,7 @@ async def test_roles_come_from_the_api_key_never_from_the_body(tmp_path: Path) -
         submitted.append(request)
 
     read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
-    context = ApiContext(
+    context = api_context(
         settings=Settings(api_keys=json.dumps(keys)), health=Health(), metrics=Metrics(),
         catalog=default_catalog([tmp_path]), read_model=read_model, store=MemoryStore(),
         submit=submit, sealer=SEALER,
@@ -394,7 +394,7 @@ async def test_a_gateways_roles_header_is_checked_and_gates_types(tmp_path: Path
         submitted.append(request)
 
     read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
-    context = ApiContext(
+    context = api_context(
         settings=Settings(), health=Health(), metrics=Metrics(),
         catalog=default_catalog([tmp_path]), read_model=read_model, store=MemoryStore(),
         submit=submit, sealer=SEALER,

@@ -45,7 +45,7 @@ async def client_for(view: DatasetView) -> TestClient[web.Request, web.Applicati
     app = web.Application(middlewares=[error_middleware])
     none: Any = None
     app[FILL_CONTEXT] = FillContext(settings=view.settings, metrics=Metrics(), view=view,
-                                    publisher=none)  # fmt: skip
+                                    publisher=none, store=MemoryStore())  # fmt: skip
     add_routes(app)
     return TestClient(TestServer(app))
 

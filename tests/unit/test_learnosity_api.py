@@ -18,7 +18,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from learnosity_sdk.request import Init
 
-from app.api.kernel import ApiContext
 from app.api.server import create_web_app
 from app.catalog.loader import default_catalog
 from app.domain.dedup import fingerprint
@@ -27,7 +26,7 @@ from app.health import Health
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.read_model import Change, ReadModel
-from tests.fakes import MemoryStore
+from tests.fakes import MemoryStore, api_context
 
 Client = TestClient[web.Request, web.Application]
 CONSUMERS = {"yis0TYCu7U9V4o7M": {"secret": "74c5fd430cf1242a527f6223aebd42d30464be22",
@@ -89,7 +88,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[Client, list[DatasetRequ
         submitted.append(request)
 
     store = MemoryStore()
-    context = ApiContext(
+    context = api_context(
         settings=Settings(learnosity_consumers=json.dumps(CONSUMERS)), health=Health(),
         metrics=Metrics(), catalog=default_catalog(), read_model=read_model, store=store,
         submit=submit,

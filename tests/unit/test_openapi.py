@@ -10,7 +10,6 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.api.fills import FillContext
-from app.api.kernel import ApiContext
 from app.api.openapi import DOCUMENT
 from app.api.server import create_web_app
 from app.catalog.loader import default_catalog
@@ -18,13 +17,14 @@ from app.catalog.types import Catalog
 from app.health import Health
 from app.metrics import Metrics
 from app.settings import Settings
+from tests.fakes import api_context
 
 
 def served(catalog: Catalog | None = None) -> Any:
     settings = Settings()
-    return create_web_app(ApiContext(settings=settings, health=Health(), metrics=Metrics(),
+    return create_web_app(api_context(settings=settings, health=Health(), metrics=Metrics(),
                                      catalog=catalog or default_catalog()),
-                          fills=FillContext(settings, Metrics(), None, None))  # type: ignore[arg-type]  # fmt: skip
+                          fills=FillContext(settings, Metrics(), None, None, None))  # type: ignore[arg-type]  # fmt: skip
 
 
 def document() -> dict[str, Any]:

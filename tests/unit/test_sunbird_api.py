@@ -18,7 +18,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
 from app.api import sunbird
-from app.api.kernel import ApiContext
 from app.api.server import create_web_app
 from app.catalog.loader import default_catalog
 from app.domain import standard
@@ -29,7 +28,7 @@ from app.sealing import Sealer
 from app.settings import Settings
 from app.stream.read_model import Change, ReadModel
 from tests.corpus import load
-from tests.fakes import MemoryStore
+from tests.fakes import MemoryStore, api_context
 
 Client = TestClient[web.Request, web.Application]
 SEALER = Sealer(Fernet.generate_key())
@@ -173,7 +172,7 @@ async def client(
     async def submit(request: DatasetRequest) -> None:
         submitted.append(request)
 
-    context = ApiContext(
+    context = api_context(
         settings=Settings(public_base_url="https://cdn.abc.com/data-store",
                           **getattr(request, "param", {})), health=Health(),
         metrics=Metrics(), catalog=default_catalog(), read_model=read_model, store=MemoryStore(),
@@ -491,7 +490,7 @@ async def test_list_defaults_to_a_hundred_jobs(tmp_path: Path) -> None:
     read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
     read_model.apply([Change(0, n, f"J{n}", job(f"J{n}", "ORG_001", submitted_at=1600845394000
                                                  + n)) for n in range(120)])  # fmt: skip
-    context = ApiContext(
+    context = api_context(
         settings=Settings(), health=Health(), metrics=Metrics(), catalog=default_catalog(),
         read_model=read_model, store=MemoryStore(), submit=lambda r: asyncio.sleep(0),
     )  # fmt: skip
@@ -602,7 +601,7 @@ async def test_the_same_id_with_another_config_is_409_or_the_existing_job(
     async def submit(request: DatasetRequest) -> None:
         submitted.append(request)
 
-    context = ApiContext(
+    context = api_context(
         settings=Settings(sunbird_config_conflict=mode), health=Health(), metrics=Metrics(),
         catalog=default_catalog(), read_model=read_model, store=MemoryStore(), submit=submit,
         sealer=SEALER,

@@ -18,7 +18,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from app import demo_data
-from app.api.kernel import ApiContext
 from app.api.server import create_web_app
 from app.catalog.loader import default_catalog
 from app.domain import usaspending_columns
@@ -30,7 +29,7 @@ from app.health import Health
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.read_model import Change, ReadModel
-from tests.fakes import MemoryStore
+from tests.fakes import MemoryStore, api_context
 
 Client = TestClient[web.Request, web.Application]
 
@@ -124,7 +123,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[Client, list[DatasetRequ
     async def submit(request: DatasetRequest) -> None:
         submitted.append(request)
 
-    context = ApiContext(
+    context = api_context(
         settings=Settings(usaspending_rows_per_file=1000), health=Health(), metrics=Metrics(),
         catalog=default_catalog(), read_model=read_model, store=MemoryStore(), submit=submit,
     )  # fmt: skip
