@@ -28,6 +28,7 @@ PipelineCounter = Literal[
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 SIZE_BUCKETS = tuple(float(10**i) for i in range(0, 11))
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10_000)
 
 __all__ = ["CONTENT_TYPE", "Metrics", "PipelineCounter"]
 
@@ -49,6 +50,13 @@ class Metrics:
             "exhaust_submit_latency_seconds",
             "Request submitted_at to its job written SUBMITTED by the writer.",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.writer_batches = Histogram(
+            "exhaust_writer_batch_events",
+            "Events a writer decided and wrote as one batch (the events already buffered).",
+            ["agent"],
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.generation_seconds = Histogram(

@@ -17,7 +17,8 @@ Delivery contract (see docs/architecture.md):
   has :class:`~app.stream.job_writer.JobWriter` decide them all, performs the effects in their
   commit order (every table write, then every send) and only then acks the batch's events, so
   no offset is committed before its batch's effects were handed over (the stream's own acks
-  are off: Faust would ack an event as soon as the next one is read).
+  are off: Faust would ack an event as soon as the next one is read). Faust delivers one event
+  at a time, so in practice the batches hold one event (``exhaust_writer_batch_events``).
 * **work** (key = the job key) is *not* consumed here but by :mod:`app.stream.work_consumer`, a
   plain aiokafka consumer with in-order commits: long generations inside Faust stall its rebalances,
   and after a rebalance Faust was seen never delivering the work items of partitions inherited
@@ -270,24 +271,28 @@ class Pipeline:
     # --- agents -------------------------------------------------------------------------------
 
     async def batches(
-        self, stream: Any, handle: Callable[[Sequence[Any]], Awaitable[None]]
+        self, name: str, stream: Any, handle: Callable[[Sequence[Any]], Awaitable[None]]
     ) -> None:
         """Feed ``handle`` the events already buffered in ``stream``, a batch at a time, and ack
-        each batch's events after ``handle`` returns (its effects then are handed over)."""
+        each batch's events after ``handle`` returns (its effects then are handed over). An
+        exception leaves the batch unacked: its offsets never commit, and the events are
+        replayed by the partition's next owner."""
         await self.guard()
         stream.enable_acks = False  # acked below, after the batch's effects
-        buffered = stream.channel.queue
+        buffered = stream.channel.queue  # what the stream reads from
+        sizes = self.metrics.writer_batches.labels(name)
         batch: list[Any] = []
         async for event in stream.events():
             batch.append(event)
             if len(batch) >= self.batch_max or buffered.empty():
+                sizes.observe(len(batch))
                 await handle(batch)
                 for done in batch:
                     await stream.ack(done)
                 batch = []
 
     async def _requests_agent(self, stream: Any) -> None:
-        await self.batches(stream, self.on_requests)
+        await self.batches("requests", stream, self.on_requests)
 
     async def on_requests(self, events: Sequence[Any]) -> None:
         """One batch of the requests topic."""
@@ -301,7 +306,7 @@ class Pipeline:
         await self.perform(self.writer.decide(batch, self.read))
 
     async def _events_agent(self, stream: Any) -> None:
-        await self.batches(stream, self.on_job_events)
+        await self.batches("job_events", stream, self.on_job_events)
 
     async def on_job_events(self, events: Sequence[Any]) -> None:
         """One batch of the job-events topic: reports decided together, each TICK on its own

@@ -115,7 +115,7 @@ class FillWriter:
         return entry
 
     async def _agent(self, stream: Any) -> None:
-        await self.pipeline.batches(stream, self.on_fills)
+        await self.pipeline.batches("fills", stream, self.on_fills)
 
     async def on_fills(self, events: Sequence[Any]) -> None:
         """One batch of the fills topic: fills decided together, each SWEEP on its own."""

@@ -228,3 +228,14 @@ async def start_worker(
     workers.append(worker)
     await worker.wait_ready()
     return worker
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """A sample's value in Prometheus text (labels in any order), 0 when absent."""
+    pairs = {f'{k}="{v}"' for k, v in labels.items()}
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        sample_name, _, rest = sample.partition("{")
+        if sample_name == name and set(filter(None, rest.rstrip("}").split(","))) == pairs:
+            return float(value)
+    return 0.0

@@ -13,6 +13,7 @@ from tests.integration.harness import (
     Worker,
     eventually,
     latest_jobs,
+    metric,
     request,
     start_worker,
 )
@@ -20,17 +21,6 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.integration
 
 FAST = {"tick_seconds": 0.5, "heartbeat_seconds": 0.5, "consumer_session_timeout_seconds": 6.0}
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """A sample's value in Prometheus text (labels in any order), 0 when absent."""
-    pairs = {f'{k}="{v}"' for k, v in labels.items()}
-    for line in text.splitlines():
-        sample, _, value = line.rpartition(" ")
-        sample_name, _, rest = sample.partition("{")
-        if sample_name == name and set(filter(None, rest.rstrip("}").split(","))) == pairs:
-            return float(value)
-    return 0.0
 
 
 async def all_success(settings: Settings, n: int) -> dict[str, dict[str, Any]] | None:

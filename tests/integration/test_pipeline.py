@@ -12,11 +12,13 @@ import pytest
 
 from app.settings import Settings
 from app.stream.avro import MAGIC, registry
+from app.stream.topics import ensure_topics
 from tests.integration.harness import (
     Publisher,
     Worker,
     eventually,
     latest_jobs,
+    metric,
     read_topic,
     request,
     start_worker,
@@ -31,7 +33,7 @@ async def test_thousand_requests_over_200_tags_with_30_percent_duplicates(
     settings_factory: Callable[..., Settings], workers: list[Worker]
 ) -> None:
     settings = settings_factory(**FAST)
-    worker = await start_worker(workers, settings, "w1")
+    await ensure_topics(settings)  # published before the worker starts: a backlog to drain
     rng = random.Random(42)
     unique = []
     for i in range(700):
@@ -47,6 +49,7 @@ async def test_thousand_requests_over_200_tags_with_30_percent_duplicates(
         for req in stream:
             await publisher.request(req)
         await publisher.flush()
+    worker = await start_worker(workers, settings, "w1")
 
     expected_dups = Counter(id(r) for r in repeats)
 
@@ -69,6 +72,11 @@ async def test_thousand_requests_over_200_tags_with_30_percent_duplicates(
         )
     status, page = await worker.get("/v1/jobs?tag=tag-7&limit=500", channel="acme")
     assert status == 200 and page["count"] == sum(1 for j in jobs.values() if j["tag"] == "tag-7")
+    # Every request was decided in exactly one batch.
+    _, text = await worker.get("/metrics")
+    batched = metric(text, "exhaust_writer_batch_events_sum", agent="requests")
+    batches = metric(text, "exhaust_writer_batch_events_count", agent="requests")
+    assert batched == 1000 and 1 <= batches <= 1000, (batched, batches)
     assert worker.stop() == 0
 
 
