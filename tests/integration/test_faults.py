@@ -52,14 +52,16 @@ async def test_a_lost_work_item_is_dispatched_again_and_the_job_succeeds(
 async def test_a_backlog_behind_busy_generators_is_never_dispatched_twice(
     settings_factory: Callable[..., Settings], workers: list[Worker]
 ) -> None:
-    # One generation at a time, each taking well over a second, and a dispatch timeout of one
-    # second: most jobs wait past their deadline, yet each work item is sent exactly once.
+    # One generation at a time, each taking well over a second (600,000 demo rows: ~1.5 s here;
+    # 200,000 took 0.5 s, and once the generator stopped idling between items every job could
+    # start before a tick saw it late), and a dispatch timeout of one second: most jobs wait
+    # past their deadline, yet each work item is sent exactly once.
     settings = settings_factory(**FAST, dispatch_timeout_seconds=1.0, generator_concurrency=1)
     worker = await start_worker(workers, settings, "w1")
     async with Publisher(settings) as publisher:
         for i in range(5):
             await publisher.request(
-                request(f"busy-{i}", request_id=f"busy-{i}", config='{"rows": 200000}')
+                request(f"busy-{i}", request_id=f"busy-{i}", config='{"rows": 600000}')
             )
         await publisher.flush()
 
