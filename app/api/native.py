@@ -194,7 +194,12 @@ def openapi_paths(catalog: Catalog) -> dict[str, Schema]:
     job = job_schema()
     native_errors = errors(ERROR)
     identifier = {"type": "string", "pattern": f"^{identifiers.PATTERN.pattern}$"}
-    types = {"type": "string", "enum": sorted(catalog.types)}
+    # Only the types every caller may request: a type limited to some channels or roles is not
+    # named to everyone who reads this document (the catalog reports it as unknown to others).
+    open_to_all = sorted(
+        n for n, t in catalog.types.items() if t.channels is None and t.roles is None
+    )
+    types = {"type": "string", "enum": open_to_all}
     submission = obj(
         ["tag", "dataset"], tag=identifier, dataset=types, request_id=STRING, requested_by=STRING,
         config=ANY_OBJECT, columns={"type": "array", "items": STRING}, filters=ANY_OBJECT,

@@ -62,8 +62,11 @@ def test_the_job_schema_is_the_avro_job_status_minus_hidden_fields() -> None:
 
 async def test_the_served_document_names_the_types_of_the_running_catalog(tmp_path: Path) -> None:
     builtin = Path(__file__).parents[2] / "app" / "catalog" / "builtin" / "table-export.yaml"
-    (tmp_path / "own.yaml").write_text(builtin.read_text().replace("name: table-export",
-                                                                   "name: own-export"))  # fmt: skip
+    text = builtin.read_text()
+    (tmp_path / "own.yaml").write_text(text.replace("name: table-export", "name: own-export"))
+    # A type limited to one channel must not be named to everyone who reads the document.
+    limited = text.replace("name: table-export", "name: acme-only-export")
+    (tmp_path / "limited.yaml").write_text(limited + "\naccess: {channels: [acme]}\n")
     async with TestClient(TestServer(served(default_catalog([tmp_path])))) as http:
         answer = await http.get("/openapi.json")
         assert answer.status == 200
@@ -71,6 +74,8 @@ async def test_the_served_document_names_the_types_of_the_running_catalog(tmp_pa
     submission = body["paths"]["/v1/requests"]["post"]["requestBody"]["content"][
         "application/json"
     ]["schema"]
-    assert "own-export" in submission["properties"]["dataset"]["enum"]
+    named = submission["properties"]["dataset"]["enum"]
+    assert "own-export" in named and "table-export" in named
+    assert "acme-only-export" not in named
     assert "own-export" not in document()["paths"]["/v1/requests"]["post"]["requestBody"][
         "content"]["application/json"]["schema"]["properties"]["dataset"]["enum"]  # fmt: skip
