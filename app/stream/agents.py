@@ -59,7 +59,7 @@ from app.stream.job_writer import Effects, Input, JobWriter
 from app.stream.publisher import dead_letter_headers, log_dead_letter
 from app.stream.read_model import Materialized
 from app.stream.watchdog import ConsumerStalled, StallDetector
-from app.stream.work_queue import QueueSnapshot, WorkQueueProbe
+from app.stream.work_queue import WorkQueueProbe
 
 log = logging.getLogger("exhaust.agents")
 
@@ -159,10 +159,6 @@ class Pipeline:
         app.agent(self.job_events, name="exhaust.job_events")(self._events_agent)
         app.timer(settings.tick_seconds)(self._send_ticks)
         app.timer(settings.watchdog_interval_seconds)(self._watch)
-
-    @property
-    def queue(self) -> QueueSnapshot | None:
-        return self.writer.queue
 
     # --- shared -------------------------------------------------------------------------------
 

@@ -71,9 +71,6 @@ class Effects:
     submit_latencies_ms: list[int] = field(default_factory=list)
     legacy_keys_migrated: int = 0
 
-    def __bool__(self) -> bool:
-        return bool(self.writes or self.dead_letters or self.work or self.transitions)
-
 
 class JobWriter:
     """The decisions of the ``jobs`` table's single writer (see module docstring)."""
