@@ -64,6 +64,6 @@ soak-kill: $(STAMP) ## The kill -9 and lost-work-item tests 20 times each (SOAK_
 		$(PYTEST_ARGS)
 
 clean: ## Remove the venv, caches and local stack data (keeps fetched jars in .cache)
-	rm -rf $(VENV) .stack .stack-test .state .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .stack .stack-test .stack-test-secure .tools .state .mypy_cache .ruff_cache .pytest_cache
 
 .PHONY: help install up down reset status run lint typecheck test unit bench soak-kill clean

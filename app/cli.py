@@ -32,6 +32,7 @@ from typing import Any
 from app.clock import now_ms
 from app.domain.errors import ExhaustError, InvalidConfig, NotFound, TransientError
 from app.settings import Settings
+from app.stream.connection import client_options
 
 
 def _json(text: str, what: str, kind: type[Any], shape: str, failure: str = "is not JSON") -> Any:
@@ -68,7 +69,7 @@ async def submit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
         submitted_at=now_ms(),
     )
     request_id, _ = request_id_for(request, settings.dedup_window_seconds)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True)
     await producer.start()
     try:
         value = registry().encode("DatasetRequest", request.to_record())
@@ -92,9 +93,7 @@ async def wait_for(
     from app.stream.topics import assign_all
 
     topic = settings.topic("jobs")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer.seek_to_beginning(*await assign_all(consumer, topic))
@@ -135,7 +134,7 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> dict[str, An
         for channel in channels
         for day in standard.days(first, last)
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True)
     await producer.start()
     try:
         schemas = registry()

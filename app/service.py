@@ -50,7 +50,7 @@ from app.health import Health
 from app.metrics import Metrics
 from app.sealing import sealer_for
 from app.settings import Settings, unsafe_combinations
-from app.stream import aiokafka_compat, faust_compat
+from app.stream import aiokafka_compat, connection, faust_compat
 from app.stream.agents import Pipeline, worker_id
 from app.stream.compactor import Compactor
 from app.stream.dataset_view import DatasetView
@@ -66,12 +66,16 @@ log = logging.getLogger("exhaust")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
-async def bootstrap(settings: Settings, health: Health, deadline_seconds: float = 60.0) -> None:
-    """Create or check topics and the bucket, retrying transient failures until a deadline."""
+async def bootstrap(
+    settings: Settings, health: Health, role: Role = "all", deadline_seconds: float = 60.0
+) -> None:
+    """Create (the processor, in create mode) or check topics and the bucket, retrying
+    transient failures, and topics not yet created by whoever owns them, until a deadline."""
+    create = Parts.of(role).processor and settings.topic_mode == "create"
     deadline = time.monotonic() + deadline_seconds
     while True:
         try:
-            created = await ensure_topics(settings)
+            created = await ensure_topics(settings, create=create)
             health.passed("topics", f"created {len(created)}" if created else "checked")
             async with S3ObjectStore(settings) as store:
                 await store.ensure_bucket()
@@ -309,6 +313,10 @@ def create_app(
     app = faust.App(
         settings.consumer_group,
         broker=faust_compat.broker_url(settings.kafka_bootstrap),
+        broker_credentials=connection.faust_credentials(settings),
+        # Faust's own topics are the two changelogs, created (or, in verify mode, checked)
+        # with the others by ensure_topics; its leader topic is off. It declares none itself.
+        topic_allow_declare=False,
         store=settings.table_store,
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
@@ -345,7 +353,7 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
         raise ConfigurationError("refusing to start: " + "; ".join(problems))
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
     health = Health()
-    asyncio.run(bootstrap(settings, health))
+    asyncio.run(bootstrap(settings, health, role))
     parts = Parts.of(role)
     log.info("starting a worker: role %s", role)
     if parts.processor:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from botocore.config import Config as BotoConfig
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain import identifiers
@@ -40,7 +40,69 @@ class Settings(BaseSettings):
         ge=1,
         description="Partitions of the topics the service creates.",
     )
-    topic_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
+    topic_replication: int = Field(
+        1,
+        ge=1,
+        description="Replication factor of created topics (3 on a production cluster); in "
+        "verify mode, the least a topic must have.",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of created topics (2 with a replication factor of 3); "
+        "unset: the broker's default.",
+    )
+    topic_retention_hours: int = Field(
+        168,
+        ge=1,
+        description="retention.ms of the event topics (requests, job-events, work, fills): "
+        "long enough to replay a backlog after an outage. The compacted job store and "
+        "catalog keep every key until it is deleted.",
+    )
+    dlq_retention_hours: int = Field(
+        720, ge=1, description="retention.ms of the dead-letter topic (time to inspect and replay)."
+    )
+    topic_mode: Literal["create", "verify"] = Field(
+        "create",
+        description="create: the processor creates missing topics, other roles wait for them; "
+        "verify: an operator owns the topics (Strimzi's Topic Operator, say) and every role "
+        "only checks them (partitions, cleanup policy, co-partitioning, replication) and "
+        "refuses to start on a mismatch.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every Kafka client connects: SASL_SSL (SCRAM over TLS), SSL (TLS, "
+        "with a client certificate for mutual TLS), or PLAINTEXT (the local stack).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (SASL_SSL, SASL_PLAINTEXT)."
+    )
+    kafka_sasl_username: str = Field("", description="SASL user name (the role's principal).")
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), description="SASL password (from a secret; never logged)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM bundle of the CAs that sign the brokers' certificates; unset: the "
+        "system's CAs.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate (chain) for mutual TLS."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="PEM private key of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr = Field(
+        SecretStr(""), description="Password of an encrypted private key (never logged)."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check that a broker's certificate names the host connected to."
+    )
+    kafka_allow_plaintext: bool = Field(
+        False,
+        description="Allow PLAINTEXT or SASL_PLAINTEXT to brokers that are not on this machine "
+        "(a private network trusted with every job and its keys); refused otherwise.",
+    )
     consumer_group: str = Field("exhaust", description="Consumer group (Faust app id) of workers.")
     writer_fetch_max_wait_ms: int = Field(
         10,
@@ -474,6 +536,15 @@ class Settings(BaseSettings):
     stack_kafka_port: int = Field(19092, description="Broker port of the local Kafka.")
     stack_controller_port: int = Field(19093, description="KRaft controller port.")
     stack_s3_port: int = Field(19000, description="Port of the local S3 server.")
+    stack_kafka_security: Literal["plaintext", "sasl_ssl"] = Field(
+        "plaintext",
+        description="sasl_ssl: the local Kafka listens with SASL_SSL (SCRAM-SHA-512) on its "
+        "broker port and mutual TLS on the TLS port, with a certificate authority of its own, "
+        "one user per role and ACLs (docs/security.md); credentials under the stack directory.",
+    )
+    stack_kafka_tls_port: int = Field(
+        19094, description="Mutual-TLS listener of the secured local Kafka."
+    )
     kafka_version: str = Field("4.1.1", description="Apache Kafka version fetched from Maven.")
     s3proxy_version: str = Field("2.6.0", description="S3Proxy version fetched from Maven.")
     stack_start_timeout: float = Field(90.0, gt=0, description="Seconds to wait for readiness.")
@@ -508,6 +579,23 @@ class Settings(BaseSettings):
         for profile, channel in value.items():
             identifiers.check(f"anonymous_channels.{profile}", channel)
         return value
+
+    @model_validator(mode="after")
+    def _kafka_credentials_complete(self) -> Settings:
+        """A SASL protocol without a user or password, or half a client certificate, is a
+        mistake to name at start, not an authentication error from the broker later."""
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"kafka_security_protocol={self.kafka_security_protocol} needs "
+                "EXHAUST_KAFKA_SASL_USERNAME and EXHAUST_KAFKA_SASL_PASSWORD"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError(
+                "mutual TLS needs both EXHAUST_KAFKA_SSL_CERTFILE and EXHAUST_KAFKA_SSL_KEYFILE"
+            )
+        return self
 
     @field_validator("api_keys")
     @classmethod
@@ -619,6 +707,17 @@ def unsafe_combinations(settings: Settings) -> list[str]:
         settings.s3_access_key == LOCAL_S3_ACCESS_KEY
         or settings.s3_secret_key.get_secret_value() == LOCAL_S3_SECRET_KEY
     )
+    brokers = [b.strip().rsplit(":", 1)[0] for b in settings.kafka_bootstrap.split(",")]
+    remote = [b for b in brokers if b and not is_loopback(b)]
+    protocol = settings.kafka_security_protocol
+    plaintext = protocol in ("PLAINTEXT", "SASL_PLAINTEXT")
+    if remote and plaintext and not settings.kafka_allow_plaintext:
+        problems.append(
+            f"Kafka at {', '.join(remote)} is not on this machine, but "
+            f"EXHAUST_KAFKA_SECURITY_PROTOCOL={protocol} sends every request, job and key "
+            "unencrypted; use SASL_SSL or SSL, or set EXHAUST_KAFKA_ALLOW_PLAINTEXT=true for a "
+            "private network you trust"
+        )
     if default_keys and not is_loopback(host):
         problems.append(
             f"the S3 endpoint {settings.s3_endpoint} is not on this machine, but the S3 "

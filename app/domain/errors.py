@@ -77,6 +77,14 @@ class TopicLayoutError(ConfigurationError):
     code = "TOPIC_LAYOUT_ERROR"
 
 
+class TopicsMissing(TopicLayoutError):
+    """Topics this worker may not create are not there yet (retried until the start-up
+    deadline: the processor, or the cluster's operator, creates them)."""
+
+    code = "TOPICS_MISSING"
+    retryable = True
+
+
 class StackError(ExhaustError):
     code = "STACK_ERROR"
 

@@ -42,6 +42,7 @@ from functools import partial
 from typing import Any
 
 import faust
+from faust.exceptions import NotReady
 from faust.serializers import codecs
 
 from app.catalog.types import Catalog
@@ -360,7 +361,12 @@ class Pipeline:
         )
         for tp in self.app.consumer.assignment():
             if tp.topic == self.job_events.get_topic_name():
-                await self.job_events.send(key=TICK_KEY, value=value, partition=tp.partition)
+                try:
+                    await self.job_events.send(key=TICK_KEY, value=value, partition=tp.partition)
+                except NotReady:
+                    if self.app.should_stop:
+                        return  # stopping (the producer is gone): the next owner ticks
+                    raise
                 self.metrics.count("ticks_sent")
 
     async def _probe(self) -> WorkQueueProbe:

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from mode import Service
 
 from app.domain.errors import PoisonMessage
 from app.domain.managed_datasets import FillRecord, ManagedDataset, dataset_key
 from app.settings import Settings
 from app.stream.avro import registry
+from app.stream.connection import client_options
 from app.stream.topics import assign_all
 from app.stream.work_queue import WorkQueueProbe
 
@@ -158,7 +161,7 @@ class DatasetView(Service):
     async def _feed(self) -> None:
         datasets, fills = self.settings.topic("datasets"), self.settings.topic("fills")
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_options(self.settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
@@ -199,10 +202,19 @@ class DatasetView(Service):
         """Start the fills at the writers' committed offsets: what is before them is applied."""
         probe = WorkQueueProbe(self.settings)
         await probe.start()
+        deadline = time.monotonic() + 60
         try:
-            committed, _ = await probe.group_offsets(
-                self.settings.consumer_group, [parts[0].topic], len(parts)
-            )
+            while True:
+                try:
+                    committed, _ = await probe.group_offsets(
+                        self.settings.consumer_group, [parts[0].topic], len(parts)
+                    )
+                    break
+                except KafkaError as exc:  # a new cluster creates its offsets topic first
+                    if not exc.retriable or time.monotonic() > deadline:
+                        raise
+                    log.info("the fill writers' offsets are not readable yet: %r", exc)
+                    await asyncio.sleep(0.5)
         finally:
             await probe.stop()
         for tp in parts:

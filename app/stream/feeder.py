@@ -21,6 +21,7 @@ from app.domain.errors import PoisonMessage
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.avro import registry
+from app.stream.connection import client_options
 from app.stream.read_model import Change, Materialized, ReadModel
 from app.stream.topics import assign_all
 
@@ -50,7 +51,7 @@ class ReadModelFeeder(Service):
     async def _feed(self) -> None:
         topic = self.settings.topic("jobs")
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_options(self.settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from faust.exceptions import NotReady
 
 from app.clock import Clock, now_ms
 from app.domain.errors import ExhaustError
@@ -194,7 +195,12 @@ class FillWriter:
         value = self.schemas.encode("DatasetFill", Fill.sweep(self.clock()).to_record())
         for tp in self.app.consumer.assignment():
             if tp.topic == self.fills.get_topic_name():
-                await self.fills.send(key=SWEEP_KEY, value=value, partition=tp.partition)
+                try:
+                    await self.fills.send(key=SWEEP_KEY, value=value, partition=tp.partition)
+                except NotReady:
+                    if self.app.should_stop:
+                        return  # stopping (the producer is gone): the next owner sweeps
+                    raise
 
 
 __all__ = ["DATASET_CODEC", "FillWriter"]

@@ -20,6 +20,7 @@ from app.domain.model import DatasetRequest, JobEvent
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.avro import registry
+from app.stream.connection import client_options
 
 log = logging.getLogger("exhaust.publisher")
 
@@ -60,7 +61,7 @@ class KafkaPublisher:
     async def start(self) -> None:
         # Created here: aiokafka binds the producer to the running loop.
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap, enable_idempotence=True, linger_ms=1
+            **client_options(self.settings), enable_idempotence=True, linger_ms=1
         )
         await self.producer.start()
 

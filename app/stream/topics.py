@@ -14,8 +14,13 @@ fills          dataset     N (same)       dataset fills, one writer per dataset
 datasets       dataset     N (same)       compacted; the catalog of managed datasets
 =============  ==========  =============  ==============================================
 
-An existing topic that breaks co-partitioning or compaction is a configuration error: the
-service refuses to start with one clear message rather than silently mis-routing jobs.
+An existing topic that breaks co-partitioning, its cleanup policy or the replication asked for
+is a configuration error: the service refuses to start with one clear message rather than
+silently mis-routing or losing jobs. Only the processor creates topics (``EXHAUST_TOPIC_MODE=
+create``); other roles wait for them, and in ``verify`` mode every role only checks them, for
+clusters where an operator owns the topics (Strimzi's Topic Operator, ``deploy/k8s``). Faust
+declares no topic of its own: its two changelogs are ``jobs`` and ``datasets`` above, and its
+leader topic is off.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from app.domain.errors import TopicLayoutError
+from app.domain.errors import TopicLayoutError, TopicsMissing
 from app.settings import Settings
 from app.stream.aiokafka_compat import partitions_of
+from app.stream.connection import client_options
 
 COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
+HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,42 +48,75 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
     co_partitioned: bool = False
 
+    @property
+    def compacted(self) -> bool:
+        return self.config.get("cleanup.policy") == "compact"
+
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic of the service with the configuration it is created with: the one table
+    that the Kubernetes manifests (``deploy/k8s``) and the ACLs are checked against."""
     n = settings.topic_partitions
-    return [
-        TopicSpec(settings.topic("requests"), n, co_partitioned=True),
-        TopicSpec(settings.topic("job-events"), n, co_partitioned=True),
+    events = {
+        "cleanup.policy": "delete",
+        "retention.ms": str(settings.topic_retention_hours * HOUR_MS),
+    }
+    dlq = {"cleanup.policy": "delete", "retention.ms": str(settings.dlq_retention_hours * HOUR_MS)}
+    specs = [
+        TopicSpec(settings.topic("requests"), n, dict(events), co_partitioned=True),
+        TopicSpec(settings.topic("job-events"), n, dict(events), co_partitioned=True),
         TopicSpec(settings.topic("jobs"), n, dict(COMPACTED), co_partitioned=True),
-        TopicSpec(settings.topic("work"), n),
-        TopicSpec(settings.topic("dlq"), n),
-        TopicSpec(settings.topic("fills"), n, co_partitioned=True),
+        TopicSpec(settings.topic("work"), n, dict(events)),
+        TopicSpec(settings.topic("dlq"), n, dict(dlq)),
+        TopicSpec(settings.topic("fills"), n, dict(events), co_partitioned=True),
         TopicSpec(settings.topic("datasets"), n, dict(COMPACTED), co_partitioned=True),
     ]
+    if settings.topic_min_insync_replicas is not None:
+        for spec in specs:
+            spec.config["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
+    return specs
 
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka's error code
 
 
 async def ensure_topics(
-    settings: Settings, specs: list[TopicSpec] | None = None, admin: Any = None
+    settings: Settings,
+    specs: list[TopicSpec] | None = None,
+    admin: Any = None,
+    create: bool | None = None,
 ) -> list[str]:
-    """Create missing topics, verify existing ones; return the names created.
+    """Create missing topics (``create``, by default unless ``settings.topic_mode`` is
+    ``verify``), check every existing one; return the names created.
 
     Raises :class:`TopicLayoutError` when an existing topic has the wrong partition count
-    (co-partitioned topics) or is not compacted when it must be. A topic this call found
-    missing but that exists by the time it creates it (another worker was first, or the
+    (co-partitioned topics), the wrong cleanup policy (a compacted event topic would drop
+    requests that share a tag), fewer replicas than ``EXHAUST_TOPIC_REPLICATION`` or a lower
+    ``min.insync.replicas`` than asked, and :class:`TopicsMissing` (retried by the caller until
+    its deadline) when a topic is missing and this call may not create it. A topic this call
+    found missing but that exists by the time it creates it (another worker was first, or the
     broker's metadata lagged behind a creation) is checked like any existing one: the broker
     answers per topic, and only the topics created here are taken as right.
     """
     specs = specs if specs is not None else topic_specs(settings)
+    create = settings.topic_mode == "create" if create is None else create
     own = admin is None
     if admin is None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**client_options(settings))
         await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
+        if missing and not create:
+            names = ", ".join(s.name for s in missing)
+            why = (
+                "an operator creates them in verify mode (EXHAUST_TOPIC_MODE=verify)"
+                if settings.topic_mode == "verify"
+                else "the processor creates them"
+            )
+            raise TopicsMissing(
+                f"missing topics {names}: {why}, or this principal may not see them"
+            )
         created: set[str] = set()
         if missing:
             response = await admin.create_topics(
@@ -94,7 +134,7 @@ async def ensure_topics(
                 elif code != TOPIC_ALREADY_EXISTS:
                     message = entry[2] if len(entry) > 2 and entry[2] else f"error code {code}"
                     raise TopicLayoutError(f"cannot create topic {name}: {message}")
-        await _check_layout(admin, [s for s in specs if s.name not in created])
+        await _check_layout(admin, settings, [s for s in specs if s.name not in created])
         return [s.name for s in missing if s.name in created]
     finally:
         if own:
@@ -111,26 +151,47 @@ async def assign_all(consumer: Any, topic: str) -> list[TopicPartition]:
     return partitions
 
 
-async def _check_layout(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+async def _check_layout(admin: Any, settings: Settings, specs: list[TopicSpec]) -> None:
     if not specs:
         return
     problems: list[str] = []
-    described = await admin.describe_topics([s.name for s in specs])
-    counts = {t["topic"]: len(t["partitions"]) for t in described}
+    described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
     for spec in specs:
-        if spec.co_partitioned and counts.get(spec.name) != spec.partitions:
+        partitions = described.get(spec.name, {}).get("partitions", [])
+        if spec.co_partitioned and len(partitions) != spec.partitions:
             problems.append(
-                f"{spec.name} has {counts.get(spec.name)} partitions, co-partitioning needs "
+                f"{spec.name} has {len(partitions)} partitions, co-partitioning needs "
                 f"{spec.partitions} (EXHAUST_TOPIC_PARTITIONS)"
             )
-    compacted = [s for s in specs if s.config.get("cleanup.policy") == "compact"]
-    if compacted:
-        resources = [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in compacted]
-        for response in await admin.describe_configs(resources):
-            for resource in response.resources:
-                name, entries = resource[3], resource[4]
-                policy = next((e[1] for e in entries if e[0] == "cleanup.policy"), "")
-                if "compact" not in str(policy):
-                    problems.append(f"{name} has cleanup.policy={policy}, it must be compact")
+        replicas = min((len(p.get("replicas", ())) for p in partitions if isinstance(p, dict)),
+                       default=None)  # fmt: skip
+        if replicas is not None and replicas < settings.topic_replication:
+            problems.append(
+                f"{spec.name} has {replicas} replicas, EXHAUST_TOPIC_REPLICATION asks for "
+                f"{settings.topic_replication}"
+            )
+    resources = [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
+    configs: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.resources:
+            name, entries = resource[3], resource[4]
+            configs[name] = {str(e[0]): str(e[1]) for e in entries}
+    for spec in specs:
+        config = configs.get(spec.name, {})
+        policy = config.get("cleanup.policy", "")
+        if spec.compacted and "compact" not in policy:
+            problems.append(f"{spec.name} has cleanup.policy={policy}, it must be compact")
+        if not spec.compacted and policy and "delete" not in policy.split(","):
+            problems.append(
+                f"{spec.name} has cleanup.policy={policy}, it must be delete (compaction would "
+                "drop every event but the last of a key)"
+            )
+        wanted = settings.topic_min_insync_replicas
+        actual = config.get("min.insync.replicas")
+        if wanted is not None and actual is not None and int(actual) < wanted:
+            problems.append(
+                f"{spec.name} has min.insync.replicas={actual}, "
+                f"EXHAUST_TOPIC_MIN_INSYNC_REPLICAS asks for {wanted}"
+            )
     if problems:
         raise TopicLayoutError("refusing to start: " + "; ".join(problems))

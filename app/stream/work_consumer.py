@@ -41,6 +41,7 @@ from app.generator import Generator
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.avro import registry
+from app.stream.connection import client_options
 
 log = logging.getLogger("exhaust.work")
 
@@ -102,7 +103,7 @@ class WorkConsumer(Service):
 
     async def on_start(self) -> None:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_options(self.settings),
             group_id=f"{self.settings.consumer_group}.generators",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

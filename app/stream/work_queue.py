@@ -29,7 +29,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from app.settings import Settings
-from app.stream.topics import assign_all
+from app.stream.aiokafka_compat import partitions_of
+from app.stream.connection import client_options
 
 log = logging.getLogger("exhaust.work_queue")
 
@@ -111,13 +112,12 @@ class WorkQueueProbe:
         return self._consumer is not None
 
     async def start(self) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        self._admin = AIOKafkaAdminClient(**client_options(self.settings))
         await self._admin.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False
-        )
+        self._consumer = AIOKafkaConsumer(**client_options(self.settings), enable_auto_commit=False)
         await self._consumer.start()
-        self._partitions = await assign_all(self._consumer, self.topic)
+        # Only offsets are read: an assigned consumer would fetch (and buffer) every work item.
+        self._partitions = await partitions_of(self._consumer, self.topic)
 
     async def stop(self) -> None:
         if self._consumer is not None:

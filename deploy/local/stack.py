@@ -21,7 +21,9 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import hashlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -35,6 +37,9 @@ from pathlib import Path
 
 from app.domain.errors import StackError
 from app.settings import Settings
+from app.stream.access import PRINCIPAL_ROLES
+from deploy.local.certs import BROKER_CN, Authority
+from deploy.local.secure_kafka import ADMIN, SCRAM, SecureKafka
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,7 +57,9 @@ class Server:
     heap: str
 
     def lib_dir(self, settings: Settings) -> Path:
-        return settings.cache_dir / f"{self.name}-{self.version}" / "lib"
+        """Where the jars are cached: per version and per pom, so a changed pom fetches again."""
+        digest = hashlib.sha256(self.pom.read_bytes()).hexdigest()[:8]
+        return settings.cache_dir / f"{self.name}-{self.version}-{digest}" / "lib"
 
     def home(self, settings: Settings) -> Path:
         return settings.stack_dir / self.name
@@ -169,18 +176,69 @@ def kafka_properties(settings: Settings, data_dir: Path) -> str:
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={data_dir.resolve()}",
-            # Topics are created explicitly, with their layout checked; never by accident.
-            "auto.create.topics.enable=false",
-            "num.partitions=1",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "group.initial.rebalance.delay.ms=0",
-            "log.cleaner.backoff.ms=1000",
-            "",
+            *storage_properties(data_dir),
+        ]
+    )
+
+
+def storage_properties(data_dir: Path) -> list[str]:
+    """The part of the broker's configuration that does not depend on its security."""
+    return [
+        f"log.dirs={data_dir.resolve()}",
+        # Topics are created explicitly, with their layout checked; never by accident.
+        "auto.create.topics.enable=false",
+        "num.partitions=1",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=4",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "group.initial.rebalance.delay.ms=0",
+        "log.cleaner.backoff.ms=1000",
+        "",
+    ]
+
+
+def secure_kafka_properties(settings: Settings, data_dir: Path, tls: Authority) -> str:
+    """The secured broker (``EXHAUST_STACK_KAFKA_SECURITY=sasl_ssl``): clients authenticate
+    with SCRAM-SHA-512 over TLS on the broker port or with a client certificate on the TLS
+    port; the broker itself uses its certificate (mutual TLS) between its listeners and towards
+    the controller, so it needs no password before the SCRAM users exist. The
+    StandardAuthorizer denies whatever no ACL allows (:mod:`deploy.local.secure_kafka`)."""
+    port, ctl, mtls = (
+        settings.stack_kafka_port,
+        settings.stack_controller_port,
+        settings.stack_kafka_tls_port,
+    )
+    password = tls.keystore_password
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{ctl}",
+            f"listeners=SASL_SSL://127.0.0.1:{port},MTLS://127.0.0.1:{mtls},"
+            f"CONTROLLER://127.0.0.1:{ctl}",
+            f"advertised.listeners=SASL_SSL://127.0.0.1:{port},MTLS://127.0.0.1:{mtls}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=MTLS",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,MTLS:SSL,CONTROLLER:SSL",
+            f"sasl.enabled.mechanisms={SCRAM}",
+            f"listener.name.sasl_ssl.{SCRAM.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "listener.name.mtls.ssl.client.auth=required",
+            "listener.name.controller.ssl.client.auth=required",
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={tls.keystore.resolve()}",
+            f"ssl.keystore.password={password}",
+            f"ssl.key.password={password}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls.ca.resolve()}",
+            # A certificate's principal is its CN (User:exhaust-generator), as Strimzi's are.
+            "ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{ADMIN};User:{BROKER_CN}",
+            "allow.everyone.if.no.acl.found=false",
+            *storage_properties(data_dir),
         ]
     )
 
@@ -200,16 +258,31 @@ def s3proxy_properties(settings: Settings, data_dir: Path) -> str:
     )
 
 
+def java_command(server: Server, settings: Settings, heap: str) -> list[str]:
+    """``java`` with the server's jars on the class path."""
+    classpath = f"{server.lib_dir(settings).resolve()}/*"
+    return ["java", heap, "-XX:+UseSerialGC", "-Djava.awt.headless=true", "-cp", classpath]
+
+
 def prepare(server: Server, settings: Settings) -> list[str]:
     """Write the server's config (formatting Kafka storage once); return its command line."""
     home = server.home(settings)
     data = home / "data"
     data.mkdir(parents=True, exist_ok=True)
-    classpath = f"{server.lib_dir(settings).resolve()}/*"
-    java = ["java", server.heap, "-XX:+UseSerialGC", "-Djava.awt.headless=true", "-cp", classpath]
+    java = java_command(server, settings, server.heap)
     if server.name == "kafka":
         props = home / "server.properties"
-        props.write_text(kafka_properties(settings, data))
+        scram: list[str] = []
+        if settings.stack_kafka_security == "sasl_ssl":
+            secure = SecureKafka(settings)
+            tls = secure.authority()
+            props.write_text(secure_kafka_properties(settings, data, tls))
+            scram = [
+                f"--add-scram={SCRAM}=[name={name},password={password}]"
+                for name, password in secure.passwords().items()
+            ]
+        else:
+            props.write_text(kafka_properties(settings, data))
         log4j = f"-Dlog4j2.configurationFile={(HERE / 'kafka' / 'log4j2.properties').resolve()}"
         java.insert(1, log4j)
         if not (data / "meta.properties").exists():
@@ -217,7 +290,7 @@ def prepare(server: Server, settings: Settings) -> list[str]:
             # "=" form: a base64url id may start with "-" and must not parse as an option.
             fmt = [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}"]
             result = subprocess.run(
-                [*fmt, "-c", str(props), "--standalone"],
+                [*fmt, "-c", str(props), "--standalone", *scram],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -241,14 +314,17 @@ def kafka_ready(settings: Settings) -> bool:
 
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from app.stream.connection import client_options
+
     if port_is_free(settings.stack_kafka_port):
         return False  # nothing listens yet; skip the client and its connection-refused noise
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     async def probe() -> bool:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=f"127.0.0.1:{settings.stack_kafka_port}", request_timeout_ms=3000
-        )
+        options: dict[str, object] = {"bootstrap_servers": f"127.0.0.1:{settings.stack_kafka_port}"}
+        if settings.stack_kafka_security == "sasl_ssl":
+            options = client_options(SecureKafka(settings).client_settings(None))
+        admin = AIOKafkaAdminClient(**options, request_timeout_ms=3000)
         try:
             await admin.start()
             cluster = await admin.describe_cluster()
@@ -312,7 +388,11 @@ def start(server: Server, settings: Settings) -> subprocess.Popen[bytes] | None:
     if read_pid(server.pid_file(settings)) is not None and is_ready(server, settings):
         print(f"{server.name}: already running on 127.0.0.1:{server.port}", flush=True)
         return None
-    ports = [server.port] + ([settings.stack_controller_port] if server.name == "kafka" else [])
+    ports = [server.port]
+    if server.name == "kafka":
+        ports.append(settings.stack_controller_port)
+        if settings.stack_kafka_security == "sasl_ssl":
+            ports.append(settings.stack_kafka_tls_port)
     for port in ports:
         if not port_is_free(port):
             raise StackError(
@@ -330,7 +410,10 @@ def start(server: Server, settings: Settings) -> subprocess.Popen[bytes] | None:
     server.pid_file(settings).write_text(str(proc.pid))
     try:
         wait_ready(server, settings, proc, started + settings.stack_start_timeout)
-    except StackError:
+        if server.name == "kafka" and settings.stack_kafka_security == "sasl_ssl":
+            count = SecureKafka(settings).apply_acls()
+            print(f"kafka: SASL_SSL and mutual TLS, {count} ACLs", flush=True)
+    except BaseException:  # not left running when it could not be made ready
         stop(server, settings)
         proc.wait(timeout=5)
         raise
@@ -382,9 +465,9 @@ def _alive(pid: int) -> bool:
 class LocalStack:
     """Starts and stops the whole stack; remembers which servers it started itself."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, only: Sequence[str] = ()) -> None:
         self.settings = settings
-        self.servers = servers(settings)
+        self.servers = tuple(s for s in servers(settings) if not only or s.name in only)
         self.started: list[Server] = []
         self._procs: list[subprocess.Popen[bytes]] = []  # kept so they are reaped, not leaked
 
@@ -459,12 +542,16 @@ def run_with_stack(stack: LocalStack, command: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stack", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["up", "down", "reset", "status", "run"])
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="for run: the command")
+    parser.add_argument("action", choices=["up", "down", "reset", "status", "run", "env"])
+    parser.add_argument(
+        "command", nargs=argparse.REMAINDER, help="run: the command; env: ROLE [--mtls]"
+    )
     args = parser.parse_args(argv)
     stack = LocalStack(Settings())
     try:
-        if args.action == "up":
+        if args.action == "env":
+            return _print_env(stack, args.command)
+        elif args.action == "up":
             stack.up()
         elif args.action == "down":
             stack.down()
@@ -478,6 +565,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackError as exc:
         print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 2
+
+
+def _print_env(stack: LocalStack, argv: Sequence[str]) -> int:
+    """``env ROLE [--mtls]``: the shell exports that connect as ROLE to the secured Kafka."""
+    parser = argparse.ArgumentParser(prog="stack env")
+    parser.add_argument("role", choices=PRINCIPAL_ROLES)
+    parser.add_argument("--mtls", action="store_true", help="by client certificate")
+    args = parser.parse_args(argv)
+    if stack.settings.stack_kafka_security != "sasl_ssl":
+        raise StackError("env needs the secured Kafka (EXHAUST_STACK_KAFKA_SECURITY=sasl_ssl)")
+    env = SecureKafka(stack.settings).client_env(args.role, args.mtls)
+    print("\n".join(f"export {key}={shlex.quote(value)}" for key, value in env.items()))
+    return 0
 
 
 def _print_status(stack: LocalStack) -> int:

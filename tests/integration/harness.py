@@ -51,8 +51,15 @@ async def eventually(
 class Worker:
     """One ``python -m app worker`` process with its own HTTP port and state directory."""
 
-    def __init__(self, settings: Settings, name: str, faults: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        faults: dict[str, int] | None = None,
+        role: str = "all",
+    ) -> None:
         self.faults = faults  # see tests/integration/faulty_worker.py
+        self.role = role
         self.settings = settings.model_copy(
             update={"http_port": free_port(), "state_dir": settings.state_dir / name}
         )
@@ -73,7 +80,7 @@ class Worker:
             module = "tests.integration.faulty_worker"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, "worker", "--loglevel", "info"],
+            [sys.executable, "-m", module, "worker", "--loglevel", "info", "--role", self.role],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()

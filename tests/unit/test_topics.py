@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.domain.errors import TopicLayoutError
+from app.domain.errors import TopicLayoutError, TopicsMissing
 from app.settings import Settings
 from app.stream.topics import TOPIC_ALREADY_EXISTS, ensure_topics, topic_specs
 
@@ -77,3 +77,64 @@ async def test_any_other_creation_error_is_a_layout_error_naming_the_topic() -> 
 
     with pytest.raises(TopicLayoutError, match=r"cannot create topic t\.requests"):
         await ensure_topics(SETTINGS, admin=Refusing([], {}))
+
+
+class Described(Admin):
+    """An operator's topics: ``replicas`` per partition and extra configs per topic."""
+
+    def __init__(self, replicas: int = 3, configs: dict[str, dict[str, str]] | None = None) -> None:
+        super().__init__([s.name for s in topic_specs(SETTINGS)], {})
+        self.replicas, self.configs = replicas, configs or {}
+
+    async def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
+        return [
+            {"topic": n, "partitions": [{"partition": p, "replicas": list(range(self.replicas))}
+                                        for p in range(self._layout(n)[0])]}
+            for n in names
+        ]  # fmt: skip
+
+    async def describe_configs(self, resources: list[Any]) -> list[Any]:
+        rows = [(0, None, 2, r.name, [("cleanup.policy", self._layout(r.name)[1]),
+                                      *self.configs.get(r.name, {}).items()])
+                for r in resources]  # fmt: skip
+        return [SimpleNamespace(resources=rows)]
+
+
+VERIFY = SETTINGS.model_copy(
+    update={"topic_mode": "verify", "topic_replication": 3, "topic_min_insync_replicas": 2}
+)
+
+
+async def test_verify_mode_creates_nothing_and_waits_for_missing_topics() -> None:
+    admin = Admin(listed=["t.requests"], already={})
+    with pytest.raises(TopicsMissing, match=r"t\.job-events.*verify mode") as caught:
+        await ensure_topics(VERIFY, admin=admin)
+    assert caught.value.retryable and admin.created == []
+    # A role that may not create (not the processor) waits the same way in create mode.
+    with pytest.raises(TopicsMissing, match="the processor creates them"):
+        await ensure_topics(SETTINGS, admin=Admin(listed=[], already={}), create=False)
+
+
+async def test_verify_mode_accepts_an_operators_topics_that_match() -> None:
+    insync = {s.name: {"min.insync.replicas": "2"} for s in topic_specs(SETTINGS)}
+    assert await ensure_topics(VERIFY, admin=Described(3, insync)) == []
+
+
+async def test_verify_mode_refuses_too_few_replicas_weak_insync_or_a_compacted_event_topic() -> (
+    None
+):
+    configs = {"t.requests": {"cleanup.policy": "compact", "min.insync.replicas": "1"}}
+    with pytest.raises(TopicLayoutError) as caught:
+        await ensure_topics(VERIFY, admin=Described(1, configs))
+    message = caught.value.message
+    assert "t.work has 1 replicas, EXHAUST_TOPIC_REPLICATION asks for 3" in message
+    assert "t.requests has min.insync.replicas=1" in message
+    assert "t.requests has cleanup.policy=compact, it must be delete" in message
+
+
+def test_created_topics_carry_retention_and_min_insync() -> None:
+    specs = {s.name: s.config for s in topic_specs(VERIFY)}
+    assert specs["t.requests"]["retention.ms"] == str(168 * 3_600_000)
+    assert specs["t.dlq"]["retention.ms"] == str(720 * 3_600_000)
+    assert "retention.ms" not in specs["t.jobs"] and specs["t.jobs"]["cleanup.policy"] == "compact"
+    assert all(config["min.insync.replicas"] == "2" for config in specs.values())
