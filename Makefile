@@ -19,6 +19,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with test and dev extras
 
+# kustomize renders the Kubernetes overlays for the offline manifest checks (Go builds it from
+# the module proxy; about 15 s the first time, cached after).
+KUSTOMIZE := .tools/kustomize
+KUSTOMIZE_VERSION := v5.7.1
+$(KUSTOMIZE):
+	@command -v go >/dev/null || { echo "error: go not found (Go 1.22+ builds kustomize for the manifest checks)"; exit 2; }
+	GOBIN=$(CURDIR)/.tools go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+k8s-check: $(STAMP) $(KUSTOMIZE) ## Render the Kubernetes overlays and check them against their schemas and the code
+	$(PY) -m deploy.k8s.check
+
 up: $(STAMP) ## Start the local Kafka and S3 servers (fetched on first use)
 	$(PY) -m deploy.local.stack up
 
@@ -37,17 +48,18 @@ run: $(STAMP) ## Start the stack and one worker in the foreground; Ctrl-C stops 
 demo: $(STAMP) ## Fill the sample datasets of every profile into the worker `make run` started
 	$(VENV)/bin/exhaust demo-data
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check and format check; hadolint on the Dockerfile
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: $(STAMP) ## mypy --strict
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint typecheck ## Lint, type-check, and run all tests (starts and stops its own stack)
+test: $(STAMP) $(KUSTOMIZE) lint typecheck ## Lint, type-check, and run all tests (starts and stops its own stack)
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-unit: $(STAMP) ## Unit tests only (no broker)
+unit: $(STAMP) $(KUSTOMIZE) ## Unit tests only (no broker)
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Run the pipeline, status-read, fill and export benchmarks against the local stack
@@ -66,4 +78,4 @@ soak-kill: $(STAMP) ## The kill -9 and lost-work-item tests 20 times each (SOAK_
 clean: ## Remove the venv, caches and local stack data (keeps fetched jars in .cache)
 	rm -rf $(VENV) .stack .stack-test .stack-test-secure .tools .state .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help install up down reset status run lint typecheck test unit bench soak-kill clean
+.PHONY: help install k8s-check up down reset status run lint typecheck test unit bench soak-kill clean

@@ -83,6 +83,13 @@ class Metrics:
             "Work items not yet committed by the generators (all partitions).",
             registry=r,
         )
+        self.read_model_lag = Gauge(
+            "exhaust_read_model_lag",
+            "Records of exhaust.jobs not yet in this worker's read model (read_model: the "
+            "API's; id_index: the writer's), as of the last fetch.",
+            ["model"],
+            registry=r,
+        )
         self.stalled_partitions = Gauge(
             "exhaust_watchdog_stalled_partitions",
             "Partitions with lag that made no progress for the watchdog's window.",

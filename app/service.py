@@ -348,7 +348,7 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
     """Bootstrap, then run one worker of ``role`` in the foreground until SIGINT/SIGTERM.
 
     Refuses (:class:`ConfigurationError`, exit 2) unsafe settings before anything starts."""
-    problems = unsafe_combinations(settings)
+    problems = unsafe_combinations(settings, serves_api=Parts.of(role).api)
     if problems:
         raise ConfigurationError("refusing to start: " + "; ".join(problems))
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)

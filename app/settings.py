@@ -688,12 +688,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def unsafe_combinations(settings: Settings) -> list[str]:
+def unsafe_combinations(settings: Settings, serves_api: bool = True) -> list[str]:
     """What a worker refuses to start with: settings that would expose tenants to each other
-    or use the local stack's secrets on a real network. Empty when the settings are safe."""
+    or use the local stack's secrets on a real network. Empty when the settings are safe.
+    A worker without the API (``serves_api=False``) serves only health and metrics, which
+    name no channel, so it may bind any address without authentication."""
     problems = []
     if (
-        not is_loopback(settings.http_host)
+        serves_api
+        and not is_loopback(settings.http_host)
         and not settings.api_key_channels
         and not settings.gateway_authenticates
     ):

@@ -1,9 +1,9 @@
 """What each Kafka principal of a deployment may do: the ACLs of least privilege, as data.
 
 One principal per role (``exhaust worker --role``), plus the request producers outside the
-service. The secured local stack creates exactly these ACLs (``deploy/local/stack.py``), the
-Kubernetes ``KafkaUser`` resources are checked against them (``tests/unit/test_k8s.py``), and
-docs/security.md explains them; the integration tests run a request to SUCCESS with each role
+service. The secured local stack creates exactly these ACLs (``deploy/local/secure_kafka.py``),
+the Kubernetes ``KafkaUser`` resources are checked against them (``deploy/k8s/check.py``), and
+docs/security.md shows them; the integration tests run a request to SUCCESS with each role
 holding only its own (``tests/integration/test_kafka_security.py``).
 
 Why each grant (R = Read, W = Write; Describe comes with both):

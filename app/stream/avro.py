@@ -31,7 +31,14 @@ from app.domain.errors import PoisonMessage, UnknownSchema
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+# The .avsc files: the top-level schemas/ of a checkout (and of an editable install), else the
+# copy a built image ships inside the package (the Dockerfile copies it to app/schemas).
+_CHECKOUT_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = (
+    _CHECKOUT_SCHEMAS
+    if _CHECKOUT_SCHEMAS.is_dir()
+    else Path(__file__).resolve().parents[1] / "schemas"
+)
 
 
 def fingerprint(schema: dict[str, Any]) -> bytes:

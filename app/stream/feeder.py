@@ -46,6 +46,8 @@ class ReadModelFeeder(Service):
         # Freshness of the read model vs cost: the API's reads wait for it, the writer's
         # id index does not.
         self.linger = 0.02 if read_model.fields is None else 0.25
+        self.model = "id_index" if read_model.fields is None else "read_model"
+        self._lag_reported = 0.0
 
     @Service.task
     async def _feed(self) -> None:
@@ -75,6 +77,7 @@ class ReadModelFeeder(Service):
                     if writing is not None:
                         await writing
                         writing = None
+                    await self._report_lag(consumer, partitions)
                     if changes:
                         apply = asyncio.to_thread(self.read_model.apply, changes)
                         writing = asyncio.ensure_future(apply)
@@ -95,6 +98,20 @@ class ReadModelFeeder(Service):
                     await writing
         finally:
             await consumer.stop()
+
+    async def _report_lag(self, consumer: Any, partitions: list[Any]) -> None:
+        """Set ``exhaust_read_model_lag`` (at most once a second): the partitions' high
+        watermarks from the last fetches minus what was read."""
+        now = time.monotonic()
+        if now < self._lag_reported + 1.0:
+            return
+        self._lag_reported = now
+        lag = 0
+        for tp in partitions:
+            high = consumer.highwater(tp)
+            if high is not None:
+                lag += max(0, high - await consumer.position(tp))
+        self.metrics.read_model_lag.labels(self.model).set(lag)
 
     def _signal(self, _: object = None) -> None:
         applied, self._applied = self._applied, asyncio.Event()

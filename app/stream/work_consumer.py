@@ -45,6 +45,10 @@ from app.stream.connection import client_options
 
 log = logging.getLogger("exhaust.work")
 
+# How long a stopping generator lets its running generations finish before it commits what
+# finished and leaves (an orchestrator's termination grace period must be longer).
+DRAIN_SECONDS = 30.0
+
 DeadLetter = Callable[[Any, PoisonMessage], Awaitable[None]]
 
 
@@ -202,7 +206,7 @@ class WorkConsumer(Service):
         if self.running:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    asyncio.gather(*self.running, return_exceptions=True), timeout=30
+                    asyncio.gather(*self.running, return_exceptions=True), timeout=DRAIN_SECONDS
                 )
         await self.commit_finished()
         if self.consumer is not None:

@@ -97,7 +97,7 @@ class SecureKafka:
         against well under a second for the one request."""
         with warnings.catch_warnings():  # kafka-python 3.0 reads its schemas with a
             warnings.simplefilter("ignore", DeprecationWarning)  # deprecated importlib call
-            from kafka.admin import (  # type: ignore[import-untyped]
+            from kafka.admin import (
                 ACL,
                 ACLOperation,
                 ACLPermissionType,

@@ -111,6 +111,12 @@ async def test_a_request_reaches_success_with_every_role_its_own_principal(
         assert job["status"] == "SUCCESS", job
         data = await asyncio.to_thread(download, job["download_urls"][0])
         assert data.count(b"\n") >= 50
+
+        async def read_model_current() -> bool:
+            _, metrics = await api.get("/metrics")
+            return 'exhaust_read_model_lag{model="read_model"} 0.0' in metrics
+
+        await eventually(read_model_current, 10, "the read model's lag to be reported as 0")
     finally:
         for worker in workers:
             if worker.proc is not None:

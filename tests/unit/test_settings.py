@@ -73,6 +73,8 @@ def test_unsafe_combinations_are_named() -> None:
     public = unsafe_combinations(Settings(http_host="0.0.0.0"))
     assert len(public) == 1 and "EXHAUST_API_KEYS" in public[0]
     assert unsafe_combinations(Settings(http_host="0.0.0.0", gateway_authenticates=True)) == []
+    # Health and metrics only (processor, generator): nothing of a channel to protect.
+    assert unsafe_combinations(Settings(http_host="0.0.0.0"), serves_api=False) == []
     keyed = Settings(http_host="10.0.0.5", api_keys=json.dumps({"k-0123456789abcdef": "acme"}))
     assert unsafe_combinations(keyed) == []
     remote = unsafe_combinations(Settings(s3_endpoint="https://s3.eu-west-1.amazonaws.com"))
