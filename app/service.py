@@ -49,7 +49,7 @@ from app.generator import Generator
 from app.health import Health
 from app.metrics import Metrics
 from app.sealing import sealer_for
-from app.settings import Settings, unsafe_combinations
+from app.settings import WRITER_COMMIT_SECONDS, Settings, unsafe_combinations
 from app.stream import aiokafka_compat, connection, faust_compat
 from app.stream.agents import Pipeline, worker_id
 from app.stream.compactor import Compactor
@@ -325,6 +325,7 @@ def create_app(
         producer_acks=-1,
         producer_enable_idempotence=True,
         producer_linger_ms=1,
+        broker_commit_interval=WRITER_COMMIT_SECONDS,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=1,
         broker_session_timeout=settings.consumer_session_timeout_seconds,

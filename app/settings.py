@@ -23,6 +23,10 @@ from app.domain import identifiers
 from app.domain.managed_datasets import DatasetPolicy
 from app.domain.state_machine import JobPolicy
 
+# How often the writer commits its offsets (Faust's broker_commit_interval). Its watchdog
+# measures progress by the committed offset, so a stall window must be well above this.
+WRITER_COMMIT_SECONDS = 2.8
+
 # The local stack's S3 credentials: fine on this machine, refused for any other endpoint.
 LOCAL_S3_ACCESS_KEY, LOCAL_S3_SECRET_KEY = "exhaust", "exhaust-local-secret"
 
@@ -524,10 +528,12 @@ class Settings(BaseSettings):
     )
     watchdog_stall_seconds: float = Field(
         60.0,
-        gt=0,
+        ge=2 * WRITER_COMMIT_SECONDS,
         description="A partition with lag whose consumer made no progress this long is "
         "stalled: reported, /readyz false, resumed and re-sought; still stalled as long again "
-        "after that: the worker exits (CONSUMER_STALLED) for its supervisor to restart.",
+        "after that: the worker exits (CONSUMER_STALLED) for its supervisor to restart. At "
+        "least twice the writer's commit interval (2.8 s): the writer's progress is its "
+        "committed offset, which moves only at a commit.",
     )
 
     # --- Local stack (deploy/local) ------------------------------------------------------

@@ -78,9 +78,12 @@ async def test_a_stalled_writer_partition_is_detected_reported_and_recovered(
 ) -> None:
     # After 2 requests the writer pauses its requests partitions and never resumes them: the
     # faust-streaming stuck-partition bug. The watchdog must notice (metrics, /readyz 503),
-    # resume and re-seek them, and every request must still become a SUCCESS job.
+    # resume and re-seek them, and every request must still become a SUCCESS job. (With a
+    # window of 3 s, as here before, the job-events partition, whose TICKs arrive every 0.5 s
+    # and whose committed offset moves every 2.8 s commit, was now and then reported stalled
+    # instead: the window must be well above the commit interval, which settings now enforce.)
     settings = settings_factory(
-        **FAST, watchdog_interval_seconds=0.5, watchdog_stall_seconds=3.0, topic_partitions=1,
+        **FAST, watchdog_interval_seconds=0.5, watchdog_stall_seconds=6.0, topic_partitions=1,
     )  # fmt: skip
     worker = await start_worker(workers, settings, "w1", faults={"pause_requests_after": 2})
     async with Publisher(settings) as publisher:

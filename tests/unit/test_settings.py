@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from app.config_doc import render
 from app.settings import ApiKey, Settings, unsafe_combinations
@@ -94,3 +95,12 @@ def test_a_worker_on_a_public_address_without_authentication_refuses_to_start() 
     )  # fmt: skip
     assert result.returncode == 2
     assert "refusing to start" in result.stderr and "EXHAUST_API_KEYS" in result.stderr
+
+
+def test_a_stall_window_shorter_than_two_writer_commits_is_refused() -> None:
+    # The writer's progress is its committed offset, which moves once per commit (2.8 s): a
+    # shorter window reports healthy partitions as stalled.
+    with pytest.raises(ValidationError, match="watchdog_stall_seconds"):
+        Settings(watchdog_stall_seconds=3.0)
+    assert Settings(watchdog_stall_seconds=6.0).watchdog_stall_seconds == 6.0
+
