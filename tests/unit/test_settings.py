@@ -103,4 +103,3 @@ def test_a_stall_window_shorter_than_two_writer_commits_is_refused() -> None:
     with pytest.raises(ValidationError, match="watchdog_stall_seconds"):
         Settings(watchdog_stall_seconds=3.0)
     assert Settings(watchdog_stall_seconds=6.0).watchdog_stall_seconds == 6.0
-
