@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from app.catalog.declared import source_format
 from app.catalog.types import Catalog, DatasetType, GeneratedFile, GenerationContext, SourceRef
@@ -67,8 +67,27 @@ from app.sealing import Sealer
 log = logging.getLogger("exhaust.generator")
 
 
+T = TypeVar("T")
+
 EventSink = Callable[[WorkItem, JobEvent], Awaitable[None]]
 """Where a generator's events go (Kafka in the worker, a list in unit tests)."""
+
+
+class Stop:
+    """The stop of one attempt (its job was cancelled): seen by the engine's thread, which
+    interrupts DuckDB within half a second, and by the event loop, which cancels downloads and
+    uploads (a multipart upload is aborted)."""
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self.event = asyncio.Event()
+
+    def set(self) -> None:
+        self._flag.set()
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
 
 
 class DatasetLookup(Protocol):
@@ -79,6 +98,7 @@ class DatasetLookup(Protocol):
     async def sync(self, seconds: float) -> bool: ...
 
 
+MANIFEST = "manifest.json"  # written last, under the attempt's prefix
 DOWNLOADS_AT_ONCE = 16  # small segments: a GET costs more in round trips than in bytes
 SMALL_UPLOADS_AT_ONCE = 16  # files of one part (splits write thousands of them)
 # A file of several parts is uploaded alone, with settings.upload_concurrency parts in flight, so
@@ -129,19 +149,32 @@ class Generator:
             **fields,  # type: ignore[arg-type]
         )
 
-    async def run(self, item: WorkItem) -> JobEvent:
-        """Run ``item`` to its end and return the final event it reported."""
+    async def run(self, item: WorkItem, stop: Stop | None = None) -> JobEvent:
+        """Run ``item`` to its end and return the final event it reported. ``stop`` set (the
+        job was cancelled) ends the attempt within seconds, deletes what it uploaded, and
+        reports FAILED with ``CANCELLED`` (the writer, which cancelled the job, ignores it)."""
         log.info("generating %s attempt %d (%s)", item.request_id, item.attempt, item.dataset)
+        stop = stop or Stop()
+        planned: list[str] = []  # every key the attempt may have written, once it knows them
         await self.emit(item, self._event(item, "STARTED"))
         started = time.monotonic()
         try:
-            final = await asyncio.wait_for(self._generate(item, started), self.timeout_seconds)
+            final = await asyncio.wait_for(
+                self._generate(item, started, stop, planned), self.timeout_seconds
+            )
         except TimeoutError:
             error = JobError("GENERATION_TIMEOUT", f"attempt ran over {self.timeout_seconds:.0f}s")
             final = self._event(item, "FAILED", error=error, retryable=True)
         except Cancelled:
-            error = JobError("WORKER_STOPPING", "worker stopped during generation")
-            final = self._event(item, "FAILED", error=error, retryable=True)
+            if stop.is_set():
+                await self._discard(item, planned)
+                error = JobError(
+                    "CANCELLED", "the job was cancelled; its partial outputs are deleted"
+                )
+                final = self._event(item, "FAILED", error=error, retryable=False)
+            else:
+                error = JobError("WORKER_STOPPING", "worker stopped during generation")
+                final = self._event(item, "FAILED", error=error, retryable=True)
         except ExhaustError as exc:
             final = self._event(
                 item, "FAILED", error=JobError(exc.code, exc.message), retryable=exc.retryable
@@ -173,7 +206,36 @@ class Generator:
         )  # fmt: skip
         return final
 
-    async def _generate(self, item: WorkItem, started: float) -> JobEvent:
+    async def _discard(self, item: WorkItem, planned: list[str]) -> None:
+        """Delete every object a stopped attempt may have written: each of its files and its
+        manifest, uploaded or not (an upload cancelled after the store had the object would
+        otherwise be left behind; deleting a missing key is no error). An unfinished multipart
+        upload was aborted when its task was cancelled."""
+        if not planned:
+            return
+        try:
+            await self.store.delete_keys(sorted(set(planned)))
+        except ExhaustError as exc:  # the bucket's lifecycle rule or a later sweep removes them
+            log.warning("could not delete the outputs of cancelled %s: %s", item.key, exc.message)
+
+    async def _until_stopped(self, work: Awaitable[T], stop: Stop) -> T:
+        """``work``, or :class:`Cancelled` as soon as ``stop`` is set (``work`` is cancelled)."""
+        task = asyncio.ensure_future(work)
+        stopped = asyncio.ensure_future(stop.event.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise Cancelled()
+        return task.result()
+
+    async def _generate(
+        self, item: WorkItem, started: float, stop: Stop, planned: list[str]
+    ) -> JobEvent:
         dataset_type = self.catalog.get(item.dataset, item.channel)
         config = dataset_type.check(
             canonical_json(item.config, "config") or {},
@@ -184,13 +246,14 @@ class Generator:
         )
         latest = [0.0]
         async with self._spool() as spool:
-            sources = await self._download(item, dataset_type, config, Path(spool))
+            download = self._download(item, dataset_type, config, Path(spool))
+            sources = await self._until_stopped(download, stop)
             ctx = GenerationContext(
                 config=config,
                 columns=item.columns,
                 spool=Path(spool),
                 report=lambda fraction: latest.__setitem__(0, fraction),
-                should_stop=self.stopping.is_set,
+                should_stop=lambda: self.stopping.is_set() or stop.is_set(),
                 filters=parse_filters(item.filters),
                 output=item.output,
                 encryption_key=self._open_key(item),
@@ -205,7 +268,11 @@ class Generator:
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
             ctx.encryption_key = None
-            outputs = await self._upload_all(item, files)
+            prefix = self._prefix(item)
+            planned += [prefix + f.name for f in files] + [prefix + MANIFEST]
+            if stop.is_set():  # a type that finished without looking at should_stop
+                raise Cancelled()
+            outputs = await self._until_stopped(self._upload_all(item, files), stop)
             manifest_key = await self._write_manifest(item, outputs, files, ctx.manifest)
         columns = [f.columns for f in files if f.columns is not None]
         return self._event(
@@ -362,7 +429,7 @@ class Generator:
     ) -> str:
         """The manifest, written last: per-file rows, bytes, sha256, period and group, the
         type's data dictionary and totals. No clock in it, so a rerun writes the same bytes."""
-        key = self._prefix(item) + "manifest.json"
+        key = self._prefix(item) + MANIFEST
         listed = []
         for output, generated in zip(outputs, files, strict=True):
             record = output_record(output)

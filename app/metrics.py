@@ -22,6 +22,7 @@ PipelineCounter = Literal[
     "ticks_sent",
     "read_model_records",
     "standard_jobs_submitted",
+    "work_items_stopped",
     "legacy_keys_migrated",
 ]
 

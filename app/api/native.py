@@ -46,6 +46,7 @@ from app.catalog.types import Catalog
 from app.clock import now_ms
 from app.domain import identifiers
 from app.domain.errors import (
+    AlreadyFinished,
     InvalidConfig,
     MalformedRequest,
     NotFound,
@@ -182,6 +183,11 @@ async def submit(request: web.Request) -> web.Response:
 
 async def cancel(request: web.Request) -> web.Response:
     job = Job.from_record(channel_record(request))
+    if job.terminal:  # nothing to stop: a 202 would promise a change that never comes
+        raise AlreadyFinished(
+            f"job {job.request_id} is already {job.status}; there is nothing to cancel",
+            status=job.status,
+        )
     context = ctx(request)
     await context.cancel(job)
     return web.json_response(

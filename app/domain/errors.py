@@ -36,6 +36,7 @@ whether retrying can help::
     │   ├── QueryFailed             the engine refused the query on this data (deterministic)
     │   └── TooManyFiles            a split that would write more files than allowed
     ├── NotFound                    no such job / dataset / file (HTTP 404)
+    ├── AlreadyFinished             a cancel of a job that has ended (HTTP 409, with its status)
     ├── AccessDenied                missing or wrong channel (HTTP 403/400)
     ├── StorageError                object storage refused an operation; retrying cannot help
     └── TransientError              retryable I/O failure (broker, object store)
@@ -243,6 +244,14 @@ class TooManyFiles(RequestRejected):
 class NotFound(ExhaustError):
     code = "NOT_FOUND"
     http_status = 404
+
+
+class AlreadyFinished(ExhaustError):
+    """An operation on a job that only a running job allows (a cancel of a job that already
+    ended): HTTP 409 with the job's status."""
+
+    code = "ALREADY_FINISHED"
+    http_status = 409
 
 
 class AccessDenied(ExhaustError):

@@ -110,12 +110,14 @@ class JobPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the writer must do: write ``job`` (if any), dispatch ``work`` (if any)."""
+    """What the writer must do: write ``job`` (if any), dispatch ``work`` (if any), tell the
+    generators to stop the attempt of ``stop`` (if any: a cancelled job's)."""
 
     counter: Counter
     job: Job | None = None
     work: WorkItem | None = None
     rejection: ExhaustError | None = None
+    stop: WorkItem | None = None
 
 
 def _new_job(
@@ -310,7 +312,10 @@ def on_event(job: Job | None, event: JobEvent, *, now: int, policy: JobPolicy) -
         cancelled = job.replace(
             status="CANCELLED", last_updated=now, completed_at=now, lease_expires_at=None
         )
-        return Outcome("cancelled", job=cancelled)
+        # A dispatched attempt (queued or running) is stopped where it runs; a job still
+        # waiting for its input has no work item anywhere.
+        stop = WorkItem.for_job(job) if job.status in ("SUBMITTED", "PROCESSING") else None
+        return Outcome("cancelled", job=cancelled, stop=stop)
     if job.terminal:
         return Outcome("ignored_terminal")
     if event.attempt != job.attempt:

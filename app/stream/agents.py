@@ -60,7 +60,7 @@ from app.stream.job_writer import Effects, Input, JobWriter
 from app.stream.publisher import dead_letter_headers, log_dead_letter
 from app.stream.read_model import Materialized
 from app.stream.watchdog import ConsumerStalled, StallDetector
-from app.stream.work_queue import WorkQueueProbe
+from app.stream.work_queue import STOP_HEADER, WorkQueueProbe
 
 log = logging.getLogger("exhaust.agents")
 
@@ -249,6 +249,13 @@ class Pipeline:
         for work in effects.work:
             await self.send_work(
                 work.key, work.attempt, self.schemas.encode("WorkItem", work.to_record())
+            )
+        for stop in effects.stops:
+            # Same key, so the same partition as the attempt's work item, after it: the
+            # generator that owns the item sees the stop (docs/architecture.md, "Cancel").
+            value = self.schemas.encode("WorkItem", stop.to_record())
+            await self.app.producer.send(
+                self.work_topic, stop.key.encode(), value, None, None, [STOP_HEADER]
             )
 
     async def send_work(self, key: str, attempt: int, value: bytes) -> None:

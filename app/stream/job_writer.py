@@ -61,12 +61,13 @@ class DeadLetter:
 class Effects:
     """What the edge performs for a batch, in this order: ``writes`` to the table (key, job or
     ``None`` to delete the key, and the source of the event the write belongs to), then
-    ``dead_letters`` and ``work`` sends. ``transitions`` and ``submit_latencies_ms`` are for the
-    metrics."""
+    ``dead_letters``, ``work`` and ``stops`` sends. ``transitions`` and
+    ``submit_latencies_ms`` are for the metrics."""
 
     writes: list[tuple[str, Job | None, object]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     work: list[WorkItem] = field(default_factory=list)
+    stops: list[WorkItem] = field(default_factory=list)  # attempts the generators must stop
     transitions: list[Counter] = field(default_factory=list)
     submit_latencies_ms: list[int] = field(default_factory=list)
     legacy_keys_migrated: int = 0
@@ -214,6 +215,8 @@ class JobWriter:
                 self.dispatches.forget(job.key)
         if outcome.work is not None:
             effects.work.append(outcome.work)
+        if outcome.stop is not None:
+            effects.stops.append(outcome.stop)
 
     # --- deadlines -------------------------------------------------------------------------------
 

@@ -37,11 +37,12 @@ from mode import Service
 
 from app.domain.errors import PoisonMessage
 from app.domain.model import WorkItem
-from app.generator import Generator
+from app.generator import Generator, Stop
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.avro import registry
 from app.stream.connection import client_options
+from app.stream.work_queue import STOP_HEADER
 
 log = logging.getLogger("exhaust.work")
 
@@ -101,6 +102,7 @@ class WorkConsumer(Service):
         self.progress: dict[TopicPartition, PartitionProgress] = {}
         self.to_commit: dict[TopicPartition, int] = {}
         self.running: set[asyncio.Task[None]] = set()
+        self.stops: dict[tuple[str, int], Stop] = {}  # the running attempts, by (job key, attempt)
         self.waiting: deque[tuple[TopicPartition, int, WorkItem]] = deque()
         self.room = asyncio.Event()  # set when a prefetched item started (there is room again)
         self.consumer: AIOKafkaConsumer | None = None
@@ -149,8 +151,27 @@ class WorkConsumer(Service):
             await self.dead_letter(message, exc)
             self._finished(tp, message.offset)
             return
+        if STOP_HEADER in (message.headers or ()):
+            self.stop_attempt(item)
+            self._finished(tp, message.offset)
+            return
         self.waiting.append((tp, message.offset, item))
         self._start_waiting()
+
+    def stop_attempt(self, item: WorkItem) -> None:
+        """A cancelled job's attempt: forgotten if it waits here (its offset is done), stopped
+        if it runs (:class:`~app.generator.Stop`). It arrives after its work item on the same
+        partition, so an attempt this worker never took is not here to stop."""
+        target = (item.key, item.attempt)
+        for waiting in [w for w in self.waiting if (w[2].key, w[2].attempt) == target]:
+            self.waiting.remove(waiting)
+            self._finished(waiting[0], waiting[1])
+            log.info("%s attempt %d cancelled before it started", item.request_id, item.attempt)
+        running = self.stops.get(target)
+        if running is not None:
+            log.info("%s attempt %d cancelled: stopping it", item.request_id, item.attempt)
+            running.set()
+        self.metrics.count("work_items_stopped")
 
     def _start_waiting(self) -> None:
         """Start prefetched items while there are free slots (no await: called from a task's
@@ -177,9 +198,11 @@ class WorkConsumer(Service):
         self.room.set()
 
     async def _run(self, tp: TopicPartition, offset: int, item: WorkItem) -> None:
+        stop = self.stops[(item.key, item.attempt)] = Stop()
         try:
-            await self.generator.run(item)
+            await self.generator.run(item, stop)
         finally:
+            self.stops.pop((item.key, item.attempt), None)
             self._finished(tp, offset)
 
     def _finished(self, tp: TopicPartition, offset: int) -> None:

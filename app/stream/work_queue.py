@@ -35,6 +35,11 @@ from app.stream.connection import client_options
 log = logging.getLogger("exhaust.work_queue")
 
 
+# The header of a work record that stops its attempt instead of running it: the writer sends
+# one, with the job's key, when a dispatched job is cancelled (it lands after the work item).
+STOP_HEADER = ("exhaust-stop", b"1")
+
+
 @dataclass(frozen=True, slots=True)
 class QueueSnapshot:
     """The generators' group on the work topic at one moment."""

@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from app.engine.storage import S3ObjectStore
 from app.settings import Settings
 from app.stream.topics import TopicSpec, ensure_topics
 from deploy.local.stack import port_is_free
@@ -158,7 +160,7 @@ async def test_cli_submits_waits_and_reads_status(
         assert worker.stop() == 0
 
 
-async def test_cancel_over_http_wins_over_the_running_generation(
+async def test_a_cancel_stops_the_running_generation_within_seconds_and_leaves_no_object(
     settings_factory: Callable[..., Settings],
 ) -> None:
     settings = settings_factory(heartbeat_seconds=0.5)
@@ -168,7 +170,7 @@ async def test_cancel_over_http_wins_over_the_running_generation(
         body = {
             "tag": "c",
             "dataset": "demo-export",
-            "config": {"rows": 1_500_000},
+            "config": {"rows": 20_000_000},  # about a minute of generation on this machine
             "request_id": "to-cancel",
         }
         status, _ = await worker.post("/v1/requests", body, channel="acme")
@@ -182,14 +184,25 @@ async def test_cancel_over_http_wins_over_the_running_generation(
         assert (await worker.post("/v1/jobs/to-cancel/cancel", {}, channel="evil"))[0] == 404
         code, answer = await worker.post("/v1/jobs/to-cancel/cancel", {}, channel="acme")
         assert code == 202 and answer["status"] == "CANCEL_REQUESTED"
+        cancelled_at = time.monotonic()
         await eventually(lambda: _is(job_status, "CANCELLED"), 30, "the job to be CANCELLED")
 
-        async def generation_reported() -> bool:  # the generator finishes anyway; it is fenced off
+        async def generation_stopped() -> bool:  # its FAILED (CANCELLED) report is fenced off
             _, metrics = await worker.get("/metrics")
             return 'exhaust_transitions_total{outcome="ignored_terminal"}' in metrics
 
-        await eventually(generation_reported, 60, "the late COMPLETED to be ignored")
+        await eventually(generation_stopped, 30, "the generation to stop", 0.1)
+        assert time.monotonic() - cancelled_at < 15, "the generation ran on after the cancel"
+        assert "to-cancel attempt 1 cancelled: stopping it" in worker.log_tail(200)
         assert await job_status() == "CANCELLED"
+        async with S3ObjectStore(settings) as store:
+            listed = await store.client.list_objects_v2(
+                Bucket=settings.s3_bucket, Prefix="acme/demo-export/to-cancel/"
+            )
+        assert listed.get("Contents", []) == [], "a cancelled attempt left objects behind"
+        # A cancel of a job that has ended promises nothing: 409 with its status.
+        code, refused = await worker.post("/v1/jobs/to-cancel/cancel", {}, channel="acme")
+        assert code == 409 and refused["error"]["status"] == "CANCELLED"
     finally:
         assert worker.stop() == 0
 

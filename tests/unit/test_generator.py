@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from pathlib import Path
@@ -8,7 +9,7 @@ from app.catalog.loader import default_catalog
 from app.domain.errors import StorageError
 from app.domain.model import JobEvent, WorkItem
 from app.engine.storage import Uploaded
-from app.generator import Generator
+from app.generator import Generator, Stop
 from tests.fakes import MemoryStore
 
 ITEM = WorkItem(
@@ -83,3 +84,55 @@ async def test_the_spool_is_removed_whether_the_attempt_succeeds_or_fails(tmp_pa
         await Generator(default_catalog(), store, emit, worker_id="w", spool_dir=tmp_path).run(ITEM)
         assert list(tmp_path.iterdir()) == []
     assert [e.kind for e in events] == ["STARTED", "FAILED"]
+
+
+class BlockingStore(MemoryStore):
+    """Stores the upload, then never answers (until cancelled), as a stalled S3 would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.uploading = asyncio.Event()
+
+    async def upload_file(self, key: str, path: Path, content_type: str = "") -> Uploaded:
+        sent = await super().upload_file(key, path, content_type)
+        self.uploading.set()
+        await asyncio.sleep(3600)
+        return sent
+
+
+async def stopped_run(item: WorkItem, store: MemoryStore, when: asyncio.Event) -> list[JobEvent]:
+    events: list[JobEvent] = []
+
+    async def emit(_: WorkItem, event: JobEvent) -> None:
+        events.append(event)
+        if event.kind == "PROGRESS":
+            when.set()
+
+    stop = Stop()
+
+    async def stop_when_told() -> None:
+        await when.wait()
+        stop.set()
+
+    stopper = asyncio.create_task(stop_when_told())
+    generator = Generator(default_catalog(), store, emit, worker_id="w", heartbeat_seconds=0.05)
+    await asyncio.wait_for(generator.run(item, stop), 20)
+    stopper.cancel()
+    return events
+
+
+async def test_a_stopped_attempt_ends_mid_generation_and_leaves_nothing() -> None:
+    store = MemoryStore()
+    huge = WorkItem(**{**ITEM.to_record(), "config": '{"rows": 50000000}'})
+    events = await stopped_run(huge, store, asyncio.Event())  # stopped at its first heartbeat
+    final = events[-1]
+    assert final.kind == "FAILED" and not final.retryable
+    assert final.error is not None and final.error.code == "CANCELLED"
+    assert store.objects == {}
+
+
+async def test_a_stopped_attempt_ends_mid_upload_and_deletes_what_the_store_holds() -> None:
+    store = BlockingStore()
+    events = await stopped_run(ITEM, store, store.uploading)
+    assert events[-1].error is not None and events[-1].error.code == "CANCELLED"
+    assert store.writes and store.objects == {}, "the stored file and no manifest"

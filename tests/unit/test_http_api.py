@@ -70,6 +70,29 @@ async def test_a_channel_never_sees_another_channels_jobs_or_links(
     assert links and all("acme/" in u and "evil" not in u for u in links)
 
 
+async def test_a_cancel_of_a_job_that_has_ended_is_409_with_its_status(tmp_path: Path) -> None:
+    read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    read_model.apply([Change(0, 0, "acme/done", job("done", "acme")),
+                      Change(0, 1, "acme/busy", job("busy", "acme", status="PROCESSING"))])  # fmt: skip
+    cancelled: list[Job] = []
+
+    async def cancel(found: Job) -> None:
+        cancelled.append(found)
+
+    context = api_context(read_model=read_model, cancel=cancel)
+    async with TestClient(TestServer(create_web_app(context))) as http:
+        channel = {"X-Channel-ID": "acme"}
+        response = await http.post("/v1/jobs/done/cancel", headers=channel)
+        assert response.status == 409
+        error = (await response.json())["error"]
+        assert (error["code"], error["status"]) == ("ALREADY_FINISHED", "SUCCESS")
+        assert cancelled == []
+        response = await http.post("/v1/jobs/busy/cancel", headers=channel)
+        assert response.status == 202 and (await response.json())["status"] == "CANCEL_REQUESTED"
+        assert [j.request_id for j in cancelled] == ["busy"]
+    read_model.close()
+
+
 async def test_the_channel_header_is_required(
     client: tuple[Client, list[DatasetRequest]],
 ) -> None:

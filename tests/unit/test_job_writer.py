@@ -66,6 +66,16 @@ def test_a_new_request_writes_a_submitted_job_then_sends_its_work() -> None:
     assert effects.dead_letters == []
 
 
+def test_a_cancel_of_a_dispatched_job_sends_a_stop_for_its_attempt() -> None:
+    table = Table()
+    table.apply(writer().decide(requests(request()), table.get))
+    cancel = JobEvent(kind="CANCEL", request_id="r1", channel="acme", attempt=0, at=2_000)
+    effects = writer().decide([Input(2, event=cancel)], table.get)
+    assert effects.transitions == ["cancelled"]
+    assert [(s.key, s.attempt) for s in effects.stops] == [(job_key("acme", "r1"), 1)]
+    assert effects.work == []
+
+
 def test_a_batch_reads_its_own_earlier_writes() -> None:
     table = Table()
     batch = requests(request(), request())  # the same request twice in one batch

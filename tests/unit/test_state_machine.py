@@ -230,9 +230,19 @@ def test_tick_expires_old_successes() -> None:
 def test_cancel_stops_a_running_job() -> None:
     job = event(new_job(), "STARTED").job
     assert job is not None
-    cancelled = event(job, "CANCEL", attempt=0).job
+    outcome = event(job, "CANCEL", attempt=0)
+    cancelled = outcome.job
     assert cancelled is not None and cancelled.status == "CANCELLED"
     assert event(cancelled, "COMPLETED", outputs=OUT).counter == "ignored_terminal"
+    # The running attempt is told to stop, where it runs; a queued one too; a finished job
+    # has nothing to stop.
+    assert outcome.stop is not None and (outcome.stop.key, outcome.stop.attempt) == (
+        job.key,
+        job.attempt,
+    )
+    queued = event(new_job(), "CANCEL", attempt=0)
+    assert queued.stop is not None and queued.stop.attempt == 1
+    assert event(cancelled, "CANCEL", attempt=0).stop is None
 
 
 def test_the_job_and_its_work_item_hold_only_the_sealed_encryption_key() -> None:
