@@ -519,7 +519,17 @@ class Settings(BaseSettings):
         "memory:// (everything in RAM; small deployments and experiments).",
     )
     table_cache_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024 * 1024, description="RocksDB block cache of the job table."
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="RocksDB block cache of the job table, in all: each partition's database "
+        "gets its share (Faust gives every database a cache of its own).",
+    )
+    table_write_buffer_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=256 * 1024,
+        description="RocksDB write buffer (memtable) of each table partition; at most two are "
+        "held per partition before a flush (Faust's default, 64 MiB x 3 per partition, let the "
+        "tables of one worker reach gigabytes).",
     )
     spool_dir: Path | None = Field(None, description="Temp files of generators (default: TMPDIR).")
 

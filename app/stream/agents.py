@@ -85,6 +85,21 @@ class AvroRecordCodec(codecs.Codec):
         return self.from_record(self.schemas.decode(self.schema, data))
 
 
+def table_options(settings: Settings, cache_bytes: int) -> dict[str, Any]:
+    """RocksDB options of a Faust table whose memory is bounded by configuration: a table has
+    one database per partition, each with its own block cache (``cache_bytes`` is shared out)
+    and its own write buffers (at most two of ``table_write_buffer_bytes``). With Faust's
+    defaults (64 MiB x 3 write buffers and a 64 MiB cache per partition), the two tables of a
+    6-partition worker could hold 2.7 GiB before anything bounded them."""
+    partitions = settings.topic_partitions
+    return {
+        "driver": "rocksdict",
+        "block_cache_size": max(1024 * 1024, cache_bytes // partitions),
+        "write_buffer_size": settings.table_write_buffer_bytes,
+        "max_write_buffer_number": 2,
+    }
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -149,7 +164,7 @@ class Pipeline:
             "jobs",
             partitions=n,
             changelog_topic=changelog,
-            options={"driver": "rocksdict", "block_cache_size": settings.table_cache_bytes},
+            options=table_options(settings, settings.table_cache_bytes),
         )
         # Tables take their codecs from key/value types; ours are raw ids and Avro JobStatus.
         table.key_serializer = "raw"

@@ -34,7 +34,7 @@ from app.engine.storage import ObjectStore, S3ObjectStore
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream import faust_compat
-from app.stream.agents import AvroRecordCodec
+from app.stream.agents import AvroRecordCodec, table_options
 from app.stream.avro import registry
 from app.stream.dataset_writer import DatasetWriter, FillEffects, FillInput
 from app.stream.work_queue import work_partition
@@ -90,7 +90,7 @@ class FillWriter:
             "datasets",
             partitions=n,
             changelog_topic=changelog,
-            options={"driver": "rocksdict", "block_cache_size": 8 * 1024 * 1024},
+            options=table_options(settings, 8 * 1024 * 1024),
         )
         table.key_serializer = "raw"
         table.value_serializer = DATASET_CODEC

@@ -103,3 +103,15 @@ def test_a_stall_window_shorter_than_two_writer_commits_is_refused() -> None:
     with pytest.raises(ValidationError, match="watchdog_stall_seconds"):
         Settings(watchdog_stall_seconds=3.0)
     assert Settings(watchdog_stall_seconds=6.0).watchdog_stall_seconds == 6.0
+
+
+def test_table_memory_is_bounded_by_settings_shared_over_partitions() -> None:
+    from app.stream.agents import table_options
+
+    settings = Settings(
+        topic_partitions=8, table_cache_bytes=64 << 20, table_write_buffer_bytes=4 << 20
+    )
+    options = table_options(settings, settings.table_cache_bytes)
+    # One database per partition, each with its cache share and at most two write buffers.
+    assert options["block_cache_size"] == 8 << 20
+    assert (options["write_buffer_size"], options["max_write_buffer_number"]) == (4 << 20, 2)
