@@ -9,10 +9,12 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from app.domain.model import WorkItem
+from app.generator import Stop
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.avro import registry
 from app.stream.work_consumer import PartitionProgress, WorkConsumer
+from app.stream.work_queue import STOP_HEADER
 
 
 def test_commits_only_past_a_contiguous_finished_prefix() -> None:
@@ -45,17 +47,25 @@ class Generations:
     def __init__(self) -> None:
         self.started: asyncio.Queue[str] = asyncio.Queue()
         self.release: dict[str, asyncio.Event] = {}
+        self.stops: dict[str, Stop] = {}
 
-    async def run(self, item: WorkItem) -> None:
+    async def run(self, item: WorkItem, stop: Stop) -> None:
         self.release[item.request_id] = asyncio.Event()
+        self.stops[item.request_id] = stop
         await self.started.put(item.request_id)
-        await self.release[item.request_id].wait()
+        released = asyncio.ensure_future(self.release[item.request_id].wait())
+        stopped = asyncio.ensure_future(stop.event.wait())
+        await asyncio.wait({released, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        released.cancel()
+        stopped.cancel()
 
 
-def message(offset: int) -> SimpleNamespace:
-    item = WorkItem(request_id=f"r{offset}", attempt=1, tag="t", dataset="noop", channel="acme",
-                    requested_by="u", config="{}", submitted_at=0)  # fmt: skip
-    return SimpleNamespace(offset=offset, value=registry().encode("WorkItem", item.to_record()))
+def message(offset: int, request_id: str | None = None, stop: bool = False) -> SimpleNamespace:
+    item = WorkItem(request_id=request_id or f"r{offset}", attempt=1, tag="t", dataset="noop",
+                    channel="acme", requested_by="u", config="{}", submitted_at=0)  # fmt: skip
+    headers = [STOP_HEADER] if stop else []
+    value = registry().encode("WorkItem", item.to_record())
+    return SimpleNamespace(offset=offset, value=value, headers=headers)
 
 
 async def consumer(generations: Generations) -> WorkConsumer:
@@ -98,3 +108,20 @@ async def test_prefetched_items_of_a_revoked_partition_are_dropped_and_never_com
     generations.release["r0"].set()
     await asyncio.wait_for(asyncio.gather(*work.running), 1)
     assert work.to_commit == {mine: 1}, "only the finished item is committed"
+
+
+async def test_a_stop_drops_a_prefetched_attempt_and_stops_a_running_one() -> None:
+    generations = Generations()
+    work = await consumer(generations)
+    tp = TopicPartition("work", 0)
+    for offset in range(3):
+        await work._take(tp, message(offset))
+    assert await asyncio.wait_for(generations.started.get(), 1) == "r0"
+    await work._take(tp, message(3, "r1", stop=True))  # r1 waits in the prefetch: dropped
+    assert [w[1] for w in work.waiting] == [2]
+    await work._take(tp, message(4, "r0", stop=True))  # r0 runs: told to stop
+    assert generations.stops["r0"].is_set()
+    assert await asyncio.wait_for(generations.started.get(), 1) == "r2"
+    generations.release["r2"].set()
+    await asyncio.wait_for(asyncio.gather(*work.running), 1)
+    assert work.to_commit == {tp: 5}, "the stopped, dropped and stop records are all done"
