@@ -100,6 +100,25 @@ def table_options(settings: Settings, cache_bytes: int) -> dict[str, Any]:
     }
 
 
+async def send_to_owned_partitions(app: faust.App, topic: Any, key: bytes, value: bytes) -> int:
+    """Send a timer's event (a TICK, a SWEEP) into every partition of ``topic`` this worker
+    owns, so its work happens inside an event of the owning partition; return how many were
+    sent. A worker that is stopping sends nothing more (its producer is gone; the partitions'
+    next owner takes over) instead of crashing on the way out."""
+    sent = 0
+    name = topic.get_topic_name()
+    for tp in app.consumer.assignment():
+        if tp.topic == name:
+            try:
+                await topic.send(key=key, value=value, partition=tp.partition)
+            except NotReady:
+                if app.should_stop:
+                    return sent
+                raise
+            sent += 1
+    return sent
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -381,15 +400,8 @@ class Pipeline:
         value = self.schemas.encode(
             "JobEvent", JobEvent(kind="TICK", request_id="", attempt=0, at=self.clock()).to_record()
         )
-        for tp in self.app.consumer.assignment():
-            if tp.topic == self.job_events.get_topic_name():
-                try:
-                    await self.job_events.send(key=TICK_KEY, value=value, partition=tp.partition)
-                except NotReady:
-                    if self.app.should_stop:
-                        return  # stopping (the producer is gone): the next owner ticks
-                    raise
-                self.metrics.count("ticks_sent")
+        sent = await send_to_owned_partitions(self.app, self.job_events, TICK_KEY, value)
+        self.metrics.count("ticks_sent", sent)
 
     async def _probe(self) -> WorkQueueProbe:
         """The probe, started once (both timers use it)."""

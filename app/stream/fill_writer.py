@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from faust.exceptions import NotReady
 
 from app.clock import Clock, now_ms
 from app.domain.errors import ExhaustError
@@ -34,7 +33,7 @@ from app.engine.storage import ObjectStore, S3ObjectStore
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream import faust_compat
-from app.stream.agents import AvroRecordCodec, table_options
+from app.stream.agents import AvroRecordCodec, send_to_owned_partitions, table_options
 from app.stream.avro import registry
 from app.stream.dataset_writer import DatasetWriter, FillEffects, FillInput
 from app.stream.work_queue import work_partition
@@ -193,14 +192,7 @@ class FillWriter:
 
     async def _send_sweeps(self) -> None:
         value = self.schemas.encode("DatasetFill", Fill.sweep(self.clock()).to_record())
-        for tp in self.app.consumer.assignment():
-            if tp.topic == self.fills.get_topic_name():
-                try:
-                    await self.fills.send(key=SWEEP_KEY, value=value, partition=tp.partition)
-                except NotReady:
-                    if self.app.should_stop:
-                        return  # stopping (the producer is gone): the next owner sweeps
-                    raise
+        await send_to_owned_partitions(self.app, self.fills, SWEEP_KEY, value)
 
 
 __all__ = ["DATASET_CODEC", "FillWriter"]

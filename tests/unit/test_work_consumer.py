@@ -76,13 +76,19 @@ async def consumer(generations: Generations) -> WorkConsumer:
     return WorkConsumer(settings, generations, no_dead_letters, Metrics())  # type: ignore[arg-type]
 
 
-async def test_a_prefetched_item_starts_when_the_running_one_ends_without_a_fetch() -> None:
+async def three_taken() -> tuple[Generations, WorkConsumer, TopicPartition]:
+    """A consumer that took r0..r2 of one partition (one slot: r0 runs, r1 and r2 wait)."""
     generations = Generations()
     work = await consumer(generations)
     tp = TopicPartition("work", 0)
     for offset in range(3):
         await work._take(tp, message(offset))
     assert await asyncio.wait_for(generations.started.get(), 1) == "r0"
+    return generations, work, tp
+
+
+async def test_a_prefetched_item_starts_when_the_running_one_ends_without_a_fetch() -> None:
+    generations, work, tp = await three_taken()
     assert [w[1] for w in work.waiting] == [1, 2] and len(work.running) == 1
     generations.release["r0"].set()
     # No poll of the broker in between: the end of r0 starts r1.
@@ -111,12 +117,7 @@ async def test_prefetched_items_of_a_revoked_partition_are_dropped_and_never_com
 
 
 async def test_a_stop_drops_a_prefetched_attempt_and_stops_a_running_one() -> None:
-    generations = Generations()
-    work = await consumer(generations)
-    tp = TopicPartition("work", 0)
-    for offset in range(3):
-        await work._take(tp, message(offset))
-    assert await asyncio.wait_for(generations.started.get(), 1) == "r0"
+    generations, work, tp = await three_taken()
     await work._take(tp, message(3, "r1", stop=True))  # r1 waits in the prefetch: dropped
     assert [w[1] for w in work.waiting] == [2]
     await work._take(tp, message(4, "r0", stop=True))  # r0 runs: told to stop
