@@ -117,9 +117,9 @@ async def test_one_id_from_two_channels_over_http_neither_blocks_sees_nor_cancel
     # The same request again from evil is a duplicate of evil's job, not a conflict with acme's.
     status, body = await worker.post("/v1/requests", other, "evil")
     assert status == 202 and body["duplicate"] is True and body["status"] == "SUCCESS"
-    # A cancel names only the caller's own job.
-    status, _ = await worker.post("/v1/jobs/mine-and-yours/cancel", {}, "evil")
-    assert status == 202
+    # A cancel names only the caller's own job (evil's, which has ended: 409 with its status).
+    status, body = await worker.post("/v1/jobs/mine-and-yours/cancel", {}, "evil")
+    assert status == 409 and body["error"]["status"] == "SUCCESS"
     _, listing = await worker.get("/v1/jobs?tag=t", "evil")
     assert listing["jobs"] == []
     _, listing = await worker.get("/v1/jobs", "acme")
