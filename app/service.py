@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Literal, get_args
 
 import faust
@@ -345,6 +346,21 @@ def create_app(
     return app, pipeline
 
 
+def prepare_directories(settings: Settings) -> None:
+    """Create the state and spool directories a worker writes to, or refuse to start naming
+    the setting: a spool directory that does not exist failed every generation."""
+    for name in ("state_dir", "spool_dir"):
+        path: Path | None = getattr(settings, name)
+        if path is None:
+            continue
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"EXHAUST_{name.upper()}={path} cannot be created: {exc.strerror}"
+            ) from exc
+
+
 def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -> int:
     """Bootstrap, then run one worker of ``role`` in the foreground until SIGINT/SIGTERM.
 
@@ -352,6 +368,7 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
     problems = unsafe_combinations(settings, serves_api=Parts.of(role).api)
     if problems:
         raise ConfigurationError("refusing to start: " + "; ".join(problems))
+    prepare_directories(settings)
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
     health = Health()
     asyncio.run(bootstrap(settings, health, role))
@@ -392,5 +409,6 @@ __all__ = [
     "create_app",
     "load_catalog",
     "open_read_model",
+    "prepare_directories",
     "run_worker",
 ]

@@ -156,6 +156,27 @@ async def _check_layout(admin: Any, settings: Settings, specs: list[TopicSpec]) 
         return
     problems: list[str] = []
     described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
+    configs: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.resources:  # (error code, message, type, name, entries)
+            if resource[0] == 0:
+                configs[resource[3]] = {str(e[0]): str(e[1]) for e in resource[4]}
+    # A topic another worker created a moment ago exists on the controller before every
+    # broker's metadata has it: the broker that answered reports no partitions or an error.
+    # That is a wait, not a wrong layout (three processors starting at once in a cluster).
+    unseen = [
+        s.name
+        for s in specs
+        if described.get(s.name, {}).get("error_code", 0) != 0
+        or not described.get(s.name, {}).get("partitions")
+        or s.name not in configs
+    ]
+    if unseen:
+        raise TopicsMissing(
+            f"topics {', '.join(unseen)} exist but the broker does not describe them yet "
+            "(just created by another worker)"
+        )
     for spec in specs:
         partitions = described.get(spec.name, {}).get("partitions", [])
         if spec.co_partitioned and len(partitions) != spec.partitions:
@@ -170,14 +191,8 @@ async def _check_layout(admin: Any, settings: Settings, specs: list[TopicSpec]) 
                 f"{spec.name} has {replicas} replicas, EXHAUST_TOPIC_REPLICATION asks for "
                 f"{settings.topic_replication}"
             )
-    resources = [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
-    configs: dict[str, dict[str, str]] = {}
-    for response in await admin.describe_configs(resources):
-        for resource in response.resources:
-            name, entries = resource[3], resource[4]
-            configs[name] = {str(e[0]): str(e[1]) for e in entries}
     for spec in specs:
-        config = configs.get(spec.name, {})
+        config = configs[spec.name]
         policy = config.get("cleanup.policy", "")
         if spec.compacted and "compact" not in policy:
             problems.append(f"{spec.name} has cleanup.policy={policy}, it must be compact")

@@ -115,3 +115,18 @@ def test_table_memory_is_bounded_by_settings_shared_over_partitions() -> None:
     # One database per partition, each with its cache share and at most two write buffers.
     assert options["block_cache_size"] == 8 << 20
     assert (options["write_buffer_size"], options["max_write_buffer_number"]) == (4 << 20, 2)
+
+
+def test_a_worker_creates_its_spool_and_state_directories_or_refuses_naming_them(
+    tmp_path: Path,
+) -> None:
+    from app.domain.errors import ConfigurationError
+    from app.service import prepare_directories
+
+    settings = Settings(state_dir=tmp_path / "a" / "state", spool_dir=tmp_path / "b" / "spool")
+    prepare_directories(settings)
+    assert settings.state_dir.is_dir() and settings.spool_dir is not None
+    assert settings.spool_dir.is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigurationError, match=r"EXHAUST_SPOOL_DIR=.*cannot be created"):
+        prepare_directories(settings.model_copy(update={"spool_dir": tmp_path / "file" / "x"}))

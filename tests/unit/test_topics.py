@@ -138,3 +138,20 @@ def test_created_topics_carry_retention_and_min_insync() -> None:
     assert specs["t.dlq"]["retention.ms"] == str(720 * 3_600_000)
     assert "retention.ms" not in specs["t.jobs"] and specs["t.jobs"]["cleanup.policy"] == "compact"
     assert all(config["min.insync.replicas"] == "2" for config in specs.values())
+
+
+async def test_a_topic_the_answering_broker_does_not_describe_yet_is_waited_for() -> None:
+    """Three processors start at once: one creates the topics, the others find them existing
+    but described by a broker whose metadata lags (no partitions, an error code, no configs)."""
+
+    class Lagging(Admin):
+        async def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
+            return [{"topic": n, "error_code": 3, "partitions": []} for n in names]
+
+        async def describe_configs(self, resources: list[Any]) -> list[Any]:
+            return [SimpleNamespace(resources=[(3, "unknown", 2, r.name, []) for r in resources])]
+
+    names = [s.name for s in topic_specs(SETTINGS)]
+    with pytest.raises(TopicsMissing, match="does not describe them yet") as caught:
+        await ensure_topics(SETTINGS, admin=Lagging(names, {}))
+    assert caught.value.retryable
