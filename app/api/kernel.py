@@ -45,7 +45,9 @@ Visible = Callable[
 MAX_KEY_CHARS = 1024  # of an encryption key (a zip password)
 
 
-HIDDEN = ("fingerprint", "partition", "lease_expires_at", "client_id", "sealed_key")
+HIDDEN = (
+    "fingerprint", "partition", "lease_expires_at", "client_id", "sealed_key", "request_offset",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

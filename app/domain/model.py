@@ -155,6 +155,7 @@ class Job:
     partition: int = -1
     attempts: int = 0
     duplicates: int = 0
+    request_offset: int = -1  # the last request applied (exhaust.requests, the job's partition)
     progress: float = 0.0
     outputs: list[OutputFile] = field(default_factory=list)
     manifest_key: str | None = None

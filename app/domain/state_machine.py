@@ -31,6 +31,7 @@ presumed-dead attempt therefore cannot attach its outputs to the job.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -76,6 +77,7 @@ Counter = Literal[
     "commenced",
     "input_expired",
     "duplicate",
+    "replayed",
     "conflict",
     "resubmitted",
     "regenerated",
@@ -217,12 +219,38 @@ def on_request(
     policy: JobPolicy,
     catalog: RequestCheck,
     identity: Identity | None = None,
+    offset: int = -1,
 ) -> Outcome:
     """A request arrived on the job's tag partition; ``existing`` is the job of its id.
 
     ``identity`` is :func:`identify` of ``request``; pass it when already computed.
+    ``offset`` is the request's offset in its partition: a job remembers the last one applied
+    to it (``request_offset``), so a request at or below it is a redelivery (the writer
+    restarted, or its partition moved, before the offset was committed) and changes nothing.
+    Counted again, it would be its own duplicate; a failed job's "repeat" would even run again.
     """
     identity = identity or identify(request, policy)
+    if (
+        existing is not None
+        and existing.request_id == identity.request_id
+        and 0 <= offset <= existing.request_offset
+    ):
+        return Outcome("replayed")
+    outcome = _on_new_request(existing, request, partition, now, policy, catalog, identity)
+    if outcome.job is not None and offset >= 0:
+        return dataclasses.replace(outcome, job=outcome.job.replace(request_offset=offset))
+    return outcome
+
+
+def _on_new_request(
+    existing: Job | None,
+    request: DatasetRequest,
+    partition: int,
+    now: int,
+    policy: JobPolicy,
+    catalog: RequestCheck,
+    identity: Identity,
+) -> Outcome:
     request_id, client_id, fingerprint = (
         identity.request_id,
         identity.client_id,

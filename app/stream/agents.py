@@ -250,10 +250,19 @@ class Pipeline:
             await self.dead_letter(message, exc)
             return None
 
-    def read(self, key: str) -> Job | None:
-        """The job stored under a table key (the decisions' view of the table)."""
-        job: Job | None = self.jobs.get(key.encode())
-        return job
+    def read(self, key: str, source: object) -> Job | None:
+        """The job stored under a table key (the decisions' view of the table), read in the
+        store of ``source``'s partition. Faust's RocksDB store reads the partition of the
+        *current* event, which during a batch's decisions is the batch's last event: a batch
+        of several partitions would read most keys in the wrong database and find no job (a
+        repeat then created its job afresh; the cluster's checker caught it after a worker's
+        death). Writes are made the same way (:meth:`perform`)."""
+        if source is None:
+            job: Job | None = self.jobs.get(key.encode())
+            return job
+        with faust_compat.acting_for(source):
+            found: Job | None = self.jobs.get(key.encode())
+        return found
 
     async def perform(self, effects: Effects) -> None:
         """Perform a batch's effects in their commit order: every table write, then every send
@@ -340,7 +349,10 @@ class Pipeline:
             record = await self.decode_or_dead_letter("DatasetRequest", event.message)
             if record is not None:
                 request = DatasetRequest.from_record(record)
-                batch.append(Input(event.message.partition, request=request, source=event))
+                message = event.message
+                batch.append(
+                    Input(message.partition, request=request, source=event, offset=message.offset)
+                )
         await self.perform(self.writer.decide(batch, self.read))
 
     async def _events_agent(self, stream: Any) -> None:

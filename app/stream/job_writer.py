@@ -36,7 +36,9 @@ from app.stream.work_queue import Dispatches, QueueSnapshot, work_partition, wor
 
 REDACTED = "[redacted]"  # what a dead-lettered request carries in place of its encryption key
 
-Read = Callable[[str], Job | None]  # a table key -> its job
+# (a table key, the event it is read for) -> its job. The event says which partition's store
+# holds the key: the edge must read there, not wherever its framework's current event is.
+Read = Callable[[str, object], Job | None]
 TagOf = Callable[[str, str], str | None]  # (channel, request id) -> its tag, from the read model
 
 
@@ -48,6 +50,7 @@ class Input:
     request: DatasetRequest | None = None
     event: JobEvent | None = None
     source: object = None  # the edge's handle of the event: its writes and dead letters name it
+    offset: int = -1  # a request's offset in its partition (a redelivery is recognised by it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +114,18 @@ class JobWriter:
         effects = Effects()
         pending: dict[str, Job | None] = {}
 
-        def current(key: str) -> Job | None:
-            return pending[key] if key in pending else read(key)
-
         for item in batch:
+
+            def current(key: str, source: object = item.source) -> Job | None:
+                return pending[key] if key in pending else read(key, source)
+
             if item.request is not None:
                 request = item.request
                 if request.encryption_key is not None and not is_sealed(request.encryption_key):
                     # A producer that wrote the topic directly: seal before anything keeps it.
                     sealed = self.sealer.seal(request.encryption_key)
                     request = dataclasses.replace(request, encryption_key=sealed)
-                outcome, legacy = self._on_request(request, item.partition, current)
+                outcome, legacy = self._on_request(request, item.partition, item.offset, current)
                 self._record(outcome, item.source, legacy, request, effects, pending)
             elif item.event is not None:
                 event = item.event
@@ -133,7 +137,9 @@ class JobWriter:
                 self._record(outcome, item.source, legacy, None, effects, pending)
         return effects
 
-    def _lookup(self, channel: str, request_id: str, read: Read) -> tuple[Job | None, str | None]:
+    def _lookup(
+        self, channel: str, request_id: str, read: Callable[[str], Job | None]
+    ) -> tuple[Job | None, str | None]:
         """The job ``request_id`` of ``channel`` and, when it is still stored under its legacy
         key (written before ids were per channel), that key, which the next write retires.
 
@@ -149,7 +155,11 @@ class JobWriter:
         return None, None
 
     def _on_request(
-        self, request: DatasetRequest, partition: int, read: Read
+        self,
+        request: DatasetRequest,
+        partition: int,
+        offset: int,
+        read: Callable[[str], Job | None],
     ) -> tuple[Outcome, str | None]:
         """The outcome of a request and the legacy key its job was read from (if any)."""
         identity = identify(request, self.policy)
@@ -176,6 +186,7 @@ class JobWriter:
             policy=self.policy,
             catalog=self.catalog,
             identity=identity,
+            offset=offset,
         )
         return outcome, legacy
 
@@ -261,7 +272,7 @@ class JobWriter:
         effects = Effects(transitions=deferred.transitions)
         pending: dict[str, Job | None] = {}
         for key in act_on:
-            found = pending[key] if key in pending else read(key)
+            found = pending[key] if key in pending else read(key, source)
             if found is not None:
                 outcome = self._check(found, self.clock(), key, effects)
                 if outcome.job is not None:

@@ -422,3 +422,24 @@ def test_a_completion_naming_files_outside_its_attempt_is_ignored(key: str) -> N
     assert on_event(job, forged, now=3_000, policy=POLICY).counter == "ignored_foreign_outputs"
     real = event(job, "COMPLETED", outputs=OUT)
     assert real.counter == "succeeded" and real.job is not None
+
+
+def test_a_redelivered_request_changes_nothing_and_a_new_copy_is_counted() -> None:
+    """A writer that restarts before committing reads its requests again: the job remembers
+    the last request offset applied, so the same record is not its own duplicate, and a
+    failed job is not run again by its own request."""
+    created = on_request(None, REQ, partition=2, now=2_000, policy=POLICY, catalog=CATALOG,
+                         offset=7)  # fmt: skip
+    assert created.job is not None and created.job.request_offset == 7
+    again = on_request(created.job, REQ, partition=2, now=2_500, policy=POLICY, catalog=CATALOG,
+                       offset=7)  # fmt: skip
+    assert again.counter == "replayed" and again.job is None and again.work is None
+    failed = created.job.replace(status="FAILED", error=JobError("X", "x"))
+    assert on_request(failed, REQ, partition=2, now=2_500, policy=POLICY, catalog=CATALOG,
+                      offset=5).counter == "replayed"  # fmt: skip
+    copy = on_request(created.job, REQ, partition=2, now=3_000, policy=POLICY, catalog=CATALOG,
+                      offset=9)  # fmt: skip
+    assert copy.counter == "duplicate" and copy.job is not None
+    assert copy.job.duplicates == 1 and copy.job.request_offset == 9
+    # Without an offset (a caller that has none) every request is applied, as before.
+    assert submit(copy.job).counter == "duplicate"
