@@ -158,6 +158,8 @@ class Generator:
         planned: list[str] = []  # every key the attempt may have written, once it knows them
         await self.emit(item, self._event(item, "STARTED"))
         started = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.generations_running.inc()
         try:
             final = await asyncio.wait_for(
                 self._generate(item, started, stop, planned), self.timeout_seconds
@@ -191,6 +193,9 @@ class Generator:
                 "GENERATION_ERROR", f"generation failed unexpectedly (reference {reference})"
             )
             final = self._event(item, "FAILED", error=error, retryable=True)
+        finally:
+            if self.metrics is not None:
+                self.metrics.generations_running.dec()
         await self.emit(item, final)
         if self.metrics is not None:
             self.metrics.observe_generation(

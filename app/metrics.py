@@ -84,6 +84,11 @@ class Metrics:
             "Work items not yet committed by the generators (all partitions).",
             registry=r,
         )
+        self.generations_running = Gauge(
+            "exhaust_generations_running",
+            "Attempts this worker is generating now.",
+            registry=r,
+        )
         self.read_model_lag = Gauge(
             "exhaust_read_model_lag",
             "Records of exhaust.jobs not yet in this worker's read model (read_model: the "
@@ -126,6 +131,11 @@ class Metrics:
         self.segments_deleted = Counter(
             "exhaust_dataset_segments_deleted",
             "Retired segments deleted after their grace period.",
+            registry=r,
+        )
+        self.orphans_deleted = Counter(
+            "exhaust_orphans_deleted",
+            "Objects and unfinished uploads of dead attempts deleted by the janitor.",
             registry=r,
         )
         # Label children are cached: .labels() costs more than the increment itself.

@@ -57,6 +57,7 @@ from app.stream.compactor import Compactor
 from app.stream.dataset_view import DatasetView
 from app.stream.feeder import ReadModelFeeder
 from app.stream.fill_writer import FillWriter
+from app.stream.janitor import Janitor
 from app.stream.publisher import KafkaPublisher
 from app.stream.read_model import IdIndex, Materialized, ReadModel
 from app.stream.scheduler import StandardScheduler
@@ -155,7 +156,8 @@ async def build(
     store: ObjectStore | None = None
     publisher: KafkaPublisher | None = None
     if parts.generator or parts.api:  # they write to S3 and produce outside the writer
-        store = await stack.enter_async_context(S3ObjectStore(settings))
+        s3 = await stack.enter_async_context(S3ObjectStore(settings))
+        store = s3
         publisher = KafkaPublisher(settings, metrics)
         await publisher.start()
         stack.push_async_callback(publisher.stop)
@@ -189,6 +191,7 @@ async def build(
             part_bytes=settings.s3_multipart_chunk_bytes,
         )
         services.append(WorkConsumer(settings, generator, publisher.dead_letter, metrics))
+        services.append(Janitor(settings, s3, catalog, metrics))
     api = fills = None
     if parts.api:
         assert store is not None and publisher is not None and datasets is not None

@@ -219,6 +219,13 @@ class Settings(BaseSettings):
         "generation ends (never started, so never committed: after a crash or a rebalance "
         "their partition's next owner runs them).",
     )
+    janitor_grace_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="How long after a job ended its dead attempts' objects (a killed, failed "
+        "or cancelled attempt's files and unfinished uploads) are deleted; longer than a "
+        "generator needs to notice it lost its lease.",
+    )
     generation_timeout_seconds: float = Field(
         3600.0, gt=0, description="An attempt running longer fails (and is retried)."
     )

@@ -289,6 +289,33 @@ class S3ObjectStore:
         with storage_errors("DeleteObject", key):
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    async def list_sizes(self, prefix: str) -> dict[str, int]:
+        """Every object under ``prefix``: ``{key: size}`` (all pages)."""
+        sizes: dict[str, int] = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        with storage_errors("ListObjectsV2", prefix):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for entry in page.get("Contents", []):
+                    if not entry["Key"].endswith("/"):  # S3Proxy's filesystem backend lists
+                        sizes[entry["Key"]] = int(entry["Size"])  # its directories too
+        return sizes
+
+    async def unfinished_uploads(self, prefix: str) -> list[tuple[str, str]]:
+        """Multipart uploads started under ``prefix`` and neither completed nor aborted:
+        ``(key, upload id)``."""
+        uploads: list[tuple[str, str]] = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        with storage_errors("ListMultipartUploads", prefix):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                uploads += [(u["Key"], u["UploadId"]) for u in page.get("Uploads", [])]
+        return uploads
+
+    async def abort_upload(self, key: str, upload_id: str) -> None:
+        with storage_errors("AbortMultipartUpload", key):
+            await self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+
     async def presign_get(self, key: str, expires_in: int) -> str:
         return self.links.sign(key, expires_in)
 

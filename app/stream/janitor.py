@@ -1,0 +1,198 @@
+"""Deletes what a job's dead attempts left in object storage.
+
+A generator killed mid-generation (``kill -9``, a host lost) leaves the files it had uploaded,
+and perhaps an unfinished multipart upload, under its attempt's prefix; the job's next attempt
+writes under its own. A cancelled or failed job may leave partial files the same way. Nothing
+points to them, so nobody would ever delete them.
+
+The janitor reads ``exhaust.jobs`` in its own consumer group (``{consumer_group}.janitor``,
+so the generators share the partitions) and, ``EXHAUST_JANITOR_GRACE_SECONDS`` after a job's
+terminal record, deletes every object under the job's prefix that is not its live attempt's:
+
+* ``SUCCESS``: the other attempts' prefixes (only when the job had more than one attempt:
+  with one, every object is the live attempt's, and the common case costs no request);
+* ``FAILED`` and ``CANCELLED``: everything under the job's prefix;
+
+and aborts the multipart uploads started under the same prefixes. ``EXPIRED`` jobs are the
+retention's business, not the janitor's.
+
+The grace period lets an attempt that is still running somewhere (a paused process, a host
+cut off that comes back) notice that it lost its lease before its files are swept; it should
+exceed the time a generator needs to see its lease is gone (``EXHAUST_LEASE_SECONDS``).
+Offsets are committed only up to the last record swept, in order, so a restart sweeps again
+rather than forgetting (a sweep is idempotent); the pending sweeps held in memory are bounded
+by ``JANITOR_PENDING``: past it, the consumer waits for the oldest ones.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from mode import Service
+
+from app.catalog.types import Catalog
+from app.domain.errors import ExhaustError, PoisonMessage
+from app.domain.model import attempt_prefix
+from app.metrics import Metrics
+from app.settings import Settings
+from app.stream.avro import registry
+from app.stream.connection import client_options
+
+log = logging.getLogger("exhaust.janitor")
+
+FIELDS = ("request_id", "channel", "dataset", "status", "attempt", "attempts", "last_updated")
+SWEPT = {"SUCCESS", "FAILED", "CANCELLED"}
+JANITOR_PENDING = 10_000  # sweeps held in memory at most (about 200 bytes each)
+
+
+class SweepStore(Protocol):
+    """What the janitor needs of the object store."""
+
+    async def list_sizes(self, prefix: str) -> dict[str, int]: ...
+
+    async def unfinished_uploads(self, prefix: str) -> list[tuple[str, str]]: ...
+
+    async def delete_keys(self, keys: list[str]) -> None: ...
+
+    async def abort_upload(self, key: str, upload_id: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """One job to sweep at ``due`` (epoch seconds): keep ``keep`` (an attempt's prefix), or
+    nothing when ``keep`` is None."""
+
+    tp: TopicPartition
+    offset: int
+    due: float
+    job_prefix: str
+    keep: str | None
+
+
+def sweep_for(record: dict[str, Any], public: bool) -> tuple[str, str | None] | None:
+    """(the job's prefix, the prefix to keep) for a jobs record, or None when the record needs
+    no sweep. Pure: the decisions are unit-tested without a store."""
+    status = record["status"]
+    if status not in SWEPT:
+        return None
+    if status == "SUCCESS" and record.get("attempts", 1) <= 1 and record["attempt"] <= 1:
+        return None
+    channel, dataset, request_id = record["channel"], record["dataset"], record["request_id"]
+    live = attempt_prefix(channel, dataset, request_id, record["attempt"], public)
+    job_prefix = live[: -len(f"{record['attempt']}/")]
+    return job_prefix, (live if status == "SUCCESS" else None)
+
+
+class Janitor(Service):
+    """Sweeps dead attempts' objects, ``grace`` seconds after their job ended."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SweepStore,
+        catalog: Catalog,
+        metrics: Metrics,
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        self.settings, self.store, self.catalog, self.metrics = settings, store, catalog, metrics
+        self.grace = settings.janitor_grace_seconds
+        self.schemas = registry()
+
+    def _public(self, dataset: str) -> bool:
+        found = self.catalog.types.get(dataset)
+        return found is not None and found.public
+
+    @Service.task
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self.settings.topic("jobs"),
+            **client_options(self.settings),
+            group_id=f"{self.settings.consumer_group}.janitor",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        pending: collections.deque[Sweep] = collections.deque()
+        try:
+            while not self.should_stop:
+                if len(pending) < JANITOR_PENDING:
+                    batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+                    for tp, messages in batch.items():
+                        for message in messages:
+                            pending.append(self._sweep(tp, message))
+                elif not pending or pending[0].due > time.time():
+                    await self.sleep(0.5)
+                await self._sweep_due(consumer, pending)
+        finally:
+            await consumer.stop()
+
+    def _sweep(self, tp: TopicPartition, message: Any) -> Sweep:
+        """The record as a sweep (``job_prefix`` empty: nothing to do but commit past it)."""
+        if message.value is None:
+            return Sweep(tp, message.offset, 0.0, "", None)
+        try:
+            record = self.schemas.decode("JobStatus", message.value, FIELDS)
+        except PoisonMessage:
+            return Sweep(tp, message.offset, 0.0, "", None)
+        found = sweep_for(record, self._public(record["dataset"]))
+        if found is None:
+            return Sweep(tp, message.offset, 0.0, "", None)
+        due = record["last_updated"] / 1000 + self.grace
+        return Sweep(tp, message.offset, due, found[0], found[1])
+
+    async def _sweep_due(self, consumer: Any, pending: collections.deque[Sweep]) -> None:
+        """Sweep the due head of ``pending`` in order; commit past what was done."""
+        done: dict[TopicPartition, int] = {}
+        while pending and pending[0].due <= time.time() and not self.should_stop:
+            sweep = pending[0]
+            if sweep.job_prefix:
+                try:
+                    await self._delete(sweep)
+                except ExhaustError as exc:  # the store down: keep it, try again shortly
+                    log.warning("janitor: %s; will retry", exc.message)
+                    break
+            pending.popleft()
+            done[sweep.tp] = sweep.offset + 1
+        if done:
+            try:
+                await consumer.commit(done)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # A rebalance took partitions away: their new owner sweeps again from the
+                # last commit (sweeps are idempotent); drop what is no longer ours.
+                log.info("janitor: commit after a rebalance refused (%s)", exc)
+                owned = consumer.assignment()
+                kept = [s for s in pending if s.tp in owned]
+                pending.clear()
+                pending.extend(kept)
+
+    async def _delete(self, sweep: Sweep) -> None:
+        keys = [
+            key
+            for key in await self.store.list_sizes(sweep.job_prefix)
+            if sweep.keep is None or not key.startswith(sweep.keep)
+        ]
+        uploads = [
+            (key, upload_id)
+            for key, upload_id in await self.store.unfinished_uploads(sweep.job_prefix)
+            if sweep.keep is None or not key.startswith(sweep.keep)
+        ]
+        if keys:
+            await self.store.delete_keys(keys)
+        for key, upload_id in uploads:
+            await self.store.abort_upload(key, upload_id)
+        if keys or uploads:
+            self.metrics.orphans_deleted.inc(len(keys) + len(uploads))
+            log.info(
+                "janitor: %s: deleted %d objects and %d unfinished uploads of dead attempts",
+                sweep.job_prefix, len(keys), len(uploads),
+            )  # fmt: skip
+
+
+__all__ = ["Janitor", "Sweep", "SweepStore", "sweep_for"]
