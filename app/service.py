@@ -331,7 +331,13 @@ def create_app(
         producer_linger_ms=1,
         broker_commit_interval=WRITER_COMMIT_SECONDS,
         consumer_auto_offset_reset="earliest",
-        table_standby_replicas=1,
+        # No standby replicas: with faust-streaming's standbys, a partition handed back to a
+        # worker during a rolling restart was sometimes recovered from a stale local copy,
+        # missing the other owner's writes (the cluster's checker saw jobs go SUCCESS →
+        # SUBMITTED and run again: 4-7 of ~1,100 per rolling restart; none in the same run
+        # without standbys). A new owner now reads the changelog from its own last write, or
+        # from the start: slower failover, never an old state (docs/reliability.md).
+        table_standby_replicas=0,
         broker_session_timeout=settings.consumer_session_timeout_seconds,
         broker_heartbeat_interval=settings.consumer_session_timeout_seconds / 10,
         datadir=str(settings.state_dir / "faust"),
