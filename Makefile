@@ -75,7 +75,24 @@ soak-kill: $(STAMP) ## The kill -9 and lost-work-item tests 20 times each (SOAK_
 		tests/integration/test_faults.py::test_a_lost_work_item_is_dispatched_again_and_the_job_succeeds \
 		$(PYTEST_ARGS)
 
-clean: ## Remove the venv, caches and local stack data (keeps fetched jars in .cache)
-	rm -rf $(VENV) .stack .stack-test .stack-test-secure .tools .state .mypy_cache .ruff_cache .pytest_cache
+# The multi-host cluster: network namespaces on a private bridge (root and iproute2 needed).
+cluster-up: $(STAMP) ## Start a 3-broker cluster, an object store and 4 worker hosts in network namespaces
+	$(PY) -m deploy.local.cluster up
 
-.PHONY: help install k8s-check up down reset status run lint typecheck test unit bench soak-kill clean
+cluster-down: $(STAMP) ## Stop the cluster and remove its namespaces (also what a crashed run left)
+	$(PY) -m deploy.local.cluster down
+
+CHAOS_SEEDS ?= 1,2,3
+chaos: $(STAMP) ## Every fault scenario on a fresh cluster, then a seeded mix per seed (CHAOS_SEEDS=1,2,3)
+	$(PY) -m deploy.local.cluster chaos --seeds $(CHAOS_SEEDS)
+
+SOAK_REQUESTS ?= 500000
+SOAK_RATE ?= 60
+soak: $(STAMP) ## SOAK_REQUESTS requests through the cluster, memory of every process sampled and held flat
+	$(PY) -m deploy.local.cluster soak --requests $(SOAK_REQUESTS) --rate $(SOAK_RATE)
+
+clean: ## Remove the venv, caches and local stack data (keeps fetched jars in .cache)
+	-$(PY) -m deploy.local.cluster down 2>/dev/null
+	rm -rf $(VENV) .stack .stack-test .stack-test-secure .cluster .tools .state .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: help install k8s-check up down reset status run lint typecheck test unit bench soak-kill cluster-up cluster-down chaos soak clean
