@@ -13,7 +13,8 @@ Why each grant (R = Read, W = Write; Describe comes with both):
   group (the Faust app id); Describe of the generators' group (the queue probe that tells a
   queued work item from a lost one); Create of the service's topics in create mode.
 * **generator**: R work with its own group; W job-events (STARTED, COMPLETED, FAILED) and dlq;
-  R datasets and fills (the view of the managed datasets it exports).
+  R datasets and fills (the view of the managed datasets it exports); R jobs with the
+  janitor's group (it deletes what dead attempts left in object storage).
 * **api**: W requests, job-events (CANCEL) and fills; R jobs (the read model), datasets and
   fills (the datasets' view and operation status), without a consumer group.
 * Both read the fills not yet applied from the writer's committed offsets: Describe of the
@@ -80,9 +81,10 @@ def grants(settings: Settings, role: PrincipalRole) -> list[Grant]:
     writer_offsets = Grant("group", settings.consumer_group, ("Describe",))
     if role == "generator":
         return [
-            *topics(read, "work", "datasets", "fills"),
+            *topics(read, "work", "datasets", "fills", "jobs"),
             *topics(write, "job-events", "dlq"),
             Grant("group", generators, ("Read",)),
+            Grant("group", f"{settings.consumer_group}.janitor", ("Read",)),
             writer_offsets,
             Grant("topic", f"{settings.topic_prefix}.", layout, True),
         ]

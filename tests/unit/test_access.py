@@ -23,7 +23,8 @@ def test_only_the_processor_creates_topics_and_only_in_create_mode() -> None:
 def test_every_grant_names_a_topic_or_group_of_the_service() -> None:
     settings = Settings(topic_prefix="acme", consumer_group="acme-workers")
     topics = {spec.name for spec in topic_specs(settings)}
-    groups = {settings.consumer_group, f"{settings.consumer_group}.generators"}
+    groups = {settings.consumer_group, f"{settings.consumer_group}.generators",
+              f"{settings.consumer_group}.janitor"}  # fmt: skip
     for role in PRINCIPAL_ROLES:
         for grant in grants(settings, role):
             if grant.resource == "topic" and grant.prefixed:

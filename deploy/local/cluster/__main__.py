@@ -94,18 +94,21 @@ def _runs(args: argparse.Namespace) -> int:
             reports.append(asyncio.run(soak(cluster, args.requests, args.rate, args.tolerance)))
             _emit(results, reports[-1])
         elif args.action == "scenario":
-            for name in args.names:
-                reports.append(asyncio.run(run(cluster, name, args.seed)))
+            # Each run its own seed: request ids derive from it, and one cluster's topic holds
+            # every run's jobs (a repeated seed would send the same ids again).
+            for index, name in enumerate(args.names):
+                reports.append(asyncio.run(run(cluster, name, args.seed * 1000 + index)))
                 _emit(results, reports[-1])
         else:
             seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
             if not args.mix_only:
-                for name in sorted(SCENARIOS):
-                    reports.append(asyncio.run(run(cluster, name, seeds[0])))
+                for index, name in enumerate(sorted(SCENARIOS)):
+                    reports.append(asyncio.run(run(cluster, name, seeds[0] * 1000 + index)))
                     _emit(results, reports[-1])
             for seed in seeds:
                 mix = chaos_mix(seed)
-                reports.append(asyncio.run(run(cluster, f"chaos-seed-{seed}", seed, faults=mix)))
+                name = f"chaos-seed-{seed}"
+                reports.append(asyncio.run(run(cluster, name, seed * 1000 + 999, faults=mix)))
                 _emit(results, reports[-1])
     finally:
         cluster.down()

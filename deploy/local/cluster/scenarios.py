@@ -91,7 +91,7 @@ async def broker_host_cut_off(
     nemesis.reconnect(victim)
     await wait_for(has_brokers(cluster, 3), 90, f"{victim} back in the cluster")
     await more_acks(load, 20)
-    return {"victim": victim, "seconds_to_40_acks_while_cut": round(acked_during, 1)}
+    return {"victim": victim, "cut_seconds": round(acked_during, 1)}
 
 
 async def leader_broker_killed(
