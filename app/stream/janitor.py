@@ -89,6 +89,18 @@ def sweep_for(record: dict[str, Any], public: bool) -> tuple[str, str | None] | 
     return job_prefix, (live if status == "SUCCESS" else None)
 
 
+def add(pending: collections.deque[Sweep], sweep: Sweep) -> None:
+    """Queue ``sweep``; a record with nothing to sweep only moves its partition's commit, so it
+    replaces a no-op of the same partition at the tail instead of taking a place of its own
+    (the queue holds about one entry per job to sweep, not one per record)."""
+    if not sweep.job_prefix and pending:
+        last = pending[-1]
+        if not last.job_prefix and last.tp == sweep.tp:
+            pending[-1] = sweep
+            return
+    pending.append(sweep)
+
+
 class Janitor(Service):
     """Sweeps dead attempts' objects, ``grace`` seconds after their job ended."""
 
@@ -120,15 +132,22 @@ class Janitor(Service):
         )
         await consumer.start()
         pending: collections.deque[Sweep] = collections.deque()
+        paused = False
         try:
             while not self.should_stop:
-                if len(pending) < JANITOR_PENDING:
-                    batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-                    for tp, messages in batch.items():
-                        for message in messages:
-                            pending.append(self._sweep(tp, message))
-                elif not pending or pending[0].due > time.time():
-                    await self.sleep(0.5)
+                # Full: stop fetching but keep polling (a consumer that does not poll for
+                # max.poll.interval.ms, 5 minutes, is dropped from its group).
+                if (len(pending) >= JANITOR_PENDING) != paused:
+                    paused = not paused
+                    assigned = list(consumer.assignment())
+                    if paused:
+                        consumer.pause(*assigned)
+                    else:
+                        consumer.resume(*assigned)
+                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+                for tp, messages in batch.items():
+                    for message in messages:
+                        add(pending, self._sweep(tp, message))
                 await self._sweep_due(consumer, pending)
         finally:
             await consumer.stop()
@@ -195,4 +214,4 @@ class Janitor(Service):
             )  # fmt: skip
 
 
-__all__ = ["Janitor", "Sweep", "SweepStore", "sweep_for"]
+__all__ = ["Janitor", "Sweep", "SweepStore", "add", "sweep_for"]

@@ -37,3 +37,23 @@ def test_failed_and_cancelled_jobs_keep_nothing_and_others_are_left_alone() -> N
     assert sweep_for(record("CANCELLED"), public=False) == ("acme/demo-export/R1/", None)
     for status in ("SUBMITTED", "PROCESSING", "AWAITING_INPUT", "EXPIRED"):
         assert sweep_for(record(status, attempt=2, attempts=2), public=False) is None
+
+
+def test_records_with_nothing_to_sweep_take_no_place_of_their_own() -> None:
+    import collections
+
+    from aiokafka import TopicPartition
+
+    from app.stream.janitor import Sweep, add
+
+    p0, p1 = TopicPartition("jobs", 0), TopicPartition("jobs", 1)
+    pending: collections.deque[Sweep] = collections.deque()
+    add(pending, Sweep(p0, 1, 0.0, "", None))
+    add(pending, Sweep(p0, 2, 0.0, "", None))  # replaces the no-op before it
+    add(pending, Sweep(p0, 3, 9.0, "acme/d/R1/", None))  # a real sweep waits for its time
+    add(pending, Sweep(p0, 4, 0.0, "", None))
+    add(pending, Sweep(p1, 5, 0.0, "", None))  # another partition: its own commit
+    add(pending, Sweep(p0, 6, 0.0, "", None))
+    assert [(s.tp.partition, s.offset) for s in pending] == [(0, 2), (0, 3), (0, 4), (1, 5), (0, 6)]
+    add(pending, Sweep(p0, 7, 0.0, "", None))
+    assert pending[-1].offset == 7 and len(pending) == 5
