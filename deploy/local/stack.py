@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.domain.errors import StackError
 from app.settings import Settings
@@ -340,11 +341,15 @@ def kafka_ready(settings: Settings) -> bool:
 
 def s3_ready(settings: Settings) -> bool:
     """True when the S3 server answers a signed ListBuckets with our credentials."""
+    return s3_answers({**settings.s3_client_kwargs(), "endpoint_url": local_s3_url(settings)})
+
+
+def s3_answers(client_kwargs: dict[str, Any]) -> bool:
+    """True when the S3 server of ``client_kwargs`` (botocore's) answers a signed
+    ListBuckets."""
     import botocore.session
 
-    client = botocore.session.get_session().create_client(
-        "s3", **{**settings.s3_client_kwargs(), "endpoint_url": local_s3_url(settings)}
-    )
+    client = botocore.session.get_session().create_client("s3", **client_kwargs)
     try:
         client.list_buckets()
         return True

@@ -42,7 +42,15 @@ from typing import Any
 from app.domain.errors import StackError
 from app.settings import Settings
 from deploy.local.cluster.net import Host, Network
-from deploy.local.stack import HERE, fetch, java_command, log_tail, require_tools, servers
+from deploy.local.stack import (
+    HERE,
+    fetch,
+    java_command,
+    log_tail,
+    require_tools,
+    s3_answers,
+    servers,
+)
 
 ROOT = HERE.parents[1]
 BROKERS = ("k1", "k2", "k3")
@@ -412,17 +420,7 @@ class Cluster:
             return 0
 
     def s3_ready(self) -> bool:
-        import botocore.session
-
-        settings = self.settings()
-        client = botocore.session.get_session().create_client("s3", **settings.s3_client_kwargs())
-        try:
-            client.list_buckets()
-            return True
-        except Exception:
-            return False
-        finally:
-            client.close()
+        return s3_answers(self.settings().s3_client_kwargs())
 
     def ready(self, name: str) -> bool:
         """The worker answers ``/readyz`` with 200."""
