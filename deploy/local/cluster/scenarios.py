@@ -101,7 +101,8 @@ async def leader_broker_killed(
     carried on."""
     victim = await nemesis.leader(cluster.settings().topic("jobs"))
     nemesis.kill(victim)
-    await more_acks(load, 40, limit=120)
+    # Down past the controller's session (6 s): leadership moves, writes carry on.
+    await asyncio.gather(more_acks(load, 40, limit=120), asyncio.sleep(10))
     nemesis.restart(victim)
     await wait_for(has_brokers(cluster, 3), 90, f"{victim} back in the cluster")
     await more_acks(load, 20)
@@ -210,7 +211,8 @@ async def paused_processor(
     writer whose partitions moved on."""
     victim = f"{rng.choice(WORKERS)}-processor"
     nemesis.pause(victim)
-    await more_acks(load, 60)
+    # Frozen past its consumer session (8 s): the group hands its partitions on meanwhile.
+    await asyncio.gather(more_acks(load, 60), asyncio.sleep(12))
     nemesis.resume(victim)
     await more_acks(load, 20)
     return {"victim": victim}
