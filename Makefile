@@ -56,8 +56,11 @@ lint: $(STAMP) ## ruff check and format check; hadolint on the Dockerfile
 typecheck: $(STAMP) ## mypy --strict
 	$(VENV)/bin/mypy
 
-test: $(STAMP) $(KUSTOMIZE) lint typecheck ## Lint, type-check, and run all tests (starts and stops its own stack)
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+test: $(STAMP) $(KUSTOMIZE) lint typecheck ## Lint, type-check, and run all tests but the cluster's (starts and stops its own stack)
+	$(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS)
+
+cluster-test: $(STAMP) ## The multi-host cluster's scenario test (root; about 3 minutes)
+	$(VENV)/bin/pytest -q -m cluster $(PYTEST_ARGS)
 
 unit: $(STAMP) $(KUSTOMIZE) ## Unit tests only (no broker)
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
@@ -95,4 +98,4 @@ clean: ## Remove the venv, caches and local stack data (keeps fetched jars in .c
 	-$(PY) -m deploy.local.cluster down 2>/dev/null
 	rm -rf $(VENV) .stack .stack-test .stack-test-secure .cluster .tools .state .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help install k8s-check up down reset status run lint typecheck test unit bench soak-kill cluster-up cluster-down chaos soak clean
+.PHONY: help install k8s-check up down reset status run lint typecheck test unit bench soak-kill cluster-up cluster-down cluster-test chaos soak clean
