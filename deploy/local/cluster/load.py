@@ -30,6 +30,7 @@ from app.stream.avro import registry
 from app.stream.connection import client_options
 
 CHANNEL = "acme"
+SEND_LIMIT_SECONDS = 60.0  # past the producer's own request timeout (15 s) and its retries
 log = logging.getLogger("exhaust.load")
 
 
@@ -177,7 +178,12 @@ class Load:
         value = self.encode("DatasetRequest", request.to_record())
         entry.sent += 1
         try:
-            await self.producer.send_and_wait(self.topic, value, key=request.tag.encode())
+            # Bounded: a send the brokers never confirm is not acknowledged, and it must not
+            # keep :meth:`stop` (and so a test) waiting for ever.
+            await asyncio.wait_for(
+                self.producer.send_and_wait(self.topic, value, key=request.tag.encode()),
+                SEND_LIMIT_SECONDS,
+            )
         except Exception as exc:  # the brokers did not confirm it: not acknowledged
             entry.errors.append(type(exc).__name__)
             return
