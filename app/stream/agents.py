@@ -56,6 +56,7 @@ from app.settings import Settings
 from app.stream import aiokafka_compat, faust_compat
 from app.stream.avro import SchemaRegistry, registry
 from app.stream.effects import EffectLedger
+from app.stream.fence import MembershipFence
 from app.stream.job_writer import Effects, Input, JobWriter
 from app.stream.publisher import dead_letter_headers, log_dead_letter
 from app.stream.read_model import Materialized
@@ -159,6 +160,7 @@ class Pipeline:
         self.health = health
         self.stalls = StallDetector(settings.watchdog_stall_seconds)
         self.batch_max = settings.writer_batch_max
+        self.fence: MembershipFence | None = None  # built by guard(), once the consumer runs
         self._guarded = False
         faust_compat.register_codec(
             JOB_CODEC, AvroRecordCodec(self.schemas, "JobStatus", Job.from_record)
@@ -204,7 +206,8 @@ class Pipeline:
 
     async def guard(self) -> None:
         """Prepare the writer's edge once, before the first event of any agent: count the
-        tables' changelog sends as handed-over table writes, and cap the fetch wait.
+        tables' changelog sends as handed-over table writes, cap the fetch wait, and fence the
+        writer on its group membership (:mod:`app.stream.fence`).
 
         Faust hard-codes ``fetch_max_wait_ms=1500``. Its consumer fetches requests and
         job-events in one request per broker, leaving out partitions that still have buffered
@@ -219,13 +222,20 @@ class Pipeline:
             self.ledger.track_changelogs(
                 self.settings.topic("jobs"), self.settings.topic("datasets")
             )
-            aiokafka_compat.cap_fetch_wait(
-                faust_compat.writer_consumer(self.app), self.settings.writer_fetch_max_wait_ms
-            )
+            consumer = faust_compat.writer_consumer(self.app)
+            aiokafka_compat.cap_fetch_wait(consumer, self.settings.writer_fetch_max_wait_ms)
+            membership = aiokafka_compat.watch_membership(consumer)
         except ExhaustError as exc:
             log.critical("%s: %s", exc.code, exc.message)
             await self.app.crash(exc)
             raise
+        app = self.app
+        self.fence = MembershipFence(
+            membership.age,
+            self.settings.consumer_session_timeout_seconds / 2,
+            lambda: bool(app.rebalancing or app.should_stop),
+            on_fenced=lambda: self.metrics.count("writer_fenced"),
+        )
         self._guarded = True
 
     async def dead_letter(
@@ -323,8 +333,10 @@ class Pipeline:
         """Feed ``handle`` the events already buffered in ``stream``, a batch at a time, and ack
         each batch's events after ``handle`` returns (its effects then are handed over). An
         exception leaves the batch unacked: its offsets never commit, and the events are
-        replayed by the partition's next owner."""
+        replayed by the partition's next owner. A batch the fence does not admit is abandoned
+        the same way (:mod:`app.stream.fence`)."""
         await self.guard()
+        assert self.fence is not None
         stream.enable_acks = False  # acked below, after the batch's effects
         buffered = stream.channel.queue  # what the stream reads from
         sizes = self.metrics.writer_batches.labels(name)
@@ -332,6 +344,11 @@ class Pipeline:
         async for event in stream.events():
             batch.append(event)
             if len(batch) >= self.batch_max or buffered.empty():
+                if not await self.fence.admit():
+                    faust_compat.abandon(self.app, batch)
+                    self.metrics.count("writer_batches_abandoned")
+                    batch = []
+                    continue
                 sizes.observe(len(batch))
                 await handle(batch)
                 for done in batch:

@@ -1,6 +1,6 @@
 """Every use of aiokafka's internals, in one place, checked before the service uses them.
 
-Two things aiokafka does not offer publicly:
+Three things aiokafka does not offer publicly:
 
 * **The partitions of any topic from a group-less consumer.** ``consumer.topics()`` fetches the
   cluster's metadata but returns topic names only, and ``consumer.partitions_for_topic`` knows
@@ -18,11 +18,14 @@ wait back at 1.5 s is a 1.5 s latency regression with no failing test).
 from __future__ import annotations
 
 import inspect
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.consumer.group_coordinator import GroupCoordinator
 
 from app.domain.errors import ConfigurationError, TopicLayoutError
 
@@ -35,6 +38,10 @@ def check_library() -> None:
         problems.append("AIOKafkaClient.fetch_all_metadata is gone")
     if "self._fetch_max_wait_ms" not in inspect.getsource(Fetcher):
         problems.append("the fetcher no longer reads _fetch_max_wait_ms")
+    if "self._do_heartbeat()" not in inspect.getsource(GroupCoordinator._heartbeat_routine):
+        problems.append("the heartbeat routine no longer calls _do_heartbeat")
+    if "self._on_join_complete(" not in inspect.getsource(GroupCoordinator._do_rejoin_group):
+        problems.append("a join no longer completes through _on_join_complete")
     if problems:
         raise ConfigurationError("unsupported aiokafka: " + "; ".join(problems))
 
@@ -62,4 +69,52 @@ def cap_fetch_wait(consumer: Any, wait_ms: int) -> None:
         raise ConfigurationError("unsupported aiokafka: the fetch wait did not take")
 
 
-__all__ = ["cap_fetch_wait", "check_library", "partitions_of"]
+class Membership:
+    """When the group coordinator last confirmed that a consumer is a member of its group: a
+    successful heartbeat (a "rebalance in progress" answer included: the coordinator keeps a
+    member that heartbeats through a rebalance) or a completed join."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.confirmed_at = clock()
+
+    def confirmed(self) -> None:
+        self.confirmed_at = self.clock()
+
+    def age(self) -> float:
+        """Seconds since the coordinator last confirmed the membership."""
+        return self.clock() - self.confirmed_at
+
+
+def watch_membership(consumer: Any, clock: Callable[[], float] = time.monotonic) -> Membership:
+    """A :class:`Membership` kept current by ``consumer``'s group coordinator (a started
+    consumer with a group)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    heartbeat = getattr(coordinator, "_do_heartbeat", None)
+    join_complete = getattr(coordinator, "_on_join_complete", None)
+    if not (inspect.iscoroutinefunction(heartbeat) and inspect.iscoroutinefunction(join_complete)):
+        raise ConfigurationError("unsupported aiokafka: a consumer's coordinator cannot be watched")
+    membership = Membership(clock)
+
+    async def do_heartbeat() -> bool:
+        ok: bool = await heartbeat()
+        if ok:
+            membership.confirmed()
+        return ok
+
+    async def on_join_complete(*args: Any, **kwargs: Any) -> Any:
+        membership.confirmed()  # the group's SyncGroup answer has just arrived
+        return await join_complete(*args, **kwargs)
+
+    coordinator._do_heartbeat = do_heartbeat  # type: ignore[union-attr]
+    coordinator._on_join_complete = on_join_complete  # type: ignore[union-attr]
+    return membership
+
+
+__all__ = [
+    "Membership",
+    "cap_fetch_wait",
+    "check_library",
+    "partitions_of",
+    "watch_membership",
+]

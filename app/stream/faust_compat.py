@@ -15,6 +15,9 @@ The writer relies on four things Faust does not offer as public API:
   the stream for each event it yields). The writer decides a batch at once and then performs
   its writes, each for the event that caused it: :func:`acting_for` sets that event around the
   write, exactly as the stream does.
+* **The consumer's set of messages taken but not yet acknowledged** (``_unacked_messages``),
+  which a rebalance waits to see empty: :func:`abandon` takes a fenced writer's batch out of it
+  without acknowledging it (:mod:`app.stream.fence`).
 * **One RocksDB database per table partition** (``Store._dbs``), so a sweep of one partition
   reads that partition only (:func:`partition_items`); ``table.items()`` walks all of them.
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -80,6 +83,8 @@ def check_library() -> None:
             current: object = streams.current_event()
             if current is not probe:
                 problems.append("a table write cannot be attributed to its event")
+    if "self._unacked_messages" not in inspect.getsource(faust_consumer.Consumer.wait_empty):
+        problems.append("a rebalance no longer waits on the consumer's _unacked_messages")
     if "_dbs" not in getattr(rocksdb.Store, "__annotations__", {}):
         problems.append("the RocksDB store no longer keeps one database per partition (_dbs)")
     if problems:
@@ -121,6 +126,16 @@ def writer_consumer(app: faust.App) -> Any:
     return ensure()
 
 
+def abandon(app: faust.App, events: Iterable[Any]) -> None:
+    """Give up ``events`` without acknowledging them: their offsets are never committed (the
+    partitions' next owner reads them again) and a rebalance no longer waits for them."""
+    unacked = getattr(app.consumer, "_unacked_messages", None)
+    if unacked is None:
+        raise ConfigurationError("unsupported faust-streaming: no _unacked_messages")
+    for event in events:
+        unacked.discard(event.message)
+
+
 def partition_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]] | None:
     """The raw items of one partition of a RocksDB-backed ``table``, or None when the table's
     store is not RocksDB (the in-memory store of tests: the caller walks ``table.items()``)."""
@@ -150,6 +165,7 @@ def register_codec(name: str, codec: codecs.Codec) -> None:
 __all__ = [
     "SCHEME",
     "Transport",
+    "abandon",
     "acting_for",
     "broker_url",
     "check_library",

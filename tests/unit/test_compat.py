@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from faust import streams
@@ -56,3 +57,66 @@ def test_the_fetch_wait_is_set_and_read_back_or_refused() -> None:
     assert consumer._fetcher._fetch_max_wait_ms == 10
     with pytest.raises(ConfigurationError, match="fetch wait"):
         aiokafka_compat.cap_fetch_wait(SimpleNamespace(_fetcher=SimpleNamespace()), 10)
+
+
+class Coordinator:
+    """The two methods of aiokafka's group coordinator that the membership watch wraps."""
+
+    def __init__(self) -> None:
+        self.answers = [True, False]
+        self.joined: list[tuple[object, ...]] = []
+
+    async def _do_heartbeat(self) -> bool:
+        return self.answers.pop(0)
+
+    async def _on_join_complete(self, *args: object) -> None:
+        self.joined.append(args)
+
+
+async def test_membership_is_confirmed_by_a_good_heartbeat_or_a_join_only() -> None:
+    now = [100.0]
+    coordinator = Coordinator()
+    membership = aiokafka_compat.watch_membership(
+        SimpleNamespace(_coordinator=coordinator), clock=lambda: now[0]
+    )
+    now[0] = 105.0
+    assert membership.age() == 5.0
+    assert await coordinator._do_heartbeat() is True  # the wrapped call answers as before
+    now[0] = 108.0
+    assert membership.age() == 3.0
+    assert await coordinator._do_heartbeat() is False  # a failed heartbeat confirms nothing
+    now[0] = 110.0
+    assert membership.age() == 5.0
+    await coordinator._on_join_complete(7, "member", "roundrobin", b"")
+    assert coordinator.joined == [(7, "member", "roundrobin", b"")]
+    assert membership.age() == 0.0
+
+
+def test_a_consumer_whose_coordinator_cannot_be_watched_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="coordinator"):
+        aiokafka_compat.watch_membership(SimpleNamespace(_coordinator=None))
+
+
+def test_an_aiokafka_whose_heartbeat_routine_changed_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    async def heartbeat_routine(self: object) -> None:
+        return None  # heartbeats some other way
+
+    monkeypatch.setattr(GroupCoordinator, "_heartbeat_routine", heartbeat_routine)
+    with pytest.raises(ConfigurationError, match="_do_heartbeat"):
+        aiokafka_compat.check_library()
+
+
+class Message:
+    acked = False
+
+
+def test_an_abandoned_event_is_no_longer_waited_for_and_never_acknowledged() -> None:
+    kept, dropped = Message(), Message()
+    app: Any = SimpleNamespace(consumer=SimpleNamespace(_unacked_messages={kept, dropped}))
+    faust_compat.abandon(app, [SimpleNamespace(message=dropped)])
+    assert app.consumer._unacked_messages == {kept}
+    assert dropped.acked is False
