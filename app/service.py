@@ -51,7 +51,7 @@ from app.health import Health
 from app.metrics import Metrics
 from app.sealing import sealer_for
 from app.settings import WRITER_COMMIT_SECONDS, Settings, unsafe_combinations
-from app.stream import aiokafka_compat, connection, faust_compat
+from app.stream import aiokafka_compat, connection, faust_compat, local_state
 from app.stream.agents import Pipeline, worker_id
 from app.stream.compactor import Compactor
 from app.stream.dataset_view import DatasetView
@@ -378,13 +378,16 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
     if problems:
         raise ConfigurationError("refusing to start: " + "; ".join(problems))
     prepare_directories(settings)
+    parts = Parts.of(role)
+    # Held until the process exits: one processor per state directory (app.stream.local_state).
+    state_lock = local_state.claim(settings.state_dir / "faust") if parts.processor else None
     logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
     health = Health()
     asyncio.run(bootstrap(settings, health, role))
-    parts = Parts.of(role)
     log.info("starting a worker: role %s", role)
     if parts.processor:
         app, _ = create_app(settings, health, role=role)
+        local_state.discard_tables(Path(app.conf.tabledir))  # rebuilt from the changelog
         faust_worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
         # Faust's terminal spinner, on at WARN and above, turns the root logger to DEBUG so it
         # can spin on every record: every debug call of aiokafka and Faust then builds a record
@@ -404,6 +407,8 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
     worker.execute_from_commandline()
+    if state_lock is not None:
+        state_lock.close()
     return 0
 
 

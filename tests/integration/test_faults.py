@@ -6,8 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from rocksdict import Rdict
 
+from app.domain.model import Job
 from app.settings import Settings
+from app.stream.avro import registry
 from tests.integration.harness import (
     Publisher,
     Worker,
@@ -113,4 +116,44 @@ async def test_a_stalled_writer_partition_is_detected_reported_and_recovered(
     assert metric(text, "exhaust_watchdog_recoveries_total", consumer="writer",
                   action="resume_and_seek") >= 1  # fmt: skip
     assert "FAULT: pausing" in worker.log_tail(400)
+    assert worker.stop() == 0
+
+
+async def test_a_table_write_the_changelog_never_received_is_not_trusted_after_a_restart(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    # A processor stopped (or killed) between a table write and its changelog delivery keeps
+    # the write in its local RocksDB. Here that write is made by hand while the worker is
+    # down: the job as if the duplicate below had already been counted. Trusted, it would make
+    # the duplicate a redelivery and no one would ever count it (a rolling restart left one
+    # duplicate uncounted this way); rebuilt from the changelog, the duplicate is counted.
+    settings = settings_factory(**FAST, topic_partitions=1)
+    worker = await start_worker(workers, settings, "w1")
+    async with Publisher(settings) as publisher:
+        await publisher.request(request("ghost", request_id="ghost-1"))
+        await publisher.flush()
+        await eventually(lambda: all_success(settings, 1), 60, "the job")
+        assert worker.stop() == 0
+
+        tables = worker.settings.state_dir / "faust" / "v1" / "tables"
+        db = Rdict(str(tables / "jobs-0.db"))
+        try:
+            key = b"acme/ghost-1"
+            stored = db[key]  # the worker's own copy of the job
+            assert isinstance(stored, bytes)
+            job = Job.from_record(registry().decode("JobStatus", stored))
+            assert (job.status, job.duplicates) == ("SUCCESS", 0)
+            ghost = job.replace(duplicates=1, request_offset=10**9)
+            db[key] = registry().encode("JobStatus", ghost.to_record())
+        finally:
+            db.close()
+
+        await publisher.request(request("ghost", request_id="ghost-1"))
+        await publisher.flush()
+    worker = await start_worker(workers, settings, "w1")
+
+    async def counted() -> bool:
+        return bool((await latest_jobs(settings))["ghost-1"]["duplicates"] == 1)
+
+    await eventually(counted, 60, "the duplicate counted on the topic")
     assert worker.stop() == 0
