@@ -111,6 +111,18 @@ class Nemesis:
             await admin.close()
         raise StackError(f"{topic}[{partition}] has no leader")
 
+    async def coordinator(self, group: str) -> str:
+        """The broker host (``k1``…) coordinating the consumer group ``group``."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.cluster.bootstrap)
+        await admin.start()
+        try:
+            node = await admin.find_coordinator(group)
+        finally:
+            await admin.close()
+        if not 1 <= node <= len(BROKERS):
+            raise StackError(f"group {group} has no coordinator ({node})")
+        return BROKERS[node - 1]
+
     # --- repair -----------------------------------------------------------------------------
 
     def heal_all(self) -> None:

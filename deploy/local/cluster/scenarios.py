@@ -79,9 +79,12 @@ async def restart_host(cluster: Cluster, nemesis: Nemesis, host: str) -> None:
 async def broker_host_cut_off(
     cluster: Cluster, nemesis: Nemesis, load: Load, rng: random.Random
 ) -> dict[str, Any]:
-    """The host of the broker leading ``exhaust.requests``[0] drops off the network for
-    the time the others need to take over, and comes back."""
-    victim = await nemesis.leader(cluster.settings().topic("requests"))
+    """The host of the broker coordinating the writers' consumer group (and leading a third
+    of the partitions) drops off the network for the time the others need to take over, and
+    comes back. Losing the coordinator is the harder case: every processor loses its
+    heartbeats, and one that lost its session must stop deciding before another takes its
+    partitions (app.stream.fence)."""
+    victim = await nemesis.coordinator(cluster.settings().consumer_group)
     nemesis.cut(victim)
     started = time.monotonic()
     # Cut off past the controller's session (6 s) and the followers' lag limit (10 s), so
