@@ -32,6 +32,7 @@ from typing import Any
 from app.clock import now_ms
 from app.domain.errors import ExhaustError, InvalidConfig, NotFound, TransientError
 from app.settings import Settings
+from app.stream import aiokafka_compat
 from app.stream.connection import client_options
 
 
@@ -94,7 +95,7 @@ async def wait_for(
 
     topic = settings.topic("jobs")
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
-    await consumer.start()
+    await aiokafka_compat.start(consumer)
     try:
         await consumer.seek_to_beginning(*await assign_all(consumer, topic))
         key = job_key(channel, request_id).encode()

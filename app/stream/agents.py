@@ -224,6 +224,7 @@ class Pipeline:
             )
             consumer = faust_compat.writer_consumer(self.app)
             aiokafka_compat.cap_fetch_wait(consumer, self.settings.writer_fetch_max_wait_ms)
+            aiokafka_compat.refresh_metadata_on_offset_errors(consumer)
             membership = aiokafka_compat.watch_membership(consumer)
         except ExhaustError as exc:
             log.critical("%s: %s", exc.code, exc.message)

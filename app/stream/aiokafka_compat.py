@@ -1,6 +1,6 @@
 """Every use of aiokafka's internals, in one place, checked before the service uses them.
 
-Three things aiokafka does not offer publicly:
+Four things aiokafka does not offer publicly:
 
 * **The partitions of any topic from a group-less consumer.** ``consumer.topics()`` fetches the
   cluster's metadata but returns topic names only, and ``consumer.partitions_for_topic`` knows
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import errors as kafka_errors
 from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.consumer.group_coordinator import GroupCoordinator
@@ -42,6 +43,8 @@ def check_library() -> None:
         problems.append("the heartbeat routine no longer calls _do_heartbeat")
     if "self._on_join_complete(" not in inspect.getsource(GroupCoordinator._do_rejoin_group):
         problems.append("a join no longer completes through _on_join_complete")
+    if "self._proc_offset_request(" not in inspect.getsource(Fetcher._update_fetch_positions):
+        problems.append("a position reset no longer looks offsets up through _proc_offset_request")
     if problems:
         raise ConfigurationError("unsupported aiokafka: " + "; ".join(problems))
 
@@ -67,6 +70,33 @@ def cap_fetch_wait(consumer: Any, wait_ms: int) -> None:
     fetcher._fetch_max_wait_ms = wait_ms
     if fetcher._fetch_max_wait_ms != wait_ms:
         raise ConfigurationError("unsupported aiokafka: the fetch wait did not take")
+
+
+async def start(consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
+    """Start ``consumer`` with its offset lookups refreshing stale metadata (module docstring)."""
+    await consumer.start()
+    refresh_metadata_on_offset_errors(consumer)
+    return consumer
+
+
+def refresh_metadata_on_offset_errors(consumer: Any) -> None:
+    """Make a started consumer's position resets request a metadata refresh when the broker
+    asked is no longer the partition's leader."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    client = getattr(consumer, "_client", None)
+    lookup = getattr(fetcher, "_proc_offset_request", None)
+    if not inspect.iscoroutinefunction(lookup) or client is None:
+        raise ConfigurationError("unsupported aiokafka: a consumer's offset lookup is gone")
+
+    async def proc_offset_request(node_id: int, topic_data: Any) -> Any:
+        try:
+            return await lookup(node_id, topic_data)
+        except kafka_errors.KafkaError as exc:
+            if exc.invalid_metadata:
+                client.force_metadata_update()
+            raise
+
+    fetcher._proc_offset_request = proc_offset_request  # type: ignore[union-attr]
 
 
 class Membership:
@@ -116,5 +146,7 @@ __all__ = [
     "cap_fetch_wait",
     "check_library",
     "partitions_of",
+    "refresh_metadata_on_offset_errors",
+    "start",
     "watch_membership",
 ]

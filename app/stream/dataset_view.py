@@ -30,6 +30,7 @@ from mode import Service
 from app.domain.errors import PoisonMessage
 from app.domain.managed_datasets import FillRecord, ManagedDataset, dataset_key
 from app.settings import Settings
+from app.stream import aiokafka_compat
 from app.stream.avro import registry
 from app.stream.connection import client_options
 from app.stream.topics import assign_all
@@ -165,7 +166,7 @@ class DatasetView(Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        await consumer.start()
+        await aiokafka_compat.start(consumer)
         try:
             catalog = await assign_all(consumer, datasets)
             fill_parts = [TopicPartition(fills, p) for p in range(self.settings.topic_partitions)]

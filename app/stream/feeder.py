@@ -20,6 +20,7 @@ from mode import Service
 from app.domain.errors import PoisonMessage
 from app.metrics import Metrics
 from app.settings import Settings
+from app.stream import aiokafka_compat
 from app.stream.avro import registry
 from app.stream.connection import client_options
 from app.stream.read_model import Change, Materialized, ReadModel
@@ -58,7 +59,7 @@ class ReadModelFeeder(Service):
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
-        await consumer.start()
+        await aiokafka_compat.start(consumer)
         try:
             partitions = await assign_all(consumer, topic)
             stored = await asyncio.to_thread(self.read_model.offsets)

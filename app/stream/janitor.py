@@ -41,6 +41,7 @@ from app.domain.errors import ExhaustError, PoisonMessage
 from app.domain.model import attempt_prefix
 from app.metrics import Metrics
 from app.settings import Settings
+from app.stream import aiokafka_compat
 from app.stream.avro import registry
 from app.stream.connection import client_options
 
@@ -130,7 +131,7 @@ class Janitor(Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        await consumer.start()
+        await aiokafka_compat.start(consumer)
         pending: collections.deque[Sweep] = collections.deque()
         paused = False
         try:

@@ -40,6 +40,7 @@ from app.domain.model import WorkItem
 from app.generator import Generator, Stop
 from app.metrics import Metrics
 from app.settings import Settings
+from app.stream import aiokafka_compat
 from app.stream.avro import registry
 from app.stream.connection import client_options
 from app.stream.work_queue import STOP_HEADER
@@ -116,7 +117,7 @@ class WorkConsumer(Service):
             session_timeout_ms=int(self.settings.consumer_session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(self.settings.consumer_session_timeout_seconds * 100),
         )
-        await self.consumer.start()
+        await aiokafka_compat.start(self.consumer)
         self.consumer.subscribe([self.settings.topic("work")], listener=_Rebalance(self))
 
     @Service.task

@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from app.settings import Settings
+from app.stream import aiokafka_compat
 from app.stream.aiokafka_compat import partitions_of
 from app.stream.connection import client_options
 
@@ -120,7 +121,7 @@ class WorkQueueProbe:
         self._admin = AIOKafkaAdminClient(**client_options(self.settings))
         await self._admin.start()
         self._consumer = AIOKafkaConsumer(**client_options(self.settings), enable_auto_commit=False)
-        await self._consumer.start()
+        await aiokafka_compat.start(self._consumer)
         # Only offsets are read: an assigned consumer would fetch (and buffer) every work item.
         self._partitions = await partitions_of(self._consumer, self.topic)
 

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import NotLeaderForPartitionError, RequestTimedOutError
 from faust import streams
 from faust.transport import consumer as faust_consumer
 
@@ -120,3 +121,41 @@ def test_an_abandoned_event_is_no_longer_waited_for_and_never_acknowledged() -> 
     faust_compat.abandon(app, [SimpleNamespace(message=dropped)])
     assert app.consumer._unacked_messages == {kept}
     assert dropped.acked is False
+
+
+class Fetcher:
+    """A fetcher whose offset lookups fail as a moved leader's answer does."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def _proc_offset_request(self, node_id: int, topic_data: object) -> object:
+        raise self.error
+
+
+class Client:
+    def __init__(self) -> None:
+        self.refreshes = 0
+
+    def force_metadata_update(self) -> None:
+        self.refreshes += 1
+
+
+async def test_an_offset_lookup_at_a_moved_leader_refreshes_the_metadata() -> None:
+    client = Client()
+    consumer: Any = SimpleNamespace(_fetcher=Fetcher(NotLeaderForPartitionError()), _client=client)
+    aiokafka_compat.refresh_metadata_on_offset_errors(consumer)
+    with pytest.raises(NotLeaderForPartitionError):  # the fetcher still waits and retries
+        await consumer._fetcher._proc_offset_request(2, {})
+    assert client.refreshes == 1
+    consumer._fetcher.error = RequestTimedOutError()  # not a metadata error: no refresh
+    with pytest.raises(RequestTimedOutError):
+        await consumer._fetcher._proc_offset_request(2, {})
+    assert client.refreshes == 1
+
+
+def test_a_consumer_without_the_offset_lookup_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="offset lookup"):
+        aiokafka_compat.refresh_metadata_on_offset_errors(
+            SimpleNamespace(_fetcher=SimpleNamespace(), _client=Client())
+        )
