@@ -56,7 +56,7 @@ from app.settings import Settings
 from app.stream import aiokafka_compat, faust_compat
 from app.stream.avro import SchemaRegistry, registry
 from app.stream.effects import EffectLedger
-from app.stream.fence import MembershipFence
+from app.stream.fence import EXIT_CODE, MembershipFence
 from app.stream.job_writer import Effects, Input, JobWriter
 from app.stream.publisher import dead_letter_headers, log_dead_letter
 from app.stream.read_model import Materialized
@@ -196,6 +196,7 @@ class Pipeline:
         app.agent(self.job_events, name="exhaust.job_events")(self._events_agent)
         app.timer(settings.tick_seconds)(self._send_ticks)
         app.timer(settings.watchdog_interval_seconds)(self._watch)
+        app.timer(settings.consumer_session_timeout_seconds / 20)(self._fail_stop)
 
     # --- shared -------------------------------------------------------------------------------
 
@@ -236,6 +237,7 @@ class Pipeline:
             self.settings.consumer_session_timeout_seconds / 2,
             lambda: bool(app.rebalancing or app.should_stop),
             on_fenced=lambda: self.metrics.count("writer_fenced"),
+            unsettled=self.ledger.unsettled,
         )
         self._guarded = True
 
@@ -432,6 +434,15 @@ class Pipeline:
         )
         sent = await send_to_owned_partitions(self.app, self.job_events, TICK_KEY, value)
         self.metrics.count("ticks_sent", sent)
+
+    async def _fail_stop(self) -> None:
+        """Exit at once when the fence says so (:meth:`MembershipFence.must_stop`): not a
+        clean stop, which would flush the producer and deliver the very effects at issue."""
+        error = self.fence.must_stop() if self.fence is not None else None
+        if error is not None:
+            log.critical("%s: %s", error.code, error.message)
+            logging.shutdown()
+            os._exit(EXIT_CODE)
 
     async def _probe(self) -> WorkQueueProbe:
         """The probe, started once (both timers use it)."""

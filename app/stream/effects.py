@@ -54,6 +54,7 @@ class EffectLedger:
         self.handoff_timeout = handoff_timeout
         self.table_writes = 0  # table writes made by the agents
         self.handed_over = 0  # changelog sends that reached the Kafka client
+        self.in_flight = 0  # sends handed to the Kafka client, not yet delivered or failed
         self.failures: list[str] = []
 
     def track_changelogs(self, *topics: str) -> None:
@@ -66,9 +67,16 @@ class EffectLedger:
     def watch(self, topic: str, future: Any) -> None:
         if topic in self.changelog_topics:
             self.handed_over += 1
+        self.in_flight += 1
         future.add_done_callback(self._delivered)
 
+    def unsettled(self) -> int:
+        """Effects made but not yet delivered (or failed): table writes not yet handed to the
+        Kafka client and sends it has not answered."""
+        return self.in_flight + max(0, self.table_writes - self.handed_over)
+
     def _delivered(self, future: asyncio.Future[Any]) -> None:
+        self.in_flight -= 1
         if future.cancelled():
             self._fail("delivery cancelled")
         elif (exc := future.exception()) is not None:

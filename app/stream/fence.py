@@ -14,10 +14,20 @@ removes a member only after a whole session without a heartbeat, so a writer ins
 still owns its partitions. Past it, the batch waits: the next heartbeat either confirms the
 membership (the batch is decided as usual) or starts a rebalance, and then the batch is
 *abandoned*: not decided and not acknowledged, so its offsets are never committed and the
-partitions' next owner reads the events again from the committed offset. A batch already
-decided before the bound passed can still be delivered late if the producer retries for a long
-time (a partition leader moving); that window is the producer's delivery time, not the
-session's.
+partitions' next owner reads the events again from the committed offset.
+
+Deciding is not all: a batch decided in time can be *delivered* late. The writer's producer
+is idempotent, so it retries a send to a partition whose leader is unreachable until it
+lands, however long that takes; the checker saw a processor's records, decided while the
+group coordinator's host was cut off, land 22 s later, after the new owner's records for the
+same jobs (SUCCESS, then the old SUBMITTED). So the writer also *stops itself*
+(:meth:`MembershipFence.must_stop`): past the same bound, with any effect still undelivered,
+it exits at once (:data:`EXIT_CODE`, ``WRITER_FENCED``) rather than let the producer deliver
+after the group may have moved on. Its supervisor starts it again, and its events are read
+again by whoever owns their partitions then (their offsets never committed). A request
+already on the wire to the old leader when the process exits can still arrive there, and is
+refused once that broker no longer leads the partition; Kafka's transactions, which fence a
+producer by epoch, would close that last gap.
 """
 
 from __future__ import annotations
@@ -26,9 +36,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from app.domain.errors import ExhaustError
+
 log = logging.getLogger("exhaust.fence")
 
 POLL_SECONDS = 0.05  # how often a fenced writer looks again; fenced is the rare state
+EXIT_CODE = 75  # EX_TEMPFAIL: a writer that stopped itself; start it again
+
+
+class WriterFenced(ExhaustError):
+    """The writer's membership went unconfirmed with effects still undelivered."""
+
+    code = "WRITER_FENCED"
+    retryable = True
 
 
 class MembershipFence:
@@ -42,12 +62,26 @@ class MembershipFence:
         *,
         on_fenced: Callable[[], None] = lambda: None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        unsettled: Callable[[], int] = lambda: 0,
     ) -> None:
         self.age = age
         self.limit_seconds = limit_seconds
         self.rebalancing = rebalancing
         self.on_fenced = on_fenced
         self.sleep = sleep
+        self.unsettled = unsettled
+
+    def must_stop(self) -> WriterFenced | None:
+        """The reason to exit now, when the membership is past the bound with effects still
+        undelivered; None otherwise (see module docstring)."""
+        age, undelivered = self.age(), self.unsettled()
+        if age <= self.limit_seconds or not undelivered:
+            return None
+        return WriterFenced(
+            f"the group coordinator has not confirmed this writer's membership for {age:.1f}s "
+            f"and {undelivered} effects are still undelivered: exiting before they can land "
+            "after another writer took the partitions over"
+        )
 
     async def admit(self) -> bool:
         """True when the batch may be decided; False when it must be abandoned (a rebalance,
@@ -70,4 +104,4 @@ class MembershipFence:
             await self.sleep(POLL_SECONDS)
 
 
-__all__ = ["MembershipFence"]
+__all__ = ["EXIT_CODE", "MembershipFence", "WriterFenced"]

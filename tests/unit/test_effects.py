@@ -83,3 +83,17 @@ async def test_a_table_write_that_never_reaches_the_client_refuses_the_commit() 
     producer.ledger.table_write()
     with pytest.raises(EffectLost, match="did not reach"):
         await producer.flush()
+
+
+async def test_the_ledger_counts_what_is_not_yet_delivered() -> None:
+    producer, client = guarded()
+    ledger = producer.ledger
+    ledger.table_write()  # made, not yet handed to the client
+    assert ledger.unsettled() == 1
+    await send(producer, "jobs")  # handed over, in flight
+    await send(producer, "work")
+    assert ledger.unsettled() == 2
+    client.futures[0].set_result(None)
+    client.futures[1].set_exception(RuntimeError("broker gone"))  # failed counts as settled
+    await asyncio.sleep(0)  # done callbacks run on the loop
+    assert ledger.unsettled() == 0

@@ -55,3 +55,14 @@ async def test_a_rebalance_with_a_fresh_membership_still_decides() -> None:
     # them itself (Faust waits for the batch before it does).
     world = World([1.0], rebalance_after=0)
     assert await world.fence().admit() is True
+
+
+def test_a_writer_stops_itself_only_when_unconfirmed_with_effects_undelivered() -> None:
+    ages, undelivered = [1.0], [3]
+    fence = MembershipFence(lambda: ages[0], 4.0, lambda: False, unsettled=lambda: undelivered[0])
+    assert fence.must_stop() is None  # confirmed recently: late deliveries still land in order
+    ages[0] = 4.5
+    stop = fence.must_stop()
+    assert stop is not None and stop.code == "WRITER_FENCED" and "3 effects" in stop.message
+    undelivered[0] = 0
+    assert fence.must_stop() is None  # nothing left that could land late: hold, do not exit

@@ -34,7 +34,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ from deploy.local.stack import (
     s3_answers,
     servers,
 )
+
+log = logging.getLogger("exhaust.cluster")
 
 ROOT = HERE.parents[1]
 BROKERS = ("k1", "k2", "k3")
@@ -73,8 +75,10 @@ class Proc:
     log: Path
     popen: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    wanted: bool = True  # False once stopped or killed on purpose: not the supervisor's to start
 
     def start(self) -> Proc:
+        self.wanted = True
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.popen = subprocess.Popen(
@@ -99,6 +103,7 @@ class Proc:
 
     def kill(self) -> None:
         """``kill -9``: no shutdown, no flush, no commit."""
+        self.wanted = False
         self.signal(signal.SIGKILL)
         if self.popen is not None:
             self.popen.wait(timeout=30)
@@ -107,6 +112,7 @@ class Proc:
         """A clean stop (SIGTERM, as Kubernetes sends), SIGKILL after ``timeout``."""
         if self.popen is None:
             return None
+        self.wanted = False
         self.signal(signal.SIGTERM)
         try:
             return self.popen.wait(timeout=timeout)
@@ -446,6 +452,22 @@ class Cluster:
 
     def workers(self) -> Iterator[Proc]:
         return (p for n, p in self.procs.items() if n.startswith("w"))
+
+    async def supervise(self, restarted: Callable[[str], None], delay: float = 1.0) -> None:
+        """Start again, after ``delay``, every worker process that exited on its own (as
+        Kubernetes' ``restartPolicy: Always`` does; a processor exits on purpose when it can
+        no longer vouch for its writes), reporting each to ``restarted``. Runs until
+        cancelled."""
+        while True:
+            for proc in list(self.workers()):
+                if proc.wanted and proc.popen is not None and not proc.alive():
+                    code = proc.popen.returncode
+                    await asyncio.sleep(delay)
+                    if proc.wanted and not proc.alive():
+                        log.info("supervisor: %s exited (%s); starting it again", proc.name, code)
+                        proc.restart()
+                        restarted(f"supervisor restarted {proc.name} (exit {code})")
+            await asyncio.sleep(0.2)
 
 
 def current(directory: Path) -> Cluster | None:

@@ -13,6 +13,7 @@ grace, and check. ``python -m deploy.local.cluster chaos --seed N`` runs a seede
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import urllib.request
@@ -257,35 +258,50 @@ async def run(
     settle_limit: float = 240.0,
 ) -> Report:
     """One scenario (or ``faults`` in order, for a chaos mix) under load, then the checker.
-    Healing runs even when a fault step fails, so the cluster is whole for the next run."""
+    Healing runs even when a fault step fails, so the cluster is whole for the next run. A
+    worker process that exits on its own meanwhile is started again, as its orchestrator
+    would (:meth:`Cluster.supervise`), and counted in ``unplanned_restarts``."""
     settings: Settings = cluster.settings()
     nemesis = Nemesis(cluster)
     rng = random.Random(seed)
     steps = faults or [SCENARIOS[name]]
     figures: dict[str, Any] = {}
     started = time.monotonic()
-    async with Load(settings, seed, rate=rate) as load:
-        try:
-            await load.wait_acknowledged(30)
-            for step in steps:
-                figures[step.__name__] = await step(cluster, nemesis, load, rng)
-        finally:
-            nemesis.heal_all()
-    ledger = load.ledger
-    recovered = await wait_settled(settings, ledger, settle_limit)
-    checker = Checker(settings, http_api(cluster.api_url, API_KEY))
-    report = await checker.check(name, ledger)
-    # The janitor sweeps dead attempts its grace after they ended, and the read model trails
-    # the topic by a moment: give both a bounded time before the report is final.
-    deadline = time.monotonic() + 60
-    while not report.ok and time.monotonic() < deadline:
-        await asyncio.sleep(2)
+    restarts: list[str] = []
+
+    def restarted(what: str) -> None:
+        restarts.append(what)
+        nemesis.events.append(what)
+
+    supervisor = asyncio.create_task(cluster.supervise(restarted))
+    try:
+        async with Load(settings, seed, rate=rate) as load:
+            try:
+                await load.wait_acknowledged(30)
+                for step in steps:
+                    figures[step.__name__] = await step(cluster, nemesis, load, rng)
+            finally:
+                nemesis.heal_all()
+        ledger = load.ledger
+        recovered = await wait_settled(settings, ledger, settle_limit)
+        checker = Checker(settings, http_api(cluster.api_url, API_KEY))
         report = await checker.check(name, ledger)
+        # The janitor sweeps dead attempts its grace after they ended, and the read model
+        # trails the topic by a moment: give both a bounded time before the report is final.
+        deadline = time.monotonic() + 60
+        while not report.ok and time.monotonic() < deadline:
+            await asyncio.sleep(2)
+            report = await checker.check(name, ledger)
+    finally:
+        supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervisor
     report.figures.update(
         seed=seed,
         rate_per_second=rate,
         seconds=round(time.monotonic() - started, 1),
         seconds_to_settle_after_load=round(recovered, 1),
+        unplanned_restarts=len(restarts),
         faults=nemesis.events,
         **{k: v for k, v in figures.items() if v},
     )
