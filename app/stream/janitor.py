@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -102,6 +103,34 @@ def add(pending: collections.deque[Sweep], sweep: Sweep) -> None:
     pending.append(sweep)
 
 
+class RetryPause:
+    """When to ask a failing object store again: after ``first`` seconds, doubling up to
+    ``longest``, one warning per outage (a store down for minutes had the janitor retry and
+    warn twice a second). Hand-written: the retry is one step of a polling loop that must go
+    on polling Kafka meanwhile, not a call to wrap in a retrying library."""
+
+    def __init__(
+        self, first: float = 1.0, longest: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.first, self.longest, self.clock = first, longest, clock
+        self.wait = 0.0
+        self.retry_at = 0.0
+
+    def ready(self) -> bool:
+        return self.clock() >= self.retry_at
+
+    def failed(self, reason: str) -> None:
+        if not self.wait:
+            log.warning("janitor: %s; retrying with backoff up to %.0fs", reason, self.longest)
+        self.wait = min(self.longest, self.wait * 2) if self.wait else self.first
+        self.retry_at = self.clock() + self.wait
+
+    def succeeded(self) -> None:
+        if self.wait:
+            log.info("janitor: the object store answers again")
+        self.wait, self.retry_at = 0.0, 0.0
+
+
 class Janitor(Service):
     """Sweeps dead attempts' objects, ``grace`` seconds after their job ended."""
 
@@ -117,6 +146,7 @@ class Janitor(Service):
         self.settings, self.store, self.catalog, self.metrics = settings, store, catalog, metrics
         self.grace = settings.janitor_grace_seconds
         self.schemas = registry()
+        self.pause = RetryPause()
 
     def _public(self, dataset: str) -> bool:
         found = self.catalog.types.get(dataset)
@@ -173,11 +203,14 @@ class Janitor(Service):
         while pending and pending[0].due <= time.time() and not self.should_stop:
             sweep = pending[0]
             if sweep.job_prefix:
+                if not self.pause.ready():
+                    break
                 try:
                     await self._delete(sweep)
-                except ExhaustError as exc:  # the store down: keep it, try again shortly
-                    log.warning("janitor: %s; will retry", exc.message)
+                except ExhaustError as exc:  # the store down: keep it, try again later
+                    self.pause.failed(exc.message)
                     break
+                self.pause.succeeded()
             pending.popleft()
             done[sweep.tp] = sweep.offset + 1
         if done:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stream.janitor import sweep_for
+from app.stream.janitor import RetryPause, sweep_for
 
 
 def record(status: str, attempt: int = 1, attempts: int = 1) -> dict[str, Any]:
@@ -57,3 +57,28 @@ def test_records_with_nothing_to_sweep_take_no_place_of_their_own() -> None:
     assert [(s.tp.partition, s.offset) for s in pending] == [(0, 2), (0, 3), (0, 4), (1, 5), (0, 6)]
     add(pending, Sweep(p0, 7, 0.0, "", None))
     assert pending[-1].offset == 7 and len(pending) == 5
+
+
+def test_an_object_store_that_keeps_failing_is_asked_ever_less_often_and_logged_once(
+    caplog: Any,
+) -> None:
+    now = [0.0]
+    pause = RetryPause(first=1.0, longest=8.0, clock=lambda: now[0])
+    assert pause.ready()
+    waits = []
+    for _ in range(5):
+        pause.failed("the object store does not answer")
+        waits.append(pause.retry_at - now[0])
+        assert not pause.ready()
+        now[0] = pause.retry_at
+        assert pause.ready()
+    assert waits == [1.0, 2.0, 4.0, 8.0, 8.0]
+    pause.succeeded()
+    assert pause.ready()
+    pause.failed("down again")  # a new outage starts from the first wait
+    assert pause.retry_at - now[0] == 1.0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "janitor: the object store does not answer; retrying with backoff up to 8s",
+        "janitor: down again; retrying with backoff up to 8s",
+    ]
