@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,6 +10,8 @@ import pytest
 from aiokafka.errors import NotLeaderForPartitionError, RequestTimedOutError
 from faust import streams
 from faust.transport import consumer as faust_consumer
+from faust.types import TP
+from intervaltree import IntervalTree  # type: ignore[import-untyped]
 
 from app.domain.errors import ConfigurationError
 from app.stream import aiokafka_compat, faust_compat
@@ -159,3 +162,45 @@ def test_a_consumer_without_the_offset_lookup_is_refused() -> None:
         aiokafka_compat.refresh_metadata_on_offset_errors(
             SimpleNamespace(_fetcher=SimpleNamespace(), _client=Client())
         )
+
+
+def bare_consumer() -> Any:
+    """The writer's Faust consumer with only the bookkeeping its commits read (not started:
+    a started one would open its thread and sockets)."""
+    consumer: Any = faust_compat.Consumer.__new__(faust_compat.Consumer)
+    consumer._acked = defaultdict(list)
+    consumer._acked_index = defaultdict(set)
+    consumer._committed_offset = defaultdict(lambda: None)
+    consumer._gap = defaultdict(IntervalTree)
+    return consumer
+
+
+def test_the_commit_waits_for_an_unacknowledged_message_at_the_committed_offset() -> None:
+    assert faust_compat.Transport.Consumer is faust_compat.Consumer
+    consumer = bare_consumer()
+    tp = TP("exhaust.requests", 2)
+
+    def acked(*offsets: int, committed: int) -> None:
+        consumer._acked[tp] = list(offsets)
+        consumer._acked_index[tp] = set(offsets)
+        consumer._committed_offset[tp] = committed
+
+    # 133 was committed (next to read: 134); 134 was skipped, 135 and 136 processed.
+    acked(135, 136, committed=134)
+    assert faust_consumer.Consumer._new_offset(consumer, tp) == 137  # Faust: 134 lost
+    acked(135, 136, committed=134)
+    assert consumer._new_offset(tp) is None  # held until 134 is processed
+    acked(134, 135, 136, committed=134)
+    assert consumer._new_offset(tp) == 137
+
+
+async def test_a_jump_in_the_offsets_read_counts_nothing_as_acknowledged() -> None:
+    consumer = bare_consumer()
+    tp = TP("exhaust.requests", 2)
+    consumer._committed_offset[tp] = 128
+    await consumer._add_gap(tp, 128, 134)  # a seek landed while a fetched batch was handed out
+    consumer._acked[tp] = [135]
+    consumer._acked_index[tp] = {135}
+    assert consumer._new_offset(tp) is None
+    await faust_consumer.Consumer._add_gap(consumer, tp, 128, 134)  # Faust's own
+    assert faust_consumer.Consumer._new_offset(consumer, tp) == 136  # 128..134 never processed

@@ -37,6 +37,9 @@ TUNING: dict[str, Any] = {
     "lease_seconds": 8.0,
     "consumer_session_timeout_seconds": 8.0,
     "janitor_grace_seconds": 5.0,
+    # A partition whose commit stands still behind a message its stream skipped is sought
+    # back within seconds rather than a minute.
+    "watchdog_stall_seconds": 10.0,
 }
 
 
