@@ -1,6 +1,6 @@
 """Every use of faust-streaming's internals, in one place, checked at start-up.
 
-The writer relies on four things Faust does not offer as public API:
+The writer relies on these things Faust does not offer as public API:
 
 * **Its commit path flushes the producer first** (``Consumer._commit_offsets`` calls
   ``producer.flush()``): the commit guard of :mod:`app.stream.effects` is that flush.
