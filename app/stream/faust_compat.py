@@ -20,7 +20,9 @@ The writer relies on these things Faust does not offer as public API:
   without acknowledging it (:mod:`app.stream.fence`).
 * **How its consumer turns acknowledgements into a committed offset** (``Consumer._new_offset``
   over ``_acked`` and ``_committed_offset``, and the "gaps" ``_drain_messages`` records with
-  ``_add_gap``): :class:`Consumer` corrects both (see there).
+  ``_add_gap``), and **how it hands out a fetched batch** (``getmany`` after
+  ``_wait_next_records``; a ``seek`` resets ``_read_offset``): :class:`Consumer` corrects all
+  three (see there).
 * **One RocksDB database per table partition** (``Store._dbs``), so a sweep of one partition
   reads that partition only (:func:`partition_items`); ``table.items()`` walks all of them.
 
@@ -36,7 +38,8 @@ import contextlib
 import inspect
 import logging
 import weakref
-from collections.abc import Iterable, Iterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -73,7 +76,56 @@ class Consumer(faust_aiokafka.Consumer):
     A message left unacknowledged therefore holds its partition's commit; the watchdog sees the
     partition's lag stand still and seeks it back to the committed offset, which delivers the
     message again (:mod:`app.stream.watchdog`).
+
+    Last, a seek takes effect at once. Faust hands out a fetched batch one message at a time
+    and goes on with the rest of it after a seek (the seek to the committed offsets that ends
+    every rebalance's recovery among them); each message it hands out moves its "read offset",
+    and the messages fetched again from the seek's position fall below that and are dropped.
+    The partition is then read out of order: in a rolling restart the writer took requests
+    417..422 before 408..416, which came back only with the next seek, where a repeat at 408
+    looked like a replay of the job's request at 423 and went uncounted. So the rest of a
+    batch fetched before a partition's seek is not handed out, and the partition is sought to
+    its committed offset again (the seek may have landed while that batch was being fetched,
+    after its position had moved on).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seeks: defaultdict[Any, int] = defaultdict(int)  # seeks made, per partition
+        self._seeks_at_fetch: dict[Any, int] = {}  # ``_seeks`` when the batch was fetched
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        self._seeks[partition] += 1
+        await super().seek(partition, offset)
+
+    async def seek_to_committed(self) -> Any:
+        for tp in self.assignment():
+            self._seeks[tp] += 1
+        return await super().seek_to_committed()
+
+    async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 (Faust's)
+        self._seeks_at_fetch = dict(self._seeks)
+        return await super()._wait_next_records(timeout)
+
+    async def getmany(
+        self,
+        timeout: float,  # noqa: ASYNC109 (Faust's signature)
+    ) -> AsyncIterator[tuple[Any, Any]]:
+        sought_since: set[Any] = set()
+        async for tp, message in super().getmany(timeout):
+            if self._seeks[tp] == self._seeks_at_fetch.get(tp, 0):
+                yield tp, message
+            elif tp not in sought_since:  # this batch predates the partition's seek
+                sought_since.add(tp)
+                await self._seek_back(tp)
+
+    async def _seek_back(self, tp: Any) -> None:
+        if tp not in self.assignment():
+            return
+        committed = self._committed_offset.get(tp)
+        log.info("%s was sought while a batch was handed out: reading it again from %s",
+                 tp, committed or 0)  # fmt: skip
+        await self.seek(tp, committed or 0)
 
     def _new_offset(self, tp: Any) -> int | None:
         acked = self._acked[tp]
@@ -129,6 +181,11 @@ def check_library() -> None:
         problems.append("the consumer no longer derives commits from _acked and _committed_offset")
     if "self._add_gap(" not in inspect.getsource(faust_consumer.Consumer._drain_messages):
         problems.append("the consumer no longer records gaps through _add_gap")
+    getmany = inspect.getsource(faust_consumer.Consumer.getmany)
+    if "self._wait_next_records(" not in getmany or "yield tp, to_message(" not in getmany:
+        problems.append("the consumer no longer hands out fetched batches through getmany")
+    if "self._read_offset[" not in inspect.getsource(faust_consumer.Consumer.seek):
+        problems.append("a seek no longer resets the consumer's read offset")
     if "self._unacked_messages" not in inspect.getsource(faust_consumer.Consumer.wait_empty):
         problems.append("a rebalance no longer waits on the consumer's _unacked_messages")
     if "_dbs" not in getattr(rocksdb.Store, "__annotations__", {}):

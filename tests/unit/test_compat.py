@@ -10,6 +10,7 @@ import pytest
 from aiokafka.errors import NotLeaderForPartitionError, RequestTimedOutError
 from faust import streams
 from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from intervaltree import IntervalTree  # type: ignore[import-untyped]
 
@@ -204,3 +205,94 @@ async def test_a_jump_in_the_offsets_read_counts_nothing_as_acknowledged() -> No
     assert consumer._new_offset(tp) is None
     await faust_consumer.Consumer._add_gap(consumer, tp, 128, 134)  # Faust's own
     assert faust_consumer.Consumer._new_offset(consumer, tp) == 136  # 128..134 never processed
+
+
+class ConsumerThread:
+    """The consumer thread's seeks, recorded (the committed offsets are given)."""
+
+    def __init__(self, committed: dict[TP, int]) -> None:
+        self.committed = committed
+        self.seeks: list[tuple[TP, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return set(self.committed)
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    async def seek_to_committed(self) -> dict[TP, int]:
+        self.seeks.extend(self.committed.items())
+        return self.committed
+
+
+def fetching(monkeypatch: pytest.MonkeyPatch, batch: list[tuple[TP, int]]) -> None:
+    """Make ``batch`` the consumer's next fetch, handed out the way Faust's ``getmany`` does
+    (after ``_wait_next_records``, one message at a time; the scheduling is Faust's own)."""
+
+    async def wait_next_records(self: Any, timeout: float) -> list[tuple[TP, int]]:
+        return batch
+
+    async def getmany(self: Any, timeout: float) -> Any:
+        for tp, offset in await self._wait_next_records(timeout):
+            yield tp, SimpleNamespace(tp=tp, offset=offset)
+
+    monkeypatch.setattr(faust_consumer.Consumer, "_wait_next_records", wait_next_records)
+    monkeypatch.setattr(faust_consumer.Consumer, "getmany", getmany)
+
+
+def seeking_consumer(cls: type, committed: dict[TP, int]) -> Any:
+    """A bare consumer of ``cls`` (Faust's or ours) whose thread records its seeks."""
+    consumer: Any = cls.__new__(cls)
+    consumer.log = SimpleNamespace(dev=lambda *args: None)
+    consumer._read_offset = defaultdict(lambda: None)
+    consumer._committed_offset = defaultdict(lambda: None, committed)
+    consumer._thread = ConsumerThread(committed)
+    consumer._seeks, consumer._seeks_at_fetch = defaultdict(int), {}
+    return consumer
+
+
+async def test_a_batch_fetched_before_a_seek_is_not_handed_out_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The end of a rebalance's recovery seeks every partition to its committed offset (408)
+    while the batch 408..422 is being handed out: the rest of it must not follow."""
+    moved, other = TP("exhaust.requests", 4), TP("exhaust.requests", 2)
+    batch = [(moved, offset) for offset in range(408, 423)] + [(other, 100), (other, 101)]
+    fetching(monkeypatch, batch)
+
+    async def read(consumer: Any) -> list[tuple[TP, int]]:
+        handed_out = []
+        async for tp, message in consumer.getmany(1.0):
+            handed_out.append((tp, message.offset))
+            if message.offset == 416:
+                await consumer.seek_to_committed()
+        return handed_out
+
+    # Faust's own consumer goes on with 417..422, and its read offset (422) then drops
+    # 408..421 when they are fetched again: the partition is read out of order.
+    committed = {moved: 408, other: 100}
+    faust_own = seeking_consumer(faust_aiokafka.Consumer, committed)
+    assert [o for tp, o in await read(faust_own) if tp == moved] == list(range(408, 423))
+    ours = seeking_consumer(faust_compat.Consumer, committed)
+    handed_out = await read(ours)
+    assert [o for tp, o in handed_out if tp == moved] == list(range(408, 417))
+    assert [o for tp, o in handed_out if tp == other] == []  # sought too (every partition)
+    # Fetched again from the committed offsets (the seek may have landed mid-fetch).
+    assert ours._thread.seeks[-2:] == [(moved, 408), (other, 100)]
+    assert ours._read_offset[moved] == 408
+
+
+async def test_a_watchdog_seek_drops_the_rest_of_that_partition_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    moved, other = TP("exhaust.job-events", 1), TP("exhaust.job-events", 3)
+    batch = [(moved, 706), (other, 50), (moved, 707), (other, 51), (moved, 708)]
+    fetching(monkeypatch, batch)
+    consumer = seeking_consumer(faust_compat.Consumer, {moved: 706, other: 50})
+    handed_out = []
+    async for tp, message in consumer.getmany(1.0):
+        handed_out.append((tp, message.offset))
+        if (tp, message.offset) == (other, 50):
+            await consumer.seek(moved, 706)
+    assert handed_out == [(moved, 706), (other, 50), (other, 51)]
+    assert consumer._thread.seeks == [(moved, 706), (moved, 706)]
