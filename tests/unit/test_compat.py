@@ -240,7 +240,7 @@ def fetching(monkeypatch: pytest.MonkeyPatch, batch: list[tuple[TP, int]]) -> No
     monkeypatch.setattr(faust_consumer.Consumer, "getmany", getmany)
 
 
-def seeking_consumer(cls: type, committed: dict[TP, int]) -> Any:
+def seeking_consumer(cls: Any, committed: dict[TP, int]) -> Any:
     """A bare consumer of ``cls`` (Faust's or ours) whose thread records its seeks."""
     consumer: Any = cls.__new__(cls)
     consumer.log = SimpleNamespace(dev=lambda *args: None)
