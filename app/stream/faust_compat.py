@@ -20,8 +20,8 @@ The writer relies on these things Faust does not offer as public API:
   without acknowledging it (:mod:`app.stream.fence`).
 * **How its consumer turns acknowledgements into a committed offset** (``Consumer._new_offset``
   over ``_acked`` and ``_committed_offset``, and the "gaps" ``_drain_messages`` records with
-  ``_add_gap``), and **how it hands out a fetched batch** (``getmany`` after
-  ``_wait_next_records``; a ``seek`` resets ``_read_offset``): :class:`Consumer` corrects all
+  ``_add_gap``), and **how it hands out a fetched batch** (``getmany``, read by
+  ``_drain_messages``; a ``seek`` resets ``_read_offset``): :class:`Consumer` corrects all
   three (see there).
 * **One RocksDB database per table partition** (``Store._dbs``), so a sweep of one partition
   reads that partition only (:func:`partition_items`); ``table.items()`` walks all of them.
@@ -38,7 +38,6 @@ import contextlib
 import inspect
 import logging
 import weakref
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -57,6 +56,7 @@ from app.stream.effects import GuardedProducer
 log = logging.getLogger("exhaust.faust")
 
 SCHEME = "exhaust-kafka"
+JUMP_RESEEKS = 3  # seeks landing beyond the expected offset before the jump is accepted
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -77,55 +77,77 @@ class Consumer(faust_aiokafka.Consumer):
     partition's lag stand still and seeks it back to the committed offset, which delivers the
     message again (:mod:`app.stream.watchdog`).
 
-    Last, a seek takes effect at once. Faust hands out a fetched batch one message at a time
-    and goes on with the rest of it after a seek (the seek to the committed offsets that ends
-    every rebalance's recovery among them); each message it hands out moves its "read offset",
-    and the messages fetched again from the seek's position fall below that and are dropped.
-    The partition is then read out of order: in a rolling restart the writer took requests
-    417..422 before 408..416, which came back only with the next seek, where a repeat at 408
-    looked like a replay of the job's request at 423 and went uncounted. So the rest of a
-    batch fetched before a partition's seek is not handed out, and the partition is sought to
-    its committed offset again (the seek may have landed while that batch was being fetched,
-    after its position had moved on).
+    Last, each partition is handed out in order, from where it was last sought. Faust hands
+    out a fetched batch one message at a time and goes on with the rest of it after a seek (the
+    seek to the committed offsets that ends every rebalance's recovery among them); each
+    message it hands out moves its "read offset", and the messages fetched again from the
+    seek's position then fall below it and are dropped. In a rolling restart the writer took
+    requests 417..422 before 408..416, which came back only with the next seek, where a repeat
+    at 408 looked like a replay of the job's request at 423 and went uncounted. So a message
+    of a writer's source partition is handed out only at the next offset expected there (the
+    one after the last handed out, or where the partition was last sought); one beyond it is
+    held back and the partition sought to the expected offset again. The source topics are
+    neither compacted nor transactional, so their offsets only jump when a fetch predates a
+    seek, or when retention has deleted what was expected: after :data:`JUMP_RESEEKS` seeks
+    that land at the same jump, it is taken as such and accepted.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._seeks: defaultdict[Any, int] = defaultdict(int)  # seeks made, per partition
-        self._seeks_at_fetch: dict[Any, int] = {}  # ``_seeks`` when the batch was fetched
+        self._next: dict[Any, int] = {}  # per source partition, the offset to hand out next
+        self._jumps: dict[Any, tuple[int, int]] = {}  # per partition: (expected, seeks made)
 
     async def seek(self, partition: Any, offset: int) -> None:
-        self._seeks[partition] += 1
         await super().seek(partition, offset)
+        self._next[partition] = offset
 
     async def seek_to_committed(self) -> Any:
-        for tp in self.assignment():
-            self._seeks[tp] += 1
-        return await super().seek_to_committed()
+        offsets = await super().seek_to_committed()
+        for tp, offset in offsets.items():
+            if offset is not None and offset >= 0:
+                self._next[tp] = offset
+            else:  # nothing committed: where the reset policy lands
+                self._next.pop(tp, None)
+        return offsets
 
-    async def _wait_next_records(self, timeout: float) -> Any:  # noqa: ASYNC109 (Faust's)
-        self._seeks_at_fetch = dict(self._seeks)
-        return await super()._wait_next_records(timeout)
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self._next.pop(tp, None)
+            self._jumps.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
 
     async def getmany(
         self,
         timeout: float,  # noqa: ASYNC109 (Faust's signature)
     ) -> AsyncIterator[tuple[Any, Any]]:
-        sought_since: set[Any] = set()
+        sought: set[Any] = set()  # partitions sought again during this batch
+        in_order = self.app.topics.acks_enabled_for  # the sources (changelogs have gaps)
         async for tp, message in super().getmany(timeout):
-            if self._seeks[tp] == self._seeks_at_fetch.get(tp, 0):
-                yield tp, message
-            elif tp not in sought_since:  # this batch predates the partition's seek
-                sought_since.add(tp)
-                await self._seek_back(tp)
+            expected = self._next.get(tp)
+            offset = message.offset
+            if expected is not None and offset != expected and in_order(message.topic):
+                if offset < expected or tp in sought:
+                    continue  # handed out already, or fetched before this partition's seek
+                sought.add(tp)
+                if not await self._jumped(tp, expected, offset):
+                    continue
+            self._next[tp] = offset + 1
+            self._jumps.pop(tp, None)
+            yield tp, message
 
-    async def _seek_back(self, tp: Any) -> None:
-        if tp not in self.assignment():
-            return
-        committed = self._committed_offset.get(tp)
-        log.info("%s was sought while a batch was handed out: reading it again from %s",
-                 tp, committed or 0)  # fmt: skip
-        await self.seek(tp, committed or 0)
+    async def _jumped(self, tp: Any, expected: int, offset: int) -> bool:
+        """Seek ``tp`` back to ``expected``; True once seeks keep landing beyond it."""
+        previous, seeks = self._jumps.get(tp, (expected, 0))
+        seeks = seeks if previous == expected else 0
+        if seeks >= JUMP_RESEEKS:
+            log.warning("%s: offsets %d..%d are not in the log (deleted by retention?); "
+                        "reading on from %d", tp, expected, offset - 1, offset)  # fmt: skip
+            return True
+        self._jumps[tp] = (expected, seeks + 1)
+        log.info("%s: read %d where %d was expected (a fetch made before a seek); seeking "
+                 "back to %d", tp, offset, expected, expected)  # fmt: skip
+        await self.seek(tp, expected)
+        return False
 
     def _new_offset(self, tp: Any) -> int | None:
         acked = self._acked[tp]
@@ -181,9 +203,10 @@ def check_library() -> None:
         problems.append("the consumer no longer derives commits from _acked and _committed_offset")
     if "self._add_gap(" not in inspect.getsource(faust_consumer.Consumer._drain_messages):
         problems.append("the consumer no longer records gaps through _add_gap")
-    getmany = inspect.getsource(faust_consumer.Consumer.getmany)
-    if "self._wait_next_records(" not in getmany or "yield tp, to_message(" not in getmany:
+    if "yield tp, to_message(" not in inspect.getsource(faust_consumer.Consumer.getmany):
         problems.append("the consumer no longer hands out fetched batches through getmany")
+    if "getmany(" not in inspect.getsource(faust_consumer.Consumer._drain_messages):
+        problems.append("the consumer no longer reads through getmany")
     if "self._read_offset[" not in inspect.getsource(faust_consumer.Consumer.seek):
         problems.append("a seek no longer resets the consumer's read offset")
     if "self._unacked_messages" not in inspect.getsource(faust_consumer.Consumer.wait_empty):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -225,30 +226,39 @@ class ConsumerThread:
         return self.committed
 
 
-def fetching(monkeypatch: pytest.MonkeyPatch, batch: list[tuple[TP, int]]) -> None:
-    """Make ``batch`` the consumer's next fetch, handed out the way Faust's ``getmany`` does
-    (after ``_wait_next_records``, one message at a time; the scheduling is Faust's own)."""
-
-    async def wait_next_records(self: Any, timeout: float) -> list[tuple[TP, int]]:
-        return batch
+def fetching(monkeypatch: pytest.MonkeyPatch, *batches: list[tuple[TP, int]]) -> None:
+    """Make ``batches`` the consumer's next fetches, handed out one message at a time as
+    Faust's ``getmany`` does (its scheduling across partitions is its own)."""
+    pending = list(batches)
 
     async def getmany(self: Any, timeout: float) -> Any:
-        for tp, offset in await self._wait_next_records(timeout):
-            yield tp, SimpleNamespace(tp=tp, offset=offset)
+        for tp, offset in pending.pop(0):
+            yield tp, SimpleNamespace(tp=tp, topic=tp.topic, offset=offset)
 
-    monkeypatch.setattr(faust_consumer.Consumer, "_wait_next_records", wait_next_records)
     monkeypatch.setattr(faust_consumer.Consumer, "getmany", getmany)
 
 
 def seeking_consumer(cls: Any, committed: dict[TP, int]) -> Any:
-    """A bare consumer of ``cls`` (Faust's or ours) whose thread records its seeks."""
+    """A bare consumer of ``cls`` (Faust's or ours) whose thread records its seeks; every
+    topic is a stream's source (acknowledged)."""
     consumer: Any = cls.__new__(cls)
     consumer.log = SimpleNamespace(dev=lambda *args: None)
+    consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
     consumer._read_offset = defaultdict(lambda: None)
     consumer._committed_offset = defaultdict(lambda: None, committed)
     consumer._thread = ConsumerThread(committed)
-    consumer._seeks, consumer._seeks_at_fetch = defaultdict(int), {}
+    consumer._next, consumer._jumps = {}, {}
     return consumer
+
+
+async def hand_out(consumer: Any, at: Callable[[TP, int], Awaitable[None]] | None = None) -> Any:
+    """One ``getmany``: what it handed out; ``at`` runs after each message."""
+    handed_out = []
+    async for tp, message in consumer.getmany(1.0):
+        handed_out.append((tp, message.offset))
+        if at is not None:
+            await at(tp, message.offset)
+    return handed_out
 
 
 async def test_a_batch_fetched_before_a_seek_is_not_handed_out_after_it(
@@ -258,41 +268,51 @@ async def test_a_batch_fetched_before_a_seek_is_not_handed_out_after_it(
     while the batch 408..422 is being handed out: the rest of it must not follow."""
     moved, other = TP("exhaust.requests", 4), TP("exhaust.requests", 2)
     batch = [(moved, offset) for offset in range(408, 423)] + [(other, 100), (other, 101)]
-    fetching(monkeypatch, batch)
+    committed = {moved: 408, other: 100}
 
-    async def read(consumer: Any) -> list[tuple[TP, int]]:
-        handed_out = []
-        async for tp, message in consumer.getmany(1.0):
-            handed_out.append((tp, message.offset))
-            if message.offset == 416:
-                await consumer.seek_to_committed()
-        return handed_out
+    async def recovery_ends(tp: TP, offset: int) -> None:
+        if (tp, offset) == (moved, 416):
+            await consumer.seek_to_committed()
 
     # Faust's own consumer goes on with 417..422, and its read offset (422) then drops
     # 408..421 when they are fetched again: the partition is read out of order.
-    committed = {moved: 408, other: 100}
-    faust_own = seeking_consumer(faust_aiokafka.Consumer, committed)
-    assert [o for tp, o in await read(faust_own) if tp == moved] == list(range(408, 423))
-    ours = seeking_consumer(faust_compat.Consumer, committed)
-    handed_out = await read(ours)
+    fetching(monkeypatch, batch)
+    consumer = seeking_consumer(faust_aiokafka.Consumer, committed)
+    assert [o for tp, o in await hand_out(consumer, recovery_ends) if tp == moved] == list(
+        range(408, 423)
+    )
+    fetching(monkeypatch, batch, [(moved, o) for o in range(408, 425)])
+    consumer = seeking_consumer(faust_compat.Consumer, committed)
+    handed_out = await hand_out(consumer, recovery_ends)
     assert [o for tp, o in handed_out if tp == moved] == list(range(408, 417))
-    assert [o for tp, o in handed_out if tp == other] == []  # sought too (every partition)
-    # Fetched again from the committed offsets (the seek may have landed mid-fetch).
-    assert ours._thread.seeks[-2:] == [(moved, 408), (other, 100)]
-    assert ours._read_offset[moved] == 408
+    assert [o for tp, o in handed_out if tp == other] == [100, 101]  # where it was sought
+    assert consumer._thread.seeks[-1] == (moved, 408)  # fetched again from there
+    assert consumer._read_offset[moved] == 408  # and Faust reads it again
+    assert await hand_out(consumer) == [(moved, o) for o in range(408, 425)]
 
 
-async def test_a_watchdog_seek_drops_the_rest_of_that_partition_only(
+async def test_a_jump_seeks_back_and_is_accepted_only_when_the_log_holds_no_more(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    moved, other = TP("exhaust.job-events", 1), TP("exhaust.job-events", 3)
-    batch = [(moved, 706), (other, 50), (moved, 707), (other, 51), (moved, 708)]
-    fetching(monkeypatch, batch)
-    consumer = seeking_consumer(faust_compat.Consumer, {moved: 706, other: 50})
-    handed_out = []
-    async for tp, message in consumer.getmany(1.0):
-        handed_out.append((tp, message.offset))
-        if (tp, message.offset) == (other, 50):
-            await consumer.seek(moved, 706)
-    assert handed_out == [(moved, 706), (other, 50), (other, 51)]
-    assert consumer._thread.seeks == [(moved, 706), (moved, 706)]
+    tp = TP("exhaust.job-events", 1)
+    consumer = seeking_consumer(faust_compat.Consumer, {tp: 706})
+    stale = [(tp, 730), (tp, 731)]
+    gone = [(tp, 900), (tp, 901)]  # retention deleted 706..899
+    fetching(monkeypatch, [(tp, 706)], stale, [(tp, 707), (tp, 708)], gone, gone, gone, gone)
+    assert await hand_out(consumer) == [(tp, 706)]
+    assert await hand_out(consumer) == []  # 707 expected: sought back, once
+    assert consumer._thread.seeks == [(tp, 707)]
+    assert await hand_out(consumer) == [(tp, 707), (tp, 708)]
+    for _ in range(faust_compat.JUMP_RESEEKS):
+        assert await hand_out(consumer) == []
+    assert consumer._thread.seeks[1:] == [(tp, 709)] * faust_compat.JUMP_RESEEKS
+    assert await hand_out(consumer) == gone  # the same jump each time: accepted
+
+
+async def test_a_revoked_partition_is_expected_nowhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    tp = TP("exhaust.requests", 3)
+    consumer = seeking_consumer(faust_compat.Consumer, {tp: 50})
+    fetching(monkeypatch, [(tp, 50)], [(tp, 80)])
+    assert await hand_out(consumer) == [(tp, 50)]
+    consumer._next.pop(tp)  # what the revocation does (Faust's own part needs a running app)
+    assert await hand_out(consumer) == [(tp, 80)]  # another worker went on meanwhile
