@@ -56,10 +56,10 @@ lint: $(STAMP) ## ruff check and format check; hadolint on the Dockerfile
 typecheck: $(STAMP) ## mypy --strict
 	$(VENV)/bin/mypy
 
-test: $(STAMP) $(KUSTOMIZE) lint typecheck ## Lint, type-check, and run all tests but the cluster's (starts and stops its own stack)
-	$(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS)
+test: $(STAMP) $(KUSTOMIZE) lint typecheck ## Lint, type-check, and run every test (starts and stops its own stack and cluster)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-cluster-test: $(STAMP) ## The multi-host cluster's scenario tests (root; about 3 minutes)
+cluster-test: $(STAMP) ## Only the multi-host cluster's scenario tests (root; about 3.5 minutes)
 	$(VENV)/bin/pytest -q -m cluster $(PYTEST_ARGS)
 
 unit: $(STAMP) $(KUSTOMIZE) ## Unit tests only (no broker)

@@ -2,11 +2,10 @@
 each in its own network namespace, under load and faults; the checker reads the jobs topic,
 the bucket and the API afterwards (deploy/local/cluster, docs/reliability.md).
 
-``make cluster-test`` runs these three on one cluster (about 3 minutes); ``make chaos`` runs
-every scenario and seeded mixes. They are not in ``make test``: the rolling restart failed in
-the first fresh-clone run with them (3 duplicates uncounted; docs/reliability.md, "Open"). Each fails when the checker finds
-a job lost, stuck, doubled, miscounted, without a code, with bad outputs or orphaned objects,
-or a read model that disagrees with the topic."""
+``make test`` runs these three on one cluster (about 3.5 minutes; ``make cluster-test`` runs
+them alone); ``make chaos`` runs every scenario and seeded mixes. Each fails when the checker
+finds a job lost, stuck, doubled, miscounted, without a code, with bad outputs or orphaned
+objects, or a read model that disagrees with the topic."""
 
 from __future__ import annotations
 
