@@ -373,7 +373,7 @@ def prepare_directories(settings: Settings) -> None:
 def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -> int:
     """Bootstrap, then run one worker of ``role`` in the foreground until SIGINT/SIGTERM.
 
-    Refuses (:class:`ConfigurationError`, exit 2) unsafe settings before anything starts."""
+    Refuses (:class:`ConfigurationError`, exit 9) unsafe settings before anything starts."""
     problems = unsafe_combinations(settings, serves_api=Parts.of(role).api)
     if problems:
         raise ConfigurationError("refusing to start: " + "; ".join(problems))

@@ -37,11 +37,14 @@ whether retrying can help::
     │   └── TooManyFiles            a split that would write more files than allowed
     ├── NotFound                    no such job / dataset / file (HTTP 404)
     ├── AlreadyFinished             a cancel of a job that has ended (HTTP 409, with its status)
+    ├── NotReady                    (client) a download of a job that has not succeeded
     ├── AccessDenied                missing or wrong channel (HTTP 403/400)
     ├── StorageError                object storage refused an operation; retrying cannot help
+    │   └── DownloadCorrupt         (client) a file whose bytes differ from the job's digest
     └── TransientError              retryable I/O failure (broker, object store)
-        └── Busy                    the worker is at a configured limit now (HTTP 503 +
-                                    Retry-After): the same call later will be admitted
+        ├── Busy                    the worker is at a configured limit now (HTTP 503 +
+        │                           Retry-After): the same call later will be admitted
+        └── WaitTimedOut            (client) a job not terminal within the time waited
 """
 
 from __future__ import annotations
@@ -254,6 +257,13 @@ class AlreadyFinished(ExhaustError):
     http_status = 409
 
 
+class NotReady(ExhaustError):
+    """The client was asked for the files of a job that has not succeeded (with its status)."""
+
+    code = "NOT_READY"
+    http_status = 409
+
+
 class AccessDenied(ExhaustError):
     code = "ACCESS_DENIED"
     http_status = 403
@@ -268,6 +278,19 @@ class TransientError(ExhaustError):
     code = "TRANSIENT_ERROR"
     http_status = 503
     retryable = True
+
+
+class DownloadCorrupt(StorageError):
+    """The client downloaded a file whose size or SHA-256 differs from the job's, again."""
+
+    code = "DOWNLOAD_CORRUPT"
+
+
+class WaitTimedOut(TransientError):
+    """The client waited for a job longer than it was told to (with the job's status)."""
+
+    code = "WAIT_TIMEOUT"
+    http_status = 504
 
 
 def error_for(code: str, message: str, **details: str | int) -> ExhaustError:

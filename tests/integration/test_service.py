@@ -50,7 +50,7 @@ async def test_worker_refuses_to_start_on_a_broken_topic_layout(
         cwd=ROOT, env={**os.environ, **settings.as_env()},
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-    assert result.returncode == 2
+    assert result.returncode == 9  # a configuration error
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error [TOPIC_LAYOUT_ERROR]: refusing to start")
     assert settings.topic("job-events") in last_line
@@ -134,28 +134,24 @@ async def test_cli_submits_waits_and_reads_status(
     try:
         await worker.wait_ready()
         done = cli("submit", "--channel", "acme", "--tag", "cli", "--dataset", "demo-export",
-                   "--config", '{"rows": 7}', "--request-id", "cli-1", "--wait", "60")  # fmt: skip
+                   "--config", '{"rows": 7}', "--request-id", "cli-1", "--wait", "60",
+                   "--via", "kafka", "--json")  # fmt: skip
         assert done.returncode == 0, done.stderr
         record = json.loads(done.stdout)
         assert record["request_id"] == "cli-1" and record["status"] == "SUCCESS"
         assert record["total_rows"] == 7
 
-        shown = cli("status", "cli-1", "--channel", "acme", "--url", worker.url)
+        shown = cli("status", "cli-1", "--channel", "acme", "--url", worker.url, "--json")
         assert shown.returncode == 0 and json.loads(shown.stdout)["download_urls"]
         hidden = cli("status", "cli-1", "--channel", "evil", "--url", worker.url)
-        assert hidden.returncode == 2 and hidden.stderr.startswith("error [NOT_FOUND]")
-        bad = cli(
-            "submit",
-            "--channel",
-            "acme",
-            "--tag",
-            "t",
-            "--dataset",
-            "demo-export",
-            "--config",
-            "[1]",
-        )
-        assert bad.returncode == 2 and bad.stderr.startswith("error [INVALID_CONFIG]")
+        assert hidden.returncode == 4 and hidden.stderr.startswith("error [NOT_FOUND]")
+        bad = cli("submit", "--channel", "acme", "--tag", "t", "--dataset", "demo-export",
+                  "--config", "[1]")  # fmt: skip
+        assert bad.returncode == 3 and bad.stderr.startswith("error [INVALID_CONFIG]")
+        # A typo in the type is refused before anything is published, naming the known types.
+        typo = cli("submit", "--channel", "acme", "--tag", "t", "--dataset", "demo-exprot",
+                   "--via", "kafka")  # fmt: skip
+        assert typo.returncode == 3 and "demo-export" in typo.stderr, typo.stderr
     finally:
         assert worker.stop() == 0
 

@@ -1,0 +1,73 @@
+"""The jobs client against a real worker: submit with a chosen or given id, wait with progress,
+list a page at a time, cancel, and download every file verified, resuming a cut download."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.client.jobs import AsyncJobsClient, Job, JobsClient
+from app.domain.errors import AlreadyFinished, NotFound, NotReady
+from app.settings import Settings
+from tests.integration.harness import Worker, start_worker
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_job_submitted_waited_for_and_downloaded_verified_and_resumed(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    worker = await start_worker(workers, settings_factory(), "w1")
+    seen: list[Job] = []
+    async with AsyncJobsClient(worker.url, "acme", user="tester") as client:
+        submitted = await client.submission("client-tag", "demo-export", config={"rows": 5000})
+        assert submitted.status == "SUBMITTED" and not submitted.duplicate
+        again = await client.submission(
+            "client-tag", "demo-export", config={"rows": 5000}, request_id=submitted.request_id
+        )
+        assert (again.request_id, again.duplicate) == (submitted.request_id, True)  # one job
+
+        job = await client.wait(submitted.request_id, timeout=120, poll=0.2, progress=seen.append)
+        assert job.status == "SUCCESS" and seen[-1] == job
+        assert len({(j.status, j.progress, j.attempt) for j in seen}) == len(seen)  # changes only
+        paths = await client.download(job.request_id, tmp_path / "out")
+        assert [p.name for p in paths] == [o.name for o in job.outputs]
+        for path, output in zip(paths, job.outputs, strict=True):
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == output.sha256
+
+        # Cut the largest file in half and spoil the smallest: the next download resumes the
+        # first with a Range request and fetches the second again.
+        largest = max(paths, key=lambda p: p.stat().st_size)
+        whole = largest.read_bytes()
+        largest.write_bytes(whole[: len(whole) // 2])
+        smallest = min(paths, key=lambda p: p.stat().st_size)
+        smallest.write_bytes(b"x" * smallest.stat().st_size)
+        await client.download(job.request_id, tmp_path / "out")
+        assert largest.read_bytes() == whole
+        for path, output in zip(paths, job.outputs, strict=True):
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == output.sha256
+
+        with pytest.raises(AlreadyFinished):
+            await client.cancel(job.request_id)
+        with pytest.raises(NotFound):
+            await client.get("no-such-job")
+
+
+def test_the_blocking_client_lists_pages_and_refuses_to_download_an_unfinished_job(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    worker = asyncio.run(start_worker(workers, settings_factory(), "w1"))
+    with JobsClient(worker.url, "acme") as client:
+        ids = {client.submit("paged", "demo-export", config={"rows": 10}) for _ in range(5)}
+        listed = [job.request_id for job in client.jobs(tag="paged", page_size=2)]
+        assert sorted(listed) == sorted(ids)  # three pages, nothing twice
+        slow = client.submit("paged-slow", "demo-export", config={"rows": 20_000_000})
+        with pytest.raises(NotReady) as refused:
+            client.download(slow, tmp_path)
+        assert refused.value.details["status"] in ("SUBMITTED", "PROCESSING")
+        assert client.cancel(slow) == "CANCEL_REQUESTED"
+        assert client.wait(slow, timeout=60, poll=0.2).status == "CANCELLED"
