@@ -7,7 +7,7 @@
   id; ``--wait`` shows the job's progress until it is terminal.
 * ``exhaust status ID``, ``exhaust jobs [--tag] [--status]`` (a table), ``exhaust watch`` (a
   live table), ``exhaust download ID -o DIR`` (every file, resumed and SHA-256-checked),
-  ``exhaust cancel ID``, ``exhaust datasets``.
+  ``exhaust cancel ID``, ``exhaust datasets``, ``exhaust types`` (what you may request).
 * ``exhaust fill FILE --dataset-code X`` fills a managed dataset; ``exhaust backfill`` submits a
   standard dataset for a range of days; ``exhaust demo-data`` fills the sample datasets.
 
@@ -385,6 +385,29 @@ def datasets(url: str | None, channel: str | None, as_json: bool | None) -> None
         for d in found:
             names = ", ".join(c["name"] for c in d.get("columns") or [])
             table.add_row(str(d.get("code")), str(d.get("version")), str(d.get("rows")), names)
+        out.print(table)
+
+    ctx.emit(found, human)
+
+
+@cli.command()
+@common
+def types(url: str | None, channel: str | None, as_json: bool | None) -> None:
+    """The dataset types you may request, with their parameters."""
+    ctx = context(url, channel, as_json)
+    with ctx.jobs_client() as client:
+        found = client.dataset_types()
+
+    def human() -> None:
+        table = Table("type", "parameters (config)", "description")
+        for t in found:
+            props = t["config_schema"].get("properties") or {}
+            params = ", ".join(
+                f"{name}: {p.get('type', 'any')}"
+                + (f" = {p['default']}" if p.get("default") is not None else "")
+                for name, p in props.items()
+            )
+            table.add_row(t["name"], params, t["description"])
         out.print(table)
 
     ctx.emit(found, human)

@@ -5,6 +5,8 @@
 * ``GET  /v1/jobs/{request_id}`` one job, with fresh presigned links when SUCCESS.
 * ``GET  /v1/jobs?tag=&status=&limit=&cursor=`` the channel's jobs, newest first, paginated.
 * ``POST /v1/jobs/{request_id}/cancel`` ask the job's writer to cancel it.
+* ``GET  /v1/dataset-types[/{name}]`` the types the caller may request, each with the JSON
+  Schema of its ``config``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from app.api.openapi import (
     query,
     serve,
 )
-from app.catalog.types import Catalog
+from app.catalog.types import Catalog, DatasetType
 from app.clock import now_ms
 from app.domain import identifiers
 from app.domain.errors import (
@@ -107,6 +109,42 @@ async def list_jobs(request: web.Request) -> web.Response:
     )
     jobs = [job_view(r, store, context.settings, context.catalog) for r in page.records]
     return json_response({"count": len(jobs), "jobs": jobs, "next_cursor": page.next_cursor})
+
+
+def type_view(dataset_type: DatasetType) -> dict[str, Any]:
+    """A dataset type as a caller sees it: what to put in a request's ``config`` and
+    ``columns``, and what it writes."""
+    return {
+        "name": dataset_type.name,
+        "description": dataset_type.description,
+        "config_schema": dataset_type.parameters_schema(),
+        "columns": list(dataset_type.default_columns),
+        "encryption": dataset_type.encryption,
+        "schedule": dataset_type.schedule,
+        "public": dataset_type.public,
+    }
+
+
+def _admitted(request: web.Request) -> list[DatasetType]:
+    """The types the caller may request (another channel's own types are not named)."""
+    caller = caller_of(request)
+    role = ",".join(sorted(caller.roles)) or None
+    types = ctx(request).catalog.types.values()
+    return sorted((t for t in types if t.admits(caller.channel, role)), key=lambda t: t.name)
+
+
+async def list_types(request: web.Request) -> web.Response:
+    types = [type_view(t) for t in _admitted(request)]
+    return json_response({"count": len(types), "dataset_types": types})
+
+
+async def get_type(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    found = next((t for t in _admitted(request) if t.name == name), None)
+    if found is None:
+        known = ", ".join(t.name for t in _admitted(request))
+        raise NotFound(f"no dataset type {name[:80]!r} for this channel (available: {known})")
+    return json_response(type_view(found))
 
 
 def parse_submission(body: Any, channel: str, user: str | None) -> DatasetRequest:
@@ -216,6 +254,12 @@ def openapi_paths(catalog: Catalog) -> dict[str, Schema]:
                    duplicate=BOOLEAN)  # fmt: skip
     listing = obj(["count", "jobs"], count=INTEGER, jobs={"type": "array", "items": job},
                   next_cursor=nullable(STRING))  # fmt: skip
+    type_schema = obj(["name", "description", "config_schema", "columns"], name=STRING,
+                      description=STRING, config_schema=ANY_OBJECT,
+                      columns={"type": "array", "items": STRING}, encryption=STRING,
+                      schedule=nullable(STRING), public=BOOLEAN)  # fmt: skip
+    type_listing = obj(["count", "dataset_types"], count=INTEGER,
+                       dataset_types={"type": "array", "items": type_schema})  # fmt: skip
     paths: dict[str, Schema] = {
         "/healthz": {"get": operation("Liveness", {"200": answer(obj(status=STRING))},
                                       tag="operations")},
@@ -241,6 +285,12 @@ def openapi_paths(catalog: Catalog) -> dict[str, Schema]:
         "/v1/jobs/{request_id}/cancel": {"post": operation(
             "Cancel a job", {"202": answer(accepted), **native_errors}, CHANNEL,
             path("request_id", "The job id"))},
+        "/v1/dataset-types": {"get": operation(
+            "The dataset types this caller may request, with their config's JSON Schema",
+            {"200": answer(type_listing), **native_errors}, CHANNEL, ROLES)},
+        "/v1/dataset-types/{name}": {"get": operation(
+            "One dataset type", {"200": answer(type_schema), **native_errors}, CHANNEL, ROLES,
+            path("name", "The type's name"))},
     }  # fmt: skip
     return paths
 
@@ -254,6 +304,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/jobs", list_jobs)
     app.router.add_get("/v1/jobs/{request_id}", get_job)
     app.router.add_post("/v1/jobs/{request_id}/cancel", cancel)
+    app.router.add_get("/v1/dataset-types", list_types)
+    app.router.add_get("/v1/dataset-types/{name}", get_type)
 
 
 def add_operations(app: web.Application) -> None:

@@ -100,6 +100,9 @@ class DeclaredType(DatasetType):
     def query_params(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(_PARAM.findall(self.query or "")))
 
+    def parameters_schema(self) -> dict[str, Any]:
+        return self.config_schema
+
     def validate(self, config: Any, columns: list[str] | None = None) -> dict[str, Any]:
         if not isinstance(config, dict):
             raise InvalidConfig(f"config of {self.name} must be a JSON object")

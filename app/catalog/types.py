@@ -101,6 +101,25 @@ class DatasetType:
     public: bool = False  # outputs get plain links under settings.public_base_url
     schedule: Literal["daily"] | None = None  # a standard dataset: one job per channel and day
 
+    def parameters_schema(self) -> dict[str, Any]:
+        """The JSON Schema of this type's ``config`` (what :meth:`validate` accepts)."""
+        kinds = {int: "integer", str: "string", float: "number", bool: "boolean"}
+        properties: dict[str, Any] = {}
+        for name, param in self.params.items():
+            schema: dict[str, Any] = {"type": kinds.get(param.type, "string")}
+            if param.doc:
+                schema["description"] = param.doc
+            if param.default is not None:
+                schema["default"] = param.default
+            if param.minimum is not None:
+                schema["minimum"] = param.minimum
+            if param.maximum is not None:
+                schema["maximum"] = param.maximum
+            properties[name] = schema
+        required = [name for name, param in self.params.items() if param.required]
+        return {"type": "object", "properties": properties, "required": required,
+                "additionalProperties": False}  # fmt: skip
+
     def admits(self, channel: str | None, role: str | None) -> bool:
         """Whether ``channel`` with ``role`` (the caller's roles, comma-separated, as the API
         writes them into the request's ``labels.role`` from the authenticated identity) may

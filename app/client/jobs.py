@@ -175,6 +175,10 @@ class JobsCore:
         answer = yield from self.call("GET", "/v1/datasets")
         return list(answer["datasets"])
 
+    def dataset_types(self) -> Operation[list[dict[str, Any]]]:
+        answer = yield from self.call("GET", "/v1/dataset-types")
+        return list(answer["dataset_types"])
+
     def cancel(self, request_id: str) -> Operation[str]:
         answer = yield from self.call("POST", f"/v1/jobs/{_segment(request_id)}/cancel")
         return str(answer["status"])
@@ -217,16 +221,20 @@ class JobsCore:
         return paths
 
     def save(self, output: Output, url: str, path: Path) -> Operation[None]:
-        for attempt in range(self.retries + 1):
+        """One file, resumed from what ``path`` holds; fetched whole once more if its bytes do
+        not match, then refused (:class:`DownloadCorrupt`)."""
+        lost, mismatched = 0, 0
+        while True:
             start = path.stat().st_size if path.exists() else 0
             if start > output.bytes:  # not this file: start again
                 path.unlink()
                 start = 0
             answer = yield Save(url, path, start)
             if isinstance(answer, httpx.TransportError):
-                if attempt == self.retries:
+                lost += 1
+                if lost > self.retries:
                     raise TransientError(f"download of {output.name} failed: {answer}")
-                yield Pause(_backoff(attempt))
+                yield Pause(_backoff(lost - 1))
                 continue
             digest, status, size = answer
             if status >= 400:
@@ -234,11 +242,13 @@ class JobsCore:
             if size == output.bytes and digest == output.sha256:
                 return
             path.unlink()  # complete but wrong, or cut short by the server: start again
-            if attempt == self.retries:
-                break
-        raise DownloadCorrupt(
-            f"{output.name}: the bytes downloaded do not match the job's size and SHA-256"
-        )
+            mismatched += 1
+            if mismatched == 2:
+                raise DownloadCorrupt(
+                    f"{output.name}: the bytes downloaded do not match the job's size and "
+                    f"SHA-256 ({size} bytes, {digest[:12]}…; expected {output.bytes} bytes, "
+                    f"{output.sha256[:12]}…)"
+                )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Operation[Any]:
         """One API call with the retry policy; the JSON answer, or the API's error raised."""
@@ -359,6 +369,10 @@ class JobsClient:
         """The channel's managed datasets (code, version, rows, columns)."""
         return self._run(self.core.datasets())
 
+    def dataset_types(self) -> list[dict[str, Any]]:
+        """The types this channel may request, each with its config's JSON Schema."""
+        return self._run(self.core.dataset_types())
+
     def cancel(self, request_id: str) -> str:
         """Ask for the job to be cancelled (``AlreadyFinished`` when it is terminal)."""
         return self._run(self.core.cancel(request_id))
@@ -478,6 +492,9 @@ class AsyncJobsClient:
 
     async def datasets(self) -> list[dict[str, Any]]:
         return await self._run(self.core.datasets())
+
+    async def dataset_types(self) -> list[dict[str, Any]]:
+        return await self._run(self.core.dataset_types())
 
     async def cancel(self, request_id: str) -> str:
         return await self._run(self.core.cancel(request_id))

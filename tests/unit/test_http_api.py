@@ -439,3 +439,39 @@ async def test_a_gateways_roles_header_is_checked_and_gates_types(tmp_path: Path
         assert ok.status == 202
         assert [r.labels for r in submitted] == [{"role": "finance,sales"}]
     read_model.close()
+
+
+async def test_dataset_types_are_listed_with_their_config_schema_to_whom_may_request_them(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "payroll.yaml").write_text(
+        "name: payroll-export\ndescription: Finance only.\nkind: table-export\n"
+        "config_schema: {type: object, properties: {source: {type: string}}}\n"
+        "sources: {source: {config: source}}\naccess: {roles: [finance]}\n"
+    )
+    read_model = ReadModel(tmp_path / "rm.sqlite3", "jobs")
+    context = api_context(
+        settings=Settings(), health=Health(), metrics=Metrics(),
+        catalog=default_catalog([tmp_path]), read_model=read_model, store=MemoryStore(),
+        sealer=SEALER,
+    )  # fmt: skip
+    async with TestClient(TestServer(create_web_app(context))) as http:
+        answer = await http.get("/v1/dataset-types", headers={"X-Channel-ID": "acme"})
+        names = [t["name"] for t in (await answer.json())["dataset_types"]]
+        assert "demo-export" in names and "payroll-export" not in names  # not this caller's
+        demo = await (
+            await http.get("/v1/dataset-types/demo-export", headers={"X-Channel-ID": "acme"})
+        ).json()
+        rows = demo["config_schema"]["properties"]["rows"]
+        assert (rows["type"], rows["minimum"], rows["default"]) == ("integer", 0, 100)
+        assert demo["columns"] == ["id", "day", "category", "value"]
+        hidden = await http.get(
+            "/v1/dataset-types/payroll-export", headers={"X-Channel-ID": "acme"}
+        )
+        assert hidden.status == 404  # as unknown as a type that does not exist
+        finance = await http.get("/v1/dataset-types/payroll-export",
+                                 headers={"X-Channel-ID": "acme", "X-Exhaust-Roles": "finance"})  # fmt: skip
+        assert (await finance.json())["config_schema"]["properties"] == {
+            "source": {"type": "string"}
+        }
+    read_model.close()
