@@ -117,12 +117,36 @@ def job_view(
     """The public JSON of a job (a ``JobStatus`` record); SUCCESS jobs get download links
     (:func:`download_links`)."""
     view = {k: v for k, v in record.items() if k not in HIDDEN}
+    # The request's JSON parameters as JSON (the record carries them as canonical text).
+    view["config"] = _parsed(record.get("config")) or {}
+    view["filters"] = _parsed(record.get("filters"))
+    if record.get("has_encryption_key") and isinstance(record.get("output"), dict):
+        view["output"] = {**record["output"], "compression": "ZIP"}  # a key always zips (AES)
     view["download_urls"] = []
+    view["manifest_url"] = None
     if record["status"] == "SUCCESS" and record["outputs"]:
         view["download_urls"], view["links_expire_at"] = download_links(
             record, store, settings, catalog
         )
+        manifest = record.get("manifest_key")
+        if manifest and _own_key(record, manifest):
+            view["manifest_url"], _ = store.link(manifest, settings.link_expiry_seconds)
     return view
+
+
+def _parsed(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:  # written by an older version as plain text: shown as it is
+        return text
+
+
+def _own_key(record: dict[str, Any], key: str) -> bool:
+    prefixes = object_keys.attempt_prefixes(record["channel"], record["dataset"],
+                                            record["request_id"], record["attempt"])  # fmt: skip
+    return any(object_keys.is_output_of(key, p) for p in prefixes)
 
 
 def download_links(
@@ -147,11 +171,7 @@ def download_links(
 def own_outputs(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The outputs of a job record that lie under its own attempt's prefix: a record is read
     from a topic, and only its own files may ever be linked. Every profile lists these."""
-    prefixes = object_keys.attempt_prefixes(record["channel"], record["dataset"],
-                                            record["request_id"], record["attempt"])  # fmt: skip
-    return [
-        o for o in record["outputs"] if any(object_keys.is_output_of(o["key"], p) for p in prefixes)
-    ]
+    return [o for o in record["outputs"] if _own_key(record, o["key"])]
 
 
 def is_public(dataset: str, settings: Settings, catalog: Catalog) -> bool:

@@ -81,6 +81,9 @@ def job_schema() -> Schema:
     schema["properties"]["status"] = {"type": "string", "enum": list(JOB_STATES)}
     schema["properties"]["download_urls"] = {"type": "array", "items": STRING}
     schema["properties"]["links_expire_at"] = nullable(INTEGER)
+    schema["properties"]["manifest_url"] = nullable(STRING)
+    schema["properties"]["config"] = ANY_OBJECT
+    schema["properties"]["filters"] = nullable(ANY_OBJECT)
     return schema
 
 

@@ -475,3 +475,24 @@ async def test_dataset_types_are_listed_with_their_config_schema_to_whom_may_req
             "source": {"type": "string"}
         }
     read_model.close()
+
+
+def test_a_job_shows_its_parameters_as_json_its_zip_and_a_link_to_its_own_manifest() -> None:
+    own = job("r1", "acme").replace(
+        config='{"rows": 5}', filters='{"column": "day", "op": "=", "value": "x"}',
+        output={"format": "CSV", "compression": "NONE", "rows_per_file": None,
+                "partition_by": None},
+        has_encryption_key=True, manifest_key="acme/demo-export/r1/1/manifest.json",
+    )  # fmt: skip
+    view = job_view(own.to_record(), MemoryStore(), Settings(), default_catalog())
+    assert view["config"] == {"rows": 5} and view["filters"]["op"] == "="
+    assert view["output"]["compression"] == "ZIP"  # what a key makes of the files
+    assert view["manifest_url"].startswith("memory://acme/demo-export/r1/1/manifest.json")
+    # A record naming a manifest outside its own attempt (another channel's) links nothing.
+    stray = own.replace(manifest_key="other/demo-export/r9/1/manifest.json")
+    assert (
+        job_view(stray.to_record(), MemoryStore(), Settings(), default_catalog())["manifest_url"]
+        is None
+    )
+    plain = job_view(job("r2", "acme").to_record(), MemoryStore(), Settings(), default_catalog())
+    assert plain["filters"] is None and plain["config"] == {}
