@@ -39,6 +39,7 @@ from app.domain.errors import (
     DownloadCorrupt,
     ExhaustError,
     InvalidIdentifier,
+    NotFound,
     NotReady,
     TransientError,
     WaitTimedOut,
@@ -48,6 +49,7 @@ from app.domain.errors import (
 TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED", "EXPIRED"})
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 CHUNK_BYTES = 1 << 20  # a download is written to disk a mebibyte at a time
+VISIBLE_WITHIN = 30.0  # seconds a job just accepted may take to show in the API's view
 
 T = TypeVar("T")
 
@@ -140,6 +142,7 @@ class Save:
     url: str
     path: Path
     start: int
+    size: int  # the file's size when whole: a file that has it already is only hashed
 
 
 Step = Call | Pause | Save
@@ -190,10 +193,21 @@ class JobsCore:
         poll: float,
         progress: Callable[[Job], None] | None,
     ) -> Operation[Job]:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
         seen: tuple[str, float, int] | None = None
         while True:
-            job = yield from self.get(request_id)
+            try:
+                job = yield from self.get(request_id)
+            except NotFound:  # accepted, not yet in the API's view (it follows the topic)
+                if time.monotonic() - started > VISIBLE_WITHIN:
+                    raise
+                if deadline is not None and time.monotonic() + poll > deadline:
+                    raise WaitTimedOut(
+                        f"job {request_id} not shown yet after {timeout:.0f}s", status="UNSEEN"
+                    ) from None
+                yield Pause(poll)
+                continue
             if progress is not None and (job.status, job.progress, job.attempt) != seen:
                 seen = (job.status, job.progress, job.attempt)
                 progress(job)
@@ -229,7 +243,7 @@ class JobsCore:
             if start > output.bytes:  # not this file: start again
                 path.unlink()
                 start = 0
-            answer = yield Save(url, path, start)
+            answer = yield Save(url, path, start, output.bytes)
             if isinstance(answer, httpx.TransportError):
                 lost += 1
                 if lost > self.retries:
@@ -237,7 +251,7 @@ class JobsCore:
                 yield Pause(_backoff(lost - 1))
                 continue
             digest, status, size = answer
-            if status >= 400:
+            if status >= 400 and status != 416:  # 416: a range past the object's end
                 raise TransientError(f"download of {output.name} answered HTTP {status}")
             if size == output.bytes and digest == output.sha256:
                 return
@@ -409,6 +423,8 @@ class JobsClient:
 
 
 def _save(http: httpx.Client, step: Save) -> tuple[str, int, int]:
+    if step.start and step.start == step.size:
+        return _digest(step.path).hexdigest(), 200, step.size
     digest = _digest(step.path) if step.start else hashlib.sha256()
     headers = {"Range": f"bytes={step.start}-"} if step.start else {}
     with http.stream("GET", step.url, headers=headers) as response:
@@ -529,6 +545,8 @@ class AsyncJobsClient:
             return exc
 
     async def _save(self, step: Save) -> tuple[str, int, int]:
+        if step.start and step.start == step.size:
+            return (await asyncio.to_thread(_digest, step.path)).hexdigest(), 200, step.size
         digest = await asyncio.to_thread(_digest, step.path) if step.start else hashlib.sha256()
         headers = {"Range": f"bytes={step.start}-"} if step.start else {}
         async with self.http.stream("GET", step.url, headers=headers) as response:

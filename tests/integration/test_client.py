@@ -18,6 +18,10 @@ from tests.integration.harness import Worker, start_worker
 pytestmark = pytest.mark.integration
 
 
+class Running(Exception):
+    """Raised by a progress callback to stop waiting once the job runs."""
+
+
 async def test_a_job_submitted_waited_for_and_downloaded_verified_and_resumed(
     settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
 ) -> None:
@@ -29,10 +33,11 @@ async def test_a_job_submitted_waited_for_and_downloaded_verified_and_resumed(
         again = await client.submission(
             "client-tag", "demo-export", config={"rows": 5000}, request_id=submitted.request_id
         )
-        assert (again.request_id, again.duplicate) == (submitted.request_id, True)  # one job
+        assert again.request_id == submitted.request_id
 
         job = await client.wait(submitted.request_id, timeout=120, poll=0.2, progress=seen.append)
         assert job.status == "SUCCESS" and seen[-1] == job
+        assert job.record["duplicates"] == 1  # the second submission is the same job
         assert len({(j.status, j.progress, j.attempt) for j in seen}) == len(seen)  # changes only
         paths = await client.download(job.request_id, tmp_path / "out")
         assert [p.name for p in paths] == [o.name for o in job.outputs]
@@ -63,11 +68,20 @@ def test_the_blocking_client_lists_pages_and_refuses_to_download_an_unfinished_j
     worker = asyncio.run(start_worker(workers, settings_factory(), "w1"))
     with JobsClient(worker.url, "acme") as client:
         ids = {client.submit("paged", "demo-export", config={"rows": 10}) for _ in range(5)}
+        for job_id in ids:
+            assert client.wait(job_id, timeout=60, poll=0.2).status == "SUCCESS"
         listed = [job.request_id for job in client.jobs(tag="paged", page_size=2)]
         assert sorted(listed) == sorted(ids)  # three pages, nothing twice
         slow = client.submit("paged-slow", "demo-export", config={"rows": 20_000_000})
+
+        def stop_when_running(job: Job) -> None:
+            if job.status == "PROCESSING":
+                raise Running
+
+        with pytest.raises(Running):
+            client.wait(slow, timeout=60, poll=0.2, progress=stop_when_running)
         with pytest.raises(NotReady) as refused:
             client.download(slow, tmp_path)
-        assert refused.value.details["status"] in ("SUBMITTED", "PROCESSING")
+        assert refused.value.details["status"] == "PROCESSING"
         assert client.cancel(slow) == "CANCEL_REQUESTED"
         assert client.wait(slow, timeout=60, poll=0.2).status == "CANCELLED"

@@ -83,3 +83,11 @@ def test_waiting_reports_changes_only_and_gives_up_at_its_limit() -> None:
     with pytest.raises(WaitTimedOut) as timed_out:
         drive(core.wait("r1", 0.1, 5.0, None), [running])
     assert timed_out.value.details == {"status": "PROCESSING"}
+
+
+def test_a_job_just_accepted_is_waited_for_until_the_api_shows_it() -> None:
+    core = JobsCore("acme", None, retries=0)
+    unseen = httpx.Response(404, json={"error": {"code": "NOT_FOUND", "message": "no job"}})
+    done = httpx.Response(200, json={**JOB, "status": "SUCCESS"})
+    job, steps = drive(core.wait("r1", None, 0.2, None), [unseen, unseen, done])
+    assert job.status == "SUCCESS" and steps.count(Pause(0.2)) == 2
