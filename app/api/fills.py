@@ -82,6 +82,7 @@ from app.domain.managed_datasets import (
     Fill,
     FillRecord,
     ManagedDataset,
+    inherit_formats,
     parse_columns,
     segment_prefix,
     upload_key,
@@ -249,6 +250,11 @@ def prepare(
         return parse_upload_body(body, context.settings.dataset_max_columns)
     parsed = parse_fill_body(body, context.settings.dataset_max_columns)
     del body
+    current = context.view.dataset(channel, parsed.dataset_code) if parsed.append else None
+    if current is not None:  # dates are read in the dataset's stored format unless one is given
+        parsed = dataclasses.replace(
+            parsed, columns=inherit_formats(parsed.columns, current.columns)
+        )
     rows_json = spool / "rows.json"
     limits = context.limits
     spool_insert_data(

@@ -396,6 +396,19 @@ class FillOutcome:
     record: FillRecord | None = None
 
 
+def inherit_formats(columns: Sequence[Column], current: Sequence[Column]) -> list[Column]:
+    """An append's columns, each date or datetime column that names no ``format`` taking the
+    dataset's stored one (the rows of an append are written as the dataset's were)."""
+    stored = {c.name.lower(): c for c in current}
+    inherited = []
+    for column in columns:
+        own = stored.get(column.name.lower())
+        if column.format is None and own is not None and own.type == column.type and own.format:
+            column = replace(column, format=own.format)
+        inherited.append(column)
+    return inherited
+
+
 def check_append(current: Sequence[Column], columns: Sequence[Column]) -> None:
     """Raise :class:`ColumnsMismatch` unless ``columns`` may be appended to ``current``."""
     if [c.shape for c in current] == [c.shape for c in columns]:

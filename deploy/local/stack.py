@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import fcntl
 import hashlib
 import os
 import shlex
@@ -39,6 +40,7 @@ from typing import Any
 from app.domain.errors import StackError
 from app.settings import Settings
 from app.stream.access import PRINCIPAL_ROLES
+from app.stream.local_state import LOCK_NAME
 from deploy.local.certs import BROKER_CN, Authority
 from deploy.local.secure_kafka import ADMIN, SCRAM, SecureKafka
 
@@ -533,6 +535,12 @@ def run_with_stack(stack: LocalStack, command: Sequence[str]) -> int:
     Ctrl-C reaches the command (same process group); the servers run in their own sessions
     and are stopped here afterwards, so nothing is left behind.
     """
+    worker = worker_status(stack.settings)
+    if worker != "stopped":
+        raise StackError(
+            f"a worker is already {worker} (make status); stop it first, or give this one "
+            "its own EXHAUST_HTTP_PORT and EXHAUST_STATE_DIR"
+        )
     stack.up()
     proc = subprocess.Popen(list(command))
     try:
@@ -589,7 +597,38 @@ def _print_status(stack: LocalStack) -> int:
     report = stack.status()
     for name, state in report.items():
         print(f"{name:8} {state}")
+    print(f"{'worker':8} {worker_status(stack.settings)}")
     return 0 if all(s.startswith("ready") for s in report.values()) else 1
+
+
+def worker_status(settings: Settings) -> str:
+    """Whether a worker of these settings runs here: its HTTP port answers, or another process
+    holds its state directory (a processor's lock names its pid)."""
+    url = f"http://{settings.http_host}:{settings.http_port}"
+    holder = _state_holder(settings.state_dir / "faust" / LOCK_NAME)
+    pid = f" (pid {holder})" if holder else ""
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        listening = probe.connect_ex((settings.http_host, settings.http_port)) == 0
+    if listening:
+        return f"running on {url}{pid}"
+    if holder:
+        return f"running (pid {holder}), its HTTP port {settings.http_port} not answering"
+    return "stopped"
+
+
+def _state_holder(lock_path: Path) -> str | None:
+    """The pid written in a held state-directory lock, or None when no process holds it."""
+    if not lock_path.exists():
+        return None
+    with lock_path.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            return lock.read().strip() or "unknown"
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return None
 
 
 if __name__ == "__main__":

@@ -185,6 +185,14 @@ async def test_the_cli_fills_from_a_csv_and_a_slow_fill_answers_with_an_operatio
     assert (outcome["rows"], outcome["mode"]) == (1, "APPEND")
     assert (await worker.get(answer["operation"], "globex"))[0] == 404
 
+    # An append that names no date format reads its dates in the dataset's own.
+    plain = [{"name": "id", "type": "integer"}, {"name": "name", "type": "string"},
+             {"name": "born", "type": "date"}]  # fmt: skip
+    status, answer = await worker.post("/dataset-fill", {**body, "columns": plain,
+        "insert-data": json.dumps([["4", "Barbara", "03/11/1939"]])}, "acme")  # fmt: skip
+    assert status == 202, answer
+    assert (await eventually(applied, 30, "the append without a format"))["rows"] == 1
+
     # Read your writes: an operation polled the instant its 202 arrives is known, never a 404.
     for n in range(10):
         body["insert-data"] = json.dumps([[str(10 + n), "Edsger", "11/05/1930"]])

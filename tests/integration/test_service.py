@@ -106,6 +106,14 @@ async def test_make_run_starts_everything_and_ctrl_c_leaves_nothing_behind(
 
         await eventually(ready, 120, "make run to be ready")
         assert stack_processes(str(stack_dir)), "the stack's servers should be running"
+        # A second make run in the same folder refuses at once, in one line, touching nothing.
+        second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=60, check=False)  # fmt: skip
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.startswith("error [STACK_ERROR]: a worker is already running on")
+        assert len(second.stderr.strip().splitlines()) == 1
+        still, _ = await worker.get("/readyz")
+        assert still == 200  # the first worker carries on
         os.killpg(proc.pid, signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     finally:

@@ -321,3 +321,16 @@ def test_the_run_to_compact_is_the_longest_of_small_consecutive_segments() -> No
     assert compaction_run(uneven, 6, 10_000) == uneven.segments[3:]
     assert compaction_run(uneven, 6, 250) == uneven.segments[:2]  # 100 each: two fit in 250
     assert compaction_run(entry, 0, 10_000) == ()  # 0: never
+
+
+def test_an_append_that_names_no_date_format_reads_dates_in_the_datasets_own() -> None:
+    from app.domain.managed_datasets import inherit_formats
+
+    stored = parse_columns([{"name": "id", "type": "integer"},
+                            {"name": "born", "type": "date", "format": "%d/%m/%Y"}], 10)  # fmt: skip
+    sent = parse_columns([{"name": "id", "type": "integer"}, {"name": "Born", "type": "date"}], 10)
+    assert [c.format for c in inherit_formats(sent, stored)] == [None, "%d/%m/%Y"]
+    own = parse_columns([{"name": "born", "type": "date", "format": "%Y-%m-%d"}], 10)
+    assert inherit_formats(own, stored)[0].format == "%Y-%m-%d"  # a format given is kept
+    as_text = parse_columns([{"name": "born", "type": "string"}], 10)
+    assert inherit_formats(as_text, stored)[0].format is None  # another type inherits nothing
