@@ -36,6 +36,7 @@ import mode
 from aiohttp import web
 from mode import Service
 
+from app import logs
 from app.api.fills import FillContext
 from app.api.kernel import ApiContext
 from app.api.server import create_operations_app, create_web_app
@@ -65,7 +66,6 @@ from app.stream.topics import ensure_topics
 from app.stream.work_consumer import WorkConsumer
 
 log = logging.getLogger("exhaust")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 async def bootstrap(
@@ -381,14 +381,16 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
     parts = Parts.of(role)
     # Held until the process exits: one processor per state directory (app.stream.local_state).
     state_lock = local_state.claim(settings.state_dir / "faust") if parts.processor else None
-    logging.basicConfig(level=loglevel.upper(), format=LOG_FORMAT)
+    log_config = logs.configure(loglevel, settings.log_format, settings.secret_values())
     health = Health()
     asyncio.run(bootstrap(settings, health, role))
     log.info("starting a worker: role %s", role)
     if parts.processor:
         app, _ = create_app(settings, health, role=role)
         local_state.discard_tables(Path(app.conf.tabledir))  # rebuilt from the changelog
-        faust_worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        faust_worker = faust.Worker(
+            app, loglevel=loglevel, quiet=True, redirect_stdouts=False, logging_config=log_config
+        )
         # Faust's terminal spinner, on at WARN and above, turns the root logger to DEBUG so it
         # can spin on every record: every debug call of aiokafka and Faust then builds a record
         # (~7 % of the writer's time in the benchmark). A service has no terminal to spin in.
@@ -399,7 +401,10 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
             settings, health, parts, Metrics(), open_read_model(settings, parts),
             load_catalog(settings),
         )  # fmt: skip
-        worker = mode.Worker(runtime, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        worker = mode.Worker(
+            runtime, loglevel=loglevel, quiet=True, redirect_stdouts=False,
+            logging_config=log_config,
+        )  # fmt: skip
     # Start-up objects (Faust, botocore, schemas) are permanent: keep them out of every
     # collection, and collect the young generation less often. Full collections over them
     # showed as 100-250 ms pauses of the writer at 500 req/s.

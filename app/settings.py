@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         "address run without EXHAUST_API_KEYS.",
     )
     http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP API.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description="json: one JSON object per line (timestamp, level, logger, event and the "
+        "job's request_id, tag, channel, attempt); console: readable lines; auto: console on "
+        "a terminal, JSON otherwise.",
+    )
 
     # --- Jobs -----------------------------------------------------------------------------
     max_attempts: int = Field(3, ge=1, le=100, description="Attempts per job before FAILED.")
@@ -632,6 +638,24 @@ class Settings(BaseSettings):
         """``key -> (channel, roles)`` of the HTTP API (empty: the gateway's headers)."""
         raw = self.api_keys
         return parse_api_keys(raw.get_secret_value()) if raw is not None else {}
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, as text: the logs redact them wherever they appear."""
+        values = [
+            secret.get_secret_value()
+            for secret in (
+                self.kafka_sasl_password,
+                self.kafka_ssl_key_password,
+                self.s3_secret_key,
+                self.secrets_key,
+                self.api_keys,
+                self.learnosity_consumers,
+            )
+            if secret is not None
+        ]
+        values += list(self.api_key_channels)
+        values += [secret for _, secret in self.consumers.values()]
+        return [v for v in values if v]
 
     @cached_property
     def consumers(self) -> dict[str, tuple[str, str]]:

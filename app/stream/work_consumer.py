@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
+from app import logs
 from app.domain.errors import PoisonMessage
 from app.domain.model import WorkItem
 from app.generator import Generator, Stop
@@ -201,7 +202,8 @@ class WorkConsumer(Service):
     async def _run(self, tp: TopicPartition, offset: int, item: WorkItem) -> None:
         stop = self.stops[(item.key, item.attempt)] = Stop()
         try:
-            await self.generator.run(item, stop)
+            with logs.job_context(item.request_id, item.tag, item.channel, item.attempt):
+                await self.generator.run(item, stop)
         finally:
             self.stops.pop((item.key, item.attempt), None)
             self._finished(tp, offset)
