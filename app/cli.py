@@ -12,8 +12,10 @@
   standard dataset for a range of days; ``exhaust demo-data`` fills the sample datasets.
 
 The API's address and the channel come from ``--url`` / ``EXHAUST_URL`` (default: the local
-worker, ``EXHAUST_HTTP_HOST``/``PORT``) and ``--channel`` / ``EXHAUST_CHANNEL``. An error is one
-line on stderr, ``error [CODE]: message``, and the exit code says its class (:data:`EXIT_CODES`).
+worker, ``EXHAUST_HTTP_HOST``/``PORT``) and ``--channel`` / ``EXHAUST_CHANNEL``; an API key,
+when the API requires one, from ``EXHAUST_API_KEY`` (never an option: it would show in
+``ps``). An error is one line on stderr, ``error [CODE]: message``, and the exit code says its
+class (:data:`EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -98,7 +100,10 @@ class Context:
     def jobs_client(self) -> Any:
         from app.client.jobs import JobsClient
 
-        return JobsClient(self.url, self.channel, user=os.environ.get("USER") or None)
+        return JobsClient(
+            self.url, self.channel, user=os.environ.get("USER") or None,
+            api_key=os.environ.get("EXHAUST_API_KEY") or None,
+        )  # fmt: skip
 
     def emit(self, result: Any, human: Callable[[], None] | None = None) -> None:
         """The command's result: JSON with ``--json`` (or without a human form), else human."""

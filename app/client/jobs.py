@@ -152,10 +152,14 @@ Operation = Generator[Step, Any, T]
 class JobsCore:
     """The operations, as generators of steps (see the module's docstring)."""
 
-    def __init__(self, channel: str, user: str | None, retries: int) -> None:
+    def __init__(
+        self, channel: str, user: str | None, retries: int, api_key: str | None = None
+    ) -> None:
         self.headers = {"X-Channel-ID": channel}
         if user:
             self.headers["X-Authenticated-Userid"] = user
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
         self.retries = retries
 
     def submit(
@@ -329,11 +333,12 @@ class JobsClient:
         channel: str,
         *,
         user: str | None = None,
+        api_key: str | None = None,
         timeout: float = 30.0,
         retries: int = 5,
         http: httpx.Client | None = None,
     ) -> None:
-        self.core = JobsCore(channel, user, retries)
+        self.core = JobsCore(channel, user, retries, api_key)
         self.http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
 
     def __enter__(self) -> JobsClient:
@@ -458,11 +463,12 @@ class AsyncJobsClient:
         channel: str,
         *,
         user: str | None = None,
+        api_key: str | None = None,
         timeout: float = 30.0,
         retries: int = 5,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.core = JobsCore(channel, user, retries)
+        self.core = JobsCore(channel, user, retries, api_key)
         self.http = http or httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
 
     async def __aenter__(self) -> AsyncJobsClient:
