@@ -8,6 +8,8 @@
 * ``exhaust status ID``, ``exhaust jobs [--tag] [--status]`` (a table), ``exhaust watch`` (a
   live table), ``exhaust download ID -o DIR`` (every file, resumed and SHA-256-checked),
   ``exhaust cancel ID``, ``exhaust datasets``, ``exhaust types`` (what you may request).
+* ``exhaust dlq list|replay`` reads the dead letters and sends chosen ones back after a fix;
+  ``exhaust topics check`` checks every topic's layout.
 * ``exhaust fill FILE --dataset-code X`` fills a managed dataset; ``exhaust backfill`` submits a
   standard dataset for a range of days; ``exhaust demo-data`` fills the sample datasets.
 
@@ -530,6 +532,97 @@ async def _backfill(
             for r in requests
         ],
     }
+
+
+@cli.group()
+def dlq() -> None:
+    """The dead-letter topic: what the writers could not use, and why."""
+
+
+@dlq.command("list")
+@click.option("--code", default=None, help="only this error code")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, default=None, help="print the result as JSON")
+def dlq_list(code: str | None, limit: int, as_json: bool | None) -> None:
+    """The newest dead letters, with their error and their source."""
+    from app.stream import dead_letters
+
+    ctx = context(None, None, as_json)
+    found = asyncio.run(dead_letters.read(ctx.settings, code, limit))
+    listing = [d.summary() for d in found]
+
+    def human() -> None:
+        table = Table("partition/offset", "when", "source", "error", "message")
+        for d in found:
+            table.add_row(f"{d.partition}/{d.offset}", _when(d.timestamp_ms), d.source, d.code,
+                          d.headers.get("error-message", "")[:120])  # fmt: skip
+        out.print(table)
+
+    ctx.emit(listing, human)
+
+
+@dlq.command("replay")
+@click.option("--code", default=None, help="every dead letter of this error code")
+@click.option("--offset", "offsets", multiple=True, metavar="PARTITION/OFFSET",
+              help="one dead letter (repeatable)")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="show what would be replayed")
+@click.option("--json", "as_json", is_flag=True, default=None, help="print the result as JSON")
+def dlq_replay(
+    code: str | None, offsets: tuple[str, ...], dry_run: bool, as_json: bool | None
+) -> None:
+    """Send dead letters back to the topic they came from (after fixing the cause)."""
+    from app.stream import dead_letters
+
+    if not code and not offsets:
+        raise click.UsageError("name what to replay: --code CODE and/or --offset P/O")
+    ctx = context(None, None, as_json)
+    wanted = {_coordinates(o) for o in offsets}
+    found = asyncio.run(dead_letters.read(ctx.settings, code, 100_000))
+    chosen = [d for d in found if not wanted or (d.partition, d.offset) in wanted]
+    missing = wanted - {(d.partition, d.offset) for d in chosen}
+    if missing:
+        raise errors.NotFound(
+            "no such dead letter: " + ", ".join(f"{p}/{o}" for p, o in sorted(missing))
+        )
+    sent = 0 if dry_run else asyncio.run(dead_letters.replay(ctx.settings, chosen))
+    result = {"replayed": sent, "dry_run": dry_run, "letters": [d.summary() for d in chosen]}
+    ctx.emit(result, lambda: out.print(f"{len(chosen)} dead letters "
+                                       f"{'would be ' if dry_run else ''}replayed"))  # fmt: skip
+
+
+def _coordinates(text: str) -> tuple[int, int]:
+    partition, _, offset = text.partition("/")
+    if not (partition.isdigit() and offset.isdigit()):
+        raise InvalidConfig(f"--offset {text!r} is not PARTITION/OFFSET")
+    return int(partition), int(offset)
+
+
+@cli.group()
+def topics() -> None:
+    """The service's Kafka topics."""
+
+
+@topics.command("check")
+@click.option("--json", "as_json", is_flag=True, default=None, help="print the result as JSON")
+def topics_check(as_json: bool | None) -> None:
+    """Check every topic against the layout the service needs (creates nothing)."""
+    from app.stream.topics import ensure_topics, topic_specs
+
+    ctx = context(None, None, as_json)
+    asyncio.run(ensure_topics(ctx.settings, create=False))  # raises on any difference
+    specs = topic_specs(ctx.settings)
+    listing = [{"topic": s.name, "partitions": s.partitions,
+                "cleanup.policy": s.config.get("cleanup.policy"), "ok": True}
+               for s in specs]  # fmt: skip
+
+    def human() -> None:
+        table = Table("topic", "partitions", "cleanup", "layout")
+        for entry in listing:
+            table.add_row(str(entry["topic"]), str(entry["partitions"]),
+                          str(entry["cleanup.policy"]), "ok")  # fmt: skip
+        out.print(table)
+
+    ctx.emit(listing, human)
 
 
 # --- managed datasets -----------------------------------------------------------------------

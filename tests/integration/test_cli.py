@@ -3,6 +3,7 @@ submission with ``--wait`` to verified files, and a corrupted byte in the bucket
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -10,12 +11,15 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from app.engine.storage import S3ObjectStore
 from app.settings import Settings
-from tests.integration.harness import ROOT, Worker, start_worker
+from app.stream.connection import client_options
+from tests.integration.harness import ROOT, Worker, eventually, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +82,51 @@ async def test_submit_wait_download_watch_and_a_corrupted_byte_detected(
     assert "demo-export" in typo.stderr  # the known types are named
     missing = exhaust("status", "no-such-job")
     assert missing.returncode == 4
+
+
+async def test_dead_letters_are_listed_with_their_error_and_replayed_to_their_source(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    settings = settings_factory()
+    worker = await start_worker(workers, settings, "w1")
+    env = {**os.environ, **settings.as_env(), "EXHAUST_URL": worker.url, "EXHAUST_CHANNEL": "acme"}
+
+    def exhaust(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app", *args], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    checked = exhaust("topics", "check", "--json")
+    assert checked.returncode == 0, checked.stderr
+    assert {t["topic"] for t in json.loads(checked.stdout)} >= {settings.topic("requests")}
+
+    producer = AIOKafkaProducer(**client_options(settings))
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic("requests"), b"not avro", key=b"t")
+    finally:
+        await producer.stop()
+
+    async def listed() -> list[dict[str, Any]] | None:
+        done = await asyncio.to_thread(exhaust, "dlq", "list", "--json")
+        letters: list[dict[str, Any]] = json.loads(done.stdout) if done.returncode == 0 else []
+        return letters or None
+
+    [letter] = await eventually(listed, 60, "the dead letter")
+    assert letter["error_code"] == "UNDECODABLE_MESSAGE"
+    assert letter["source"].startswith(settings.topic("requests") + "[")
+    where = f"{letter['partition']}/{letter['offset']}"
+    dry = exhaust("dlq", "replay", "--offset", where, "--dry-run", "--json")
+    assert json.loads(dry.stdout)["replayed"] == 0
+    replayed = exhaust("dlq", "replay", "--offset", where, "--json")
+    assert replayed.returncode == 0 and json.loads(replayed.stdout)["replayed"] == 1
+
+    async def again() -> list[dict[str, Any]] | None:
+        letters = await listed() or []
+        return letters if len(letters) == 2 else None
+
+    first, second = await eventually(again, 60, "the replayed message dead-lettered again")
+    assert second["replayed_from"] == f"dlq/{where}" and first["replayed_from"] is None
+    unknown = exhaust("dlq", "replay", "--offset", "0/999999")
+    assert unknown.returncode == 4 and unknown.stderr.startswith("error [NOT_FOUND]")
