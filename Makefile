@@ -27,6 +27,13 @@ $(KUSTOMIZE):
 	@command -v go >/dev/null || { echo "error: go not found (Go 1.22+ builds kustomize for the manifest checks)"; exit 2; }
 	GOBIN=$(CURDIR)/.tools go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
+# The AsyncAPI parser (npm) validates docs/asyncapi.yaml in make test (about 10 s the first time).
+ASYNCAPI := tools/asyncapi/node_modules/.installed-stamp
+$(ASYNCAPI): tools/asyncapi/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found (Node 20+ runs the AsyncAPI check)"; exit 2; }
+	npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
+	@touch $(ASYNCAPI)
+
 k8s-check: $(STAMP) $(KUSTOMIZE) ## Render the Kubernetes overlays and check them against their schemas and the code
 	$(PY) -m deploy.k8s.check
 
@@ -56,13 +63,13 @@ lint: $(STAMP) ## ruff check and format check; hadolint on the Dockerfile
 typecheck: $(STAMP) ## mypy --strict
 	$(VENV)/bin/mypy
 
-test: $(STAMP) $(KUSTOMIZE) lint typecheck ## Lint, type-check, and run every test (starts and stops its own stack and cluster)
+test: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) lint typecheck ## Lint, type-check, and run every test (starts and stops its own stack and cluster)
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 cluster-test: $(STAMP) ## Only the multi-host cluster's scenario tests (root; about 3.5 minutes)
 	$(VENV)/bin/pytest -q -m cluster $(PYTEST_ARGS)
 
-unit: $(STAMP) $(KUSTOMIZE) ## Unit tests only (no broker)
+unit: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) ## Unit tests only (no broker)
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Run the pipeline, status-read, fill and export benchmarks against the local stack

@@ -53,7 +53,7 @@ from app.health import Health
 from app.metrics import Metrics
 from app.sealing import sealer_for
 from app.settings import Settings
-from app.stream import aiokafka_compat, faust_compat
+from app.stream import aiokafka_compat, cloud_events, faust_compat
 from app.stream.avro import SchemaRegistry, registry
 from app.stream.effects import EffectLedger
 from app.stream.fence import EXIT_CODE, MembershipFence
@@ -71,16 +71,25 @@ TICK_KEY = b"__tick__"
 
 class AvroRecordCodec(codecs.Codec):
     """Faust codec for a table of records: on the wire the Avro schema ``schema``, in memory
-    what ``from_record`` builds (``Job`` for ``JobStatus``, ``ManagedDataset`` for itself)."""
+    what ``from_record`` builds (``Job`` for ``JobStatus``, ``ManagedDataset`` for itself).
+    ``annotate`` sees every record it encodes with its bytes (the jobs' CloudEvents headers)."""
 
     def __init__(
-        self, schemas: SchemaRegistry, schema: str, from_record: Callable[[dict[str, Any]], Any]
+        self,
+        schemas: SchemaRegistry,
+        schema: str,
+        from_record: Callable[[dict[str, Any]], Any],
+        annotate: Callable[[Any, bytes], None] | None = None,
     ) -> None:
         super().__init__()
         self.schemas, self.schema, self.from_record = schemas, schema, from_record
+        self.annotate = annotate
 
     def _dumps(self, obj: Any) -> bytes:
-        return self.schemas.encode(self.schema, obj.to_record())
+        data = self.schemas.encode(self.schema, obj.to_record())
+        if self.annotate is not None:
+            self.annotate(obj, data)
+        return data
 
     def _loads(self, data: bytes) -> Any:
         return self.from_record(self.schemas.decode(self.schema, data))
@@ -163,7 +172,8 @@ class Pipeline:
         self.fence: MembershipFence | None = None  # built by guard(), once the consumer runs
         self._guarded = False
         faust_compat.register_codec(
-            JOB_CODEC, AvroRecordCodec(self.schemas, "JobStatus", Job.from_record)
+            JOB_CODEC,
+            AvroRecordCodec(self.schemas, "JobStatus", Job.from_record, cloud_events.annotate),
         )
 
         n = settings.topic_partitions
@@ -223,6 +233,7 @@ class Pipeline:
             self.ledger.track_changelogs(
                 self.settings.topic("jobs"), self.settings.topic("datasets")
             )
+            faust_compat.guarded_producer(self.app).annotate(self.settings.topic("jobs"))
             consumer = faust_compat.writer_consumer(self.app)
             aiokafka_compat.cap_fetch_wait(consumer, self.settings.writer_fetch_max_wait_ms)
             aiokafka_compat.refresh_metadata_on_offset_errors(consumer)

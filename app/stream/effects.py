@@ -35,6 +35,7 @@ from typing import Any
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app.domain.errors import ExhaustError
+from app.stream import cloud_events
 
 log = logging.getLogger("exhaust.effects")
 
@@ -113,8 +114,16 @@ class GuardedProducer(faust_aiokafka.Producer):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.ledger = EffectLedger()
+        self.annotated: frozenset[str] = frozenset()
+
+    def annotate(self, *topics: str) -> None:
+        """Attach to the records sent to ``topics`` the headers their values were filed with
+        (:mod:`app.stream.cloud_events`)."""
+        self.annotated = self.annotated | frozenset(topics)
 
     async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
+        if topic in self.annotated:
+            args, kwargs = cloud_events.attach(args, kwargs)
         future = await super().send(topic, *args, **kwargs)
         self.ledger.watch(topic, future)
         return future

@@ -13,7 +13,7 @@ import pytest
 from app.client.jobs import AsyncJobsClient, Job, JobsClient
 from app.domain.errors import AlreadyFinished, NotFound, NotReady
 from app.settings import Settings
-from tests.integration.harness import Worker, start_worker
+from tests.integration.harness import Worker, read_topic, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,8 @@ class Running(Exception):
 async def test_a_job_submitted_waited_for_and_downloaded_verified_and_resumed(
     settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
 ) -> None:
-    worker = await start_worker(workers, settings_factory(), "w1")
+    settings = settings_factory()
+    worker = await start_worker(workers, settings, "w1")
     seen: list[Job] = []
     async with AsyncJobsClient(worker.url, "acme", user="tester") as client:
         submitted = await client.submission("client-tag", "demo-export", config={"rows": 5000})
@@ -55,6 +56,12 @@ async def test_a_job_submitted_waited_for_and_downloaded_verified_and_resumed(
         assert largest.read_bytes() == whole
         for path, output in zip(paths, job.outputs, strict=True):
             assert hashlib.sha256(path.read_bytes()).hexdigest() == output.sha256
+
+        # Its records on the status stream carry CloudEvents attributes: routable undecoded.
+        records = [r for r in await read_topic(settings, "jobs")
+                   if r.key == f"acme/{job.request_id}".encode()]  # fmt: skip
+        types = [dict(r.headers)["ce_type"] for r in records]
+        assert types[-1] == b"dev.exhaust.job.SUCCESS" and b"dev.exhaust.job.SUBMITTED" in types
 
         with pytest.raises(AlreadyFinished):
             await client.cancel(job.request_id)
