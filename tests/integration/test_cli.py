@@ -24,11 +24,8 @@ from tests.integration.harness import ROOT, Worker, eventually, start_worker
 pytestmark = pytest.mark.integration
 
 
-async def test_submit_wait_download_watch_and_a_corrupted_byte_detected(
-    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
-) -> None:
-    settings = settings_factory()
-    worker = await start_worker(workers, settings, "w1")
+def command(settings: Settings, worker: Worker) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``exhaust ARGS…`` as a subprocess, as a user of ``worker``'s channel acme runs it."""
     env = {**os.environ, **settings.as_env(), "EXHAUST_URL": worker.url, "EXHAUST_CHANNEL": "acme"}
 
     def exhaust(*args: str) -> subprocess.CompletedProcess[str]:
@@ -36,6 +33,16 @@ async def test_submit_wait_download_watch_and_a_corrupted_byte_detected(
             [sys.executable, "-m", "app", *args], cwd=ROOT, env=env,
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
+
+    return exhaust
+
+
+async def test_submit_wait_download_watch_and_a_corrupted_byte_detected(
+    settings_factory: Callable[..., Settings], workers: list[Worker], tmp_path: Path
+) -> None:
+    settings = settings_factory()
+    worker = await start_worker(workers, settings, "w1")
+    exhaust = command(settings, worker)
 
     done = exhaust("submit", "--tag", "cli-tag", "--dataset", "demo-export", "--config",
                    '{"rows": 2000}', "--columns", "id,value", "--wait", "--json")  # fmt: skip
@@ -89,13 +96,7 @@ async def test_dead_letters_are_listed_with_their_error_and_replayed_to_their_so
 ) -> None:
     settings = settings_factory()
     worker = await start_worker(workers, settings, "w1")
-    env = {**os.environ, **settings.as_env(), "EXHAUST_URL": worker.url, "EXHAUST_CHANNEL": "acme"}
-
-    def exhaust(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "app", *args], cwd=ROOT, env=env,
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+    exhaust = command(settings, worker)
 
     checked = exhaust("topics", "check", "--json")
     assert checked.returncode == 0, checked.stderr
