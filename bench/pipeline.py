@@ -98,7 +98,11 @@ async def follow(
     seen; return each id's first record timestamp (ms). ``on_first`` sees each id's first
     record as it arrives."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=5,
+        # the same as the seek below: a reset requested on assignment can land after the seek
+        auto_offset_reset="latest" if from_end else "earliest",
     )
     await consumer.start()
     seen: dict[str, int] = {}

@@ -63,7 +63,10 @@ class DeadLetter:
 async def read(settings: Settings, code: str | None = None, limit: int = 100) -> list[DeadLetter]:
     """The dead letters on the topic now (oldest first), of error ``code`` if given, at most
     ``limit`` (the newest ones)."""
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    # "earliest": a reset requested on assignment must not land after the seek (aiokafka races)
+    consumer = AIOKafkaConsumer(
+        **client_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await aiokafka_compat.start(consumer)
     found: list[DeadLetter] = []
     try:

@@ -10,6 +10,7 @@ request is in Kafka).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -31,15 +32,31 @@ def dead_letter_headers(message: Any, error: ExhaustError) -> Headers:
     """DLQ headers: the error and the coordinates of the message it came from.
 
     ``message`` is a Faust ``Message`` or an aiokafka ``ConsumerRecord``: both carry the topic,
-    partition and offset read.
+    partition and offset read. A ``replayed-from`` header on the source (an operator's replay
+    of an earlier dead letter) is carried over, so a second failure points at the first.
     """
-    return [
+    headers: Headers = [
         ("error-code", error.code.encode()),
         ("error-message", error.message.encode()[:1000]),
         ("source-topic", str(message.topic).encode()),
         ("source-partition", str(message.partition).encode()),
         ("source-offset", str(message.offset).encode()),
     ]
+    replayed = _header(message, "replayed-from")
+    if replayed is not None:
+        headers.append(("replayed-from", replayed[:200]))
+    return headers
+
+
+def _header(message: Any, name: str) -> bytes | None:
+    """One header of a Faust ``Message`` (a mapping or a list of pairs) or an aiokafka record
+    (a tuple of pairs), or None."""
+    found = getattr(message, "headers", None) or ()
+    pairs = found.items() if isinstance(found, Mapping) else found
+    for key, value in pairs:
+        if key == name and isinstance(value, bytes | bytearray):
+            return bytes(value)
+    return None
 
 
 def log_dead_letter(message: Any, error: ExhaustError) -> None:

@@ -183,7 +183,9 @@ async def read_topic(settings: Settings, name: str) -> list[Any]:
     """Every record of a topic, from the beginning to its current end."""
     topic = settings.topic(name)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # a reset on assignment must not land after the seek
     )
     await consumer.start()
     try:

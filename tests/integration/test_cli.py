@@ -119,6 +119,7 @@ async def test_dead_letters_are_listed_with_their_error_and_replayed_to_their_so
     assert letter["source"].startswith(settings.topic("requests") + "[")
     where = f"{letter['partition']}/{letter['offset']}"
     dry = exhaust("dlq", "replay", "--offset", where, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["replayed"] == 0
     replayed = exhaust("dlq", "replay", "--offset", where, "--json")
     assert replayed.returncode == 0 and json.loads(replayed.stdout)["replayed"] == 1

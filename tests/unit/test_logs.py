@@ -34,14 +34,14 @@ def test_a_line_is_json_with_the_jobs_fields_whichever_logger_writes_it(
     captured: io.StringIO,
 ) -> None:
     with job_context("r-1", "daily", "acme", attempt=2):
-        logging.getLogger("aiokafka.conn").warning("connection to %s lost", "10.0.0.3")
+        logging.getLogger("a.library").warning("connection to %s lost", "10.0.0.3")
     logging.getLogger("exhaust").info("outside any job")
     first, second = lines(captured)
     assert first["event"] == "connection to 10.0.0.3 lost" and first["level"] == "warning"
     assert (first["request_id"], first["tag"], first["channel"], first["attempt"]) == (
         "r-1", "daily", "acme", 2
     )  # fmt: skip
-    assert first["logger"] == "aiokafka.conn" and "timestamp" in first
+    assert first["logger"] == "a.library" and "timestamp" in first
     assert "request_id" not in second
 
 

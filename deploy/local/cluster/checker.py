@@ -89,7 +89,9 @@ class Report:
 async def read_jobs(settings: Settings) -> dict[str, list[dict[str, Any]]]:
     """Every record of ``exhaust.jobs`` by key, in order, from the beginning to the end."""
     decode = registry().decode
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **client_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+    )  # a reset requested on assignment must not land after the seek (aiokafka races)
     await consumer.start()
     history: dict[str, list[dict[str, Any]]] = {}
     try:
