@@ -52,6 +52,7 @@ EXIT_CODES: list[tuple[type[ExhaustError], int]] = [
     (errors.NotFound, 4),
     (errors.AlreadyFinished, 5),  # the job's state does not allow it
     (errors.NotReady, 5),
+    (errors.NotRetryable, 5),
     (errors.RequestConflict, 5),
     (errors.TransientError, 7),  # try again later (busy, unreachable, a wait that ran out)
     (errors.StorageError, 8),  # object storage, or a download whose bytes do not match
@@ -244,8 +245,9 @@ def _labels(pairs: Sequence[str]) -> dict[str, str]:
     return labels
 
 
-def _follow(ctx: Context, request_id: str, limit: float) -> Any:
-    """Wait for the job, with a progress bar on a terminal."""
+def _follow(ctx: Context, request_id: str, limit: float, after_attempt: int = 0) -> Any:
+    """Wait for the job (for an attempt after ``after_attempt`` to end), with a progress bar
+    on a terminal."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with ctx.jobs_client() as client, Progress(
@@ -257,7 +259,9 @@ def _follow(ctx: Context, request_id: str, limit: float) -> Any:
         def progress(job: Any) -> None:
             bar.update(task, completed=job.progress, status=f"{job.status} (attempt {job.attempt})")
 
-        return client.wait(request_id, timeout=limit, poll=0.5, progress=progress)
+        return client.wait(
+            request_id, timeout=limit, poll=0.5, progress=progress, after_attempt=after_attempt
+        )
 
 
 @cli.command()
@@ -377,6 +381,29 @@ def cancel(request_id: str, url: str | None, channel: str | None, as_json: bool 
     with ctx.jobs_client() as client:
         answer = {"request_id": request_id, "status": client.cancel(request_id)}
     ctx.emit(answer, lambda: out.print(f"{request_id}: {answer['status']}"))
+
+
+@cli.command()
+@click.argument("request_id")
+@click.option("--wait", is_flag=False, flag_value=3600.0, default=None, type=float,
+              metavar="[SECONDS]", help="follow the new attempt to its end (3600 s)")  # fmt: skip
+@common
+def retry(
+    request_id: str, wait: float | None, url: str | None, channel: str | None,
+    as_json: bool | None,
+) -> None:  # fmt: skip
+    """Start a failed or cancelled job again (an expired one is generated again)."""
+    ctx = context(url, channel, as_json)
+    with ctx.jobs_client() as client:
+        before = client.get(request_id).attempt
+        answer = {"request_id": request_id, "status": client.retry(request_id)}
+    if wait is None:
+        ctx.emit(answer, lambda: out.print(f"{request_id}: {answer['status']}"))
+        return
+    job = _follow(ctx, request_id, wait, after_attempt=before)
+    ctx.emit(job.record, lambda: _show_job(job.record))
+    if job.status != "SUCCESS":
+        sys.exit(1)
 
 
 @cli.command()

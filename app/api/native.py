@@ -54,6 +54,7 @@ from app.domain.errors import (
     NotFound,
 )
 from app.domain.model import JOB_STATES, DatasetRequest, Job
+from app.domain.state_machine import retry_request
 from app.metrics import CONTENT_TYPE
 
 MAX_LIMIT = 500
@@ -233,6 +234,16 @@ async def cancel(request: web.Request) -> web.Response:
     )
 
 
+async def retry(request: web.Request) -> web.Response:
+    """A new attempt of a failed or cancelled job (an expired one is generated again), with its
+    own parameters and sealed key: the writer applies it as a repeat of the job."""
+    job = Job.from_record(channel_record(request))
+    await ctx(request).submit(retry_request(job, now_ms()))
+    return web.json_response(
+        {"request_id": job.request_id, "status": "RETRY_REQUESTED"}, status=202
+    )
+
+
 def openapi_paths(catalog: Catalog) -> dict[str, Schema]:
     """The OpenAPI paths of this profile's routes."""
     job = job_schema()
@@ -285,6 +296,10 @@ def openapi_paths(catalog: Catalog) -> dict[str, Schema]:
         "/v1/jobs/{request_id}/cancel": {"post": operation(
             "Cancel a job", {"202": answer(accepted), **native_errors}, CHANNEL,
             path("request_id", "The job id"))},
+        "/v1/jobs/{request_id}/retry": {"post": operation(
+            "Start a failed or cancelled job again (an expired one is generated again)",
+            {"202": answer(accepted), **native_errors}, CHANNEL,
+            path("request_id", "The job id"))},
         "/v1/dataset-types": {"get": operation(
             "The dataset types this caller may request, with their config's JSON Schema",
             {"200": answer(type_listing), **native_errors}, CHANNEL, ROLES)},
@@ -304,6 +319,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/jobs", list_jobs)
     app.router.add_get("/v1/jobs/{request_id}", get_job)
     app.router.add_post("/v1/jobs/{request_id}/cancel", cancel)
+    app.router.add_post("/v1/jobs/{request_id}/retry", retry)
     app.router.add_get("/v1/dataset-types", list_types)
     app.router.add_get("/v1/dataset-types/{name}", get_type)
 

@@ -190,12 +190,17 @@ class JobsCore:
         answer = yield from self.call("POST", f"/v1/jobs/{_segment(request_id)}/cancel")
         return str(answer["status"])
 
+    def retry(self, request_id: str) -> Operation[str]:
+        answer = yield from self.call("POST", f"/v1/jobs/{_segment(request_id)}/retry")
+        return str(answer["status"])
+
     def wait(
         self,
         request_id: str,
         timeout: float | None,
         poll: float,
         progress: Callable[[Job], None] | None,
+        after_attempt: int = 0,
     ) -> Operation[Job]:
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
@@ -215,7 +220,7 @@ class JobsCore:
             if progress is not None and (job.status, job.progress, job.attempt) != seen:
                 seen = (job.status, job.progress, job.attempt)
                 progress(job)
-            if job.terminal:
+            if job.terminal and job.attempt > after_attempt:
                 return job
             if deadline is not None and time.monotonic() + poll > deadline:
                 raise WaitTimedOut(
@@ -380,9 +385,11 @@ class JobsClient:
         timeout: float | None = None,
         poll: float = 1.0,
         progress: Callable[[Job], None] | None = None,
+        after_attempt: int = 0,
     ) -> Job:
-        """Until the job is terminal; ``progress`` is called whenever it changes."""
-        return self._run(self.core.wait(request_id, timeout, poll, progress))
+        """Until the job is terminal in an attempt after ``after_attempt`` (the attempt a
+        retry follows); ``progress`` is called whenever it changes."""
+        return self._run(self.core.wait(request_id, timeout, poll, progress, after_attempt))
 
     def datasets(self) -> list[dict[str, Any]]:
         """The channel's managed datasets (code, version, rows, columns)."""
@@ -395,6 +402,11 @@ class JobsClient:
     def cancel(self, request_id: str) -> str:
         """Ask for the job to be cancelled (``AlreadyFinished`` when it is terminal)."""
         return self._run(self.core.cancel(request_id))
+
+    def retry(self, request_id: str) -> str:
+        """Start a FAILED or CANCELLED job again (an EXPIRED one is generated again); its
+        status, ``RETRY_REQUESTED``. :class:`NotRetryable` says why a job cannot be."""
+        return self._run(self.core.retry(request_id))
 
     def download(self, request_id: str, folder: str | Path) -> list[Path]:
         """Every file of a SUCCESS job into ``folder``, verified; partial files are resumed."""
@@ -509,8 +521,9 @@ class AsyncJobsClient:
         timeout: float | None = None,  # noqa: ASYNC109 (the whole wait's, as the sync one)
         poll: float = 1.0,
         progress: Callable[[Job], None] | None = None,
+        after_attempt: int = 0,
     ) -> Job:
-        return await self._run(self.core.wait(request_id, timeout, poll, progress))
+        return await self._run(self.core.wait(request_id, timeout, poll, progress, after_attempt))
 
     async def datasets(self) -> list[dict[str, Any]]:
         return await self._run(self.core.datasets())
@@ -520,6 +533,10 @@ class AsyncJobsClient:
 
     async def cancel(self, request_id: str) -> str:
         return await self._run(self.core.cancel(request_id))
+
+    async def retry(self, request_id: str) -> str:
+        """Start a FAILED or CANCELLED job again (see :meth:`JobsClient.retry`)."""
+        return await self._run(self.core.retry(request_id))
 
     async def download(self, request_id: str, folder: str | Path) -> list[Path]:
         target = Path(folder)

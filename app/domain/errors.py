@@ -257,6 +257,14 @@ class AlreadyFinished(ExhaustError):
     http_status = 409
 
 
+class NotRetryable(ExhaustError):
+    """A retry of a job that a new attempt would not change (running, succeeded, out of
+    attempts, or waiting for a new upload): HTTP 409 with the job's status."""
+
+    code = "NOT_RETRYABLE"
+    http_status = 409
+
+
 class NotReady(ExhaustError):
     """The client was asked for the files of a job that has not succeeded (with its status)."""
 

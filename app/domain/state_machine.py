@@ -37,7 +37,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from app.domain import dedup, identifiers, object_keys
-from app.domain.errors import ConfigurationError, ExhaustError, RequestConflict, RequestRejected
+from app.domain.errors import (
+    ConfigurationError,
+    ExhaustError,
+    NotRetryable,
+    RequestConflict,
+    RequestRejected,
+)
 from app.domain.model import (
     DatasetRequest,
     Job,
@@ -328,6 +334,44 @@ def _on_repeat(job: Job, request: DatasetRequest, now: int, policy: JobPolicy) -
             return Outcome("resubmitted", job=_awaiting(fresh, request.await_input_until))
         return Outcome("resubmitted", job=fresh, work=WorkItem.for_job(fresh))
     return Outcome("duplicate", job=counted)
+
+
+def retry_request(job: Job, now: int) -> DatasetRequest:
+    """The request that starts ``job`` again: its own parameters (its sealed key too) under its
+    own id, which the writer applies as a repeat (:func:`_on_repeat`): a FAILED or CANCELLED
+    job with attempts left gets a new attempt, an EXPIRED one is generated again.
+
+    Raises :class:`NotRetryable` where that repeat would change nothing, so the caller hears
+    why instead of a 202 that leads nowhere.
+    """
+    why = None
+    if not job.terminal:
+        why = f"job {job.request_id} is still {job.status}"
+    elif job.status == "SUCCESS" and (job.expires_at is None or job.expires_at > now):
+        why = f"job {job.request_id} succeeded; its files are there to download"
+    elif job.status in ("FAILED", "CANCELLED") and job.attempt >= job.max_attempts:
+        why = f"job {job.request_id} used all of its {job.max_attempts} attempts"
+    elif job.error is not None and job.error.code == "INPUT_EXPIRED":
+        why = f"job {job.request_id} waited for an upload that never came; start a new upload"
+    elif job.has_encryption_key and job.sealed_key is None:
+        why = f"job {job.request_id} has no stored key; submit it again with its key"
+    if why is not None:
+        raise NotRetryable(why, status=job.status)
+    return DatasetRequest(
+        tag=job.tag,
+        dataset=job.dataset,
+        channel=job.channel,
+        requested_by=job.requested_by,
+        submitted_at=now,
+        config=job.config,
+        request_id=job.request_id,
+        columns=job.columns,
+        filters=job.filters,
+        output=job.output,
+        encryption_key=job.sealed_key,
+        inputs=list(job.inputs),
+        labels=dict(job.labels),
+    )
 
 
 def on_event(job: Job | None, event: JobEvent, *, now: int, policy: JobPolicy) -> Outcome:

@@ -84,6 +84,8 @@ async def test_submit_wait_download_watch_and_a_corrupted_byte_detected(
 
     finished = exhaust("cancel", job_id)
     assert finished.returncode == 5 and finished.stderr.startswith("error [ALREADY_FINISHED]")
+    again = exhaust("retry", job_id)
+    assert again.returncode == 5 and again.stderr.startswith("error [NOT_RETRYABLE]")
     typo = exhaust("submit", "--tag", "t", "--dataset", "demo-exprot")
     assert typo.returncode == 3 and typo.stderr.startswith("error [UNKNOWN_DATASET]")
     assert "demo-export" in typo.stderr  # the known types are named

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.client.jobs import AsyncJobsClient, Job, JobsClient
-from app.domain.errors import AlreadyFinished, NotFound, NotReady
+from app.domain.errors import AlreadyFinished, NotFound, NotReady, NotRetryable
 from app.settings import Settings
 from tests.integration.harness import Worker, read_topic, start_worker
 
@@ -92,3 +92,15 @@ def test_the_blocking_client_lists_pages_and_refuses_to_download_an_unfinished_j
         assert refused.value.details["status"] == "PROCESSING"
         assert client.cancel(slow) == "CANCEL_REQUESTED"
         assert client.wait(slow, timeout=60, poll=0.2).status == "CANCELLED"
+
+        # A retry is the same job (its id, parameters) in a new attempt, which can be followed.
+        assert client.retry(slow) == "RETRY_REQUESTED"
+        with pytest.raises(Running):
+            client.wait(slow, timeout=60, poll=0.2, progress=stop_when_running, after_attempt=1)
+        assert client.get(slow).attempt == 2
+        with pytest.raises(NotRetryable) as running:
+            client.retry(slow)
+        assert running.value.details["status"] == "PROCESSING"
+        client.cancel(slow)
+        ended = client.wait(slow, timeout=60, poll=0.2, after_attempt=1)
+        assert (ended.status, ended.attempt) == ("CANCELLED", 2)

@@ -28,6 +28,7 @@ def test_a_replayed_message_that_fails_again_points_at_its_first_letter(headers:
 
 
 def test_a_first_failure_has_no_replay_marker() -> None:
-    for headers in (None, [], {}, [("replayed-from", "not bytes")]):
+    cases: list[object] = [None, [], {}, [("replayed-from", "not bytes")]]
+    for headers in cases:
         message = SimpleNamespace(topic="t", partition=0, offset=1, headers=headers)
         assert "replayed-from" not in dict(dead_letter_headers(message, MalformedRequest("bad")))

@@ -9,6 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from app.catalog.loader import default_catalog
+from app.domain.errors import NotRetryable
 from app.domain.model import (
     DatasetRequest,
     EventKind,
@@ -18,7 +19,15 @@ from app.domain.model import (
     OutputFile,
     attempt_prefix,
 )
-from app.domain.state_machine import JobPolicy, Outcome, identify, on_event, on_request, on_tick
+from app.domain.state_machine import (
+    JobPolicy,
+    Outcome,
+    identify,
+    on_event,
+    on_request,
+    on_tick,
+    retry_request,
+)
 from app.sealing import Sealer
 from tests.corpus import load
 
@@ -443,3 +452,48 @@ def test_a_redelivered_request_changes_nothing_and_a_new_copy_is_counted() -> No
     assert copy.job.duplicates == 1 and copy.job.request_offset == 9
     # Without an offset (a caller that has none) every request is applied, as before.
     assert submit(copy.job).counter == "duplicate"
+
+
+def _ended(status: str, **kw: Any) -> Job:
+    sealed = Sealer(Fernet.generate_key()).seal("k")
+    request = dataclasses.replace(REQ, columns=["id"], filters='{"id": 1}',
+                                  output={"format": "PARQUET"}, encryption_key=sealed)  # fmt: skip
+    job = submit(None, request).job
+    assert job is not None
+    return job.replace(status=status, **kw)
+
+
+@pytest.mark.parametrize(
+    ("job", "counter"),
+    [
+        (_ended("FAILED", error=JobError("X", "boom")), "resubmitted"),
+        (_ended("CANCELLED"), "resubmitted"),
+        (_ended("EXPIRED"), "regenerated"),
+        (_ended("SUCCESS", expires_at=1_500), "regenerated"),
+    ],
+)
+def test_a_retry_is_the_jobs_own_request_and_starts_a_new_attempt(job: Job, counter: str) -> None:
+    """Its parameters and sealed key give the same fingerprint under the same id (a derived id
+    of another dedup window too), so the writer applies it as a repeat with work to do."""
+    retry = retry_request(job, now=90_000_000_000)
+    outcome = submit(job, retry, now=90_000_000_000)
+    assert outcome.counter == counter and outcome.work is not None
+    assert outcome.job is not None and outcome.job.request_id == job.request_id
+    assert outcome.job.attempt == job.attempt + 1 and outcome.work.sealed_key == job.sealed_key
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        _ended("SUBMITTED"),
+        _ended("PROCESSING"),
+        _ended("SUCCESS", expires_at=10**12),
+        _ended("FAILED", attempt=3),
+        _ended("FAILED", error=JobError("INPUT_EXPIRED", "no upload")),
+        _ended("FAILED").replace(sealed_key=None),
+    ],
+)
+def test_a_retry_that_would_change_nothing_is_refused_with_the_status(job: Job) -> None:
+    with pytest.raises(NotRetryable) as refused:
+        retry_request(job, now=2_000)
+    assert refused.value.details["status"] == job.status
