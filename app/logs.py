@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import structlog
 
+from app import tracing
+
 LogFormat = Literal["auto", "json", "console"]
 REPEATS = 5  # lines of one message let through per window
 WINDOW_SECONDS = 10.0
@@ -104,11 +106,21 @@ def _resolved(form: LogFormat) -> Literal["json", "console"]:
     return form
 
 
+def add_trace_id(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+    """The current trace's id on a line logged inside a span (traces on only)."""
+    if tracing.ON and "trace_id" not in event:
+        found = tracing.trace_id()
+        if found is not None:
+            event["trace_id"] = found
+    return event
+
+
 def logging_config(level: str, form: LogFormat, secrets: Iterable[str] = ()) -> dict[str, Any]:
     """The ``logging.config.dictConfig`` of a process (also handed to Faust's worker, which
     would otherwise install its own handler)."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),

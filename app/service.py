@@ -36,7 +36,7 @@ import mode
 from aiohttp import web
 from mode import Service
 
-from app import logs
+from app import logs, tracing
 from app.api.fills import FillContext
 from app.api.kernel import ApiContext
 from app.api.server import create_operations_app, create_web_app
@@ -382,6 +382,8 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
     # Held until the process exits: one processor per state directory (app.stream.local_state).
     state_lock = local_state.claim(settings.state_dir / "faust") if parts.processor else None
     log_config = logs.configure(loglevel, settings.log_format, settings.secret_values())
+    if tracing.configure(role):  # before the HTTP application is built (app.tracing)
+        log.info("traces on: exported as the OTEL_* variables say")
     health = Health()
     asyncio.run(bootstrap(settings, health, role))
     log.info("starting a worker: role %s", role)
@@ -411,7 +413,10 @@ def run_worker(settings: Settings, loglevel: str = "info", role: Role = "all") -
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        tracing.shutdown()  # the last spans leave before the process does
     if state_lock is not None:
         state_lock.close()
     return 0

@@ -112,6 +112,8 @@ class DatasetRequest:
     labels: dict[str, str] = field(default_factory=dict)
     # Set: wait in AWAITING_INPUT for the inputs until then (epoch ms); see the state machine.
     await_input_until: int | None = None
+    # Not a field of the record: the context of the writer's decision on it (app.tracing).
+    trace_parent: str | None = None
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> DatasetRequest:
@@ -168,6 +170,7 @@ class Job:
     total_columns: int | None = None
     lease_expires_at: int | None = None
     error: JobError | None = None
+    trace_parent: str | None = None  # the attempt's trace (app.tracing)
 
     @property
     def terminal(self) -> bool:
@@ -234,6 +237,7 @@ class WorkItem:
     output: dict[str, Any] | None = None
     inputs: list[str] = field(default_factory=list)
     sealed_key: str | None = None
+    trace_parent: str | None = None
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> WorkItem:
@@ -261,6 +265,7 @@ class WorkItem:
             output=job.output,
             inputs=list(job.inputs),
             sealed_key=job.sealed_key,
+            trace_parent=job.trace_parent,
         )
 
     @property
@@ -286,7 +291,7 @@ def attempt_prefix(
     return PUBLIC_PREFIX + own if public else own
 
 
-_REQUEST_FIELDS = _names(DatasetRequest)
+_REQUEST_FIELDS = tuple(n for n in _names(DatasetRequest) if n != "trace_parent")
 _JOB_FIELDS = _names(Job)
 _EVENT_FIELDS = _names(JobEvent)
 _WORK_FIELDS = _names(WorkItem)

@@ -159,6 +159,7 @@ def _new_job(
         client_id=client_id,
         partition=partition,
         lease_expires_at=now + policy.dispatch_timeout_ms,
+        trace_parent=request.trace_parent,
     )
 
 
@@ -306,13 +307,21 @@ def _on_new_request(
     return Outcome("job_created", job=job, work=WorkItem.for_job(job))
 
 
+def _traced(job: Job, request: DatasetRequest) -> Job:
+    """A new attempt follows the trace of the request that started it (a duplicate of a
+    running attempt leaves that attempt's trace alone)."""
+    if request.trace_parent is None:
+        return job
+    return job.replace(trace_parent=request.trace_parent)
+
+
 def _on_repeat(job: Job, request: DatasetRequest, now: int, policy: JobPolicy) -> Outcome:
     """The same job was requested again (the same parameters: its fingerprint)."""
     if job.status == "AWAITING_INPUT":
         if request.await_input_until is not None:
             return Outcome("duplicate", job=job.replace(duplicates=job.duplicates + 1,
                                                         last_updated=now))  # fmt: skip
-        commenced = job.replace(
+        commenced = _traced(job, request).replace(
             status="SUBMITTED",
             last_updated=now,
             lease_expires_at=now + policy.dispatch_timeout_ms,
@@ -323,13 +332,13 @@ def _on_repeat(job: Job, request: DatasetRequest, now: int, policy: JobPolicy) -
         job.status == "SUCCESS" and job.expires_at is not None and job.expires_at <= now
     )
     if expired:
-        fresh = _redispatch(counted, now, policy)
+        fresh = _redispatch(_traced(counted, request), now, policy)
         return Outcome("regenerated", job=fresh, work=WorkItem.for_job(fresh))
     expired_input = job.error is not None and job.error.code == "INPUT_EXPIRED"
     if expired_input and request.await_input_until is None:
         return Outcome("duplicate", job=counted)  # only a new initialisation starts it again
     if job.status in ("FAILED", "CANCELLED") and job.attempt < job.max_attempts:
-        fresh = _redispatch(counted, now, policy)
+        fresh = _redispatch(_traced(counted, request), now, policy)
         if request.await_input_until is not None:  # started again from the upload step
             return Outcome("resubmitted", job=_awaiting(fresh, request.await_input_until))
         return Outcome("resubmitted", job=fresh, work=WorkItem.for_job(fresh))

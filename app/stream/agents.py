@@ -33,6 +33,7 @@ Delivery contract (see docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -45,6 +46,7 @@ import faust
 from faust.exceptions import NotReady
 from faust.serializers import codecs
 
+from app import tracing
 from app.catalog.types import Catalog
 from app.clock import Clock, now_ms
 from app.domain.errors import ExhaustError, PoisonMessage
@@ -314,9 +316,10 @@ class Pipeline:
             caused_by: Any = letter.source
             await self.dead_letter(caused_by.message, letter.error, redacted)
         for work in effects.work:
-            await self.send_work(
-                work.key, work.attempt, self.schemas.encode("WorkItem", work.to_record())
-            )
+            with tracing.attached(work.trace_parent):  # the send's span joins the job's trace
+                await self.send_work(
+                    work.key, work.attempt, self.schemas.encode("WorkItem", work.to_record())
+                )
         for stop in effects.stops:
             # Same key, so the same partition as the attempt's work item, after it: the
             # generator that owns the item sees the stop (docs/architecture.md, "Cancel").
@@ -376,15 +379,28 @@ class Pipeline:
         """One batch of the requests topic."""
         self.metrics.count("requests_received", len(events))
         batch = []
+        spans: list[Any] = []
         for event in events:
             record = await self.decode_or_dead_letter("DatasetRequest", event.message)
             if record is not None:
                 request = DatasetRequest.from_record(record)
                 message = event.message
+                if tracing.ON:  # the decision continues the request's trace (app.tracing)
+                    span = tracing.consumer_span(
+                        "exhaust.writer request", tracing.header_value(message.headers),
+                        **{"exhaust.tag": request.tag, "exhaust.channel": request.channel},
+                    )  # fmt: skip
+                    spans.append(span)
+                    request = dataclasses.replace(
+                        request, trace_parent=tracing.traceparent_of(span)
+                    )
                 batch.append(
                     Input(message.partition, request=request, source=event, offset=message.offset)
                 )
-        await self.perform(self.writer.decide(batch, self.read))
+        try:
+            await self.perform(self.writer.decide(batch, self.read))
+        finally:
+            tracing.end_all(spans)
 
     async def _events_agent(self, stream: Any) -> None:
         await self.batches("job_events", stream, self.on_job_events)
@@ -394,6 +410,7 @@ class Pipeline:
         (in order)."""
         self.metrics.count("job_events_received", len(events))
         batch: list[Input] = []
+        spans: list[Any] = []
         for event in events:
             record = await self.decode_or_dead_letter("JobEvent", event.message)
             if record is None:
@@ -404,8 +421,18 @@ class Pipeline:
                 batch = []
                 await self._on_tick(event)
             else:
+                if tracing.ON:
+                    spans.append(tracing.consumer_span(
+                        f"exhaust.writer {job_event.kind}",
+                        tracing.header_value(event.message.headers),
+                        **{"exhaust.request_id": job_event.request_id,
+                           "exhaust.attempt": job_event.attempt},
+                    ))  # fmt: skip
                 batch.append(Input(event.message.partition, event=job_event, source=event))
-        await self.perform(self.writer.decide(batch, self.read))
+        try:
+            await self.perform(self.writer.decide(batch, self.read))
+        finally:
+            tracing.end_all(spans)
 
     async def _on_tick(self, event: Any) -> None:
         """Deadlines of one partition. A sweep reads a snapshot of the partition's jobs first,

@@ -34,7 +34,7 @@ def job_headers(job: Job, value: bytes) -> Headers:
     at = job.last_updated / 1000
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
     change = f"{job.channel}/{job.request_id}/{job.attempt}/{job.status}/{job.last_updated}"
-    return [
+    headers: Headers = [
         ("ce_specversion", SPEC_VERSION),
         ("ce_id", f"{change}/{job.duplicates}".encode()),
         ("ce_type", (TYPE_PREFIX + job.status).encode()),
@@ -44,6 +44,9 @@ def job_headers(job: Job, value: bytes) -> Headers:
         ("ce_dataschema", f"urn:exhaust:schema:JobStatus:{value[2:10].hex()}".encode()),
         ("content-type", b"avro/binary"),
     ]
+    if job.trace_parent is not None:  # the distributed-tracing extension: the job's trace
+        headers.append(("ce_traceparent", job.trace_parent.encode()))
+    return headers
 
 
 class Annotations:

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
-from app import logs
+from app import logs, tracing
 from app.domain.errors import PoisonMessage
 from app.domain.model import WorkItem
 from app.generator import Generator, Stop
@@ -202,7 +202,14 @@ class WorkConsumer(Service):
     async def _run(self, tp: TopicPartition, offset: int, item: WorkItem) -> None:
         stop = self.stops[(item.key, item.attempt)] = Stop()
         try:
-            with logs.job_context(item.request_id, item.tag, item.channel, item.attempt):
+            with (
+                tracing.continued(
+                    f"exhaust.generate {item.dataset}", item.trace_parent,
+                    **{"exhaust.request_id": item.request_id, "exhaust.attempt": item.attempt,
+                       "exhaust.channel": item.channel},
+                ),
+                logs.job_context(item.request_id, item.tag, item.channel, item.attempt),
+            ):  # fmt: skip
                 await self.generator.run(item, stop)
         finally:
             self.stops.pop((item.key, item.attempt), None)

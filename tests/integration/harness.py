@@ -57,9 +57,11 @@ class Worker:
         name: str,
         faults: dict[str, int] | None = None,
         role: str = "all",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.faults = faults  # see tests/integration/faulty_worker.py
         self.role = role
+        self.env = env or {}  # more of the process's environment (OTEL_* variables)
         self.settings = settings.model_copy(
             update={"http_port": free_port(), "state_dir": settings.state_dir / name}
         )
@@ -73,7 +75,7 @@ class Worker:
 
     def start(self) -> Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.settings.as_env()}
+        env = {**os.environ, **self.settings.as_env(), **self.env}
         module = "app"
         if self.faults:
             env["EXHAUST_TEST_FAULTS"] = json.dumps(self.faults)

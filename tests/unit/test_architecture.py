@@ -11,7 +11,7 @@ Layers, top to bottom (a module may import its own layer and the ones below it):
     catalog         app.catalog (dataset types)
     engine          app.engine (DuckDB, formats, object storage)
     platform        app.settings, app.metrics, app.health, app.sealing, app.demo_data, app.clock,
-                    app.logs
+                    app.logs, app.tracing
     domain          app.domain (no I/O, no clock, no framework)
 
 Imports inside functions count too: a lazy import hides a circle, it does not remove it.
@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
         "app.demo_data",
         "app.clock",
         "app.logs",
+        "app.tracing",
     ),
     ("app.domain",),
 ]

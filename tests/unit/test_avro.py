@@ -16,7 +16,8 @@ from app.stream.avro import MAGIC, SCHEMA_DIR, fingerprint, load_schema, registr
 
 # Version 2 (sealed_key added). Version 1's was computed by the hand-written CRC-64 before
 # fastavro's fingerprints replaced it; records carrying it are still read (schemas/history).
-JOB_STATUS_FINGERPRINT = "81fc76d86b231009"
+JOB_STATUS_FINGERPRINT = "7bc0395ee49647dd"
+JOB_STATUS_V3_FINGERPRINT = "81fc76d86b231009"
 JOB_STATUS_V2_FINGERPRINT = "e3b0e80e08167670"
 JOB_STATUS_V1_FINGERPRINT = "37672d50e4cec447"
 REQUEST: dict[str, Any] = {
@@ -50,6 +51,27 @@ def test_fingerprints_of_the_stored_schemas_are_unchanged() -> None:
     assert v1.fingerprint.hex() == JOB_STATUS_V1_FINGERPRINT
     v2 = load_schema(SCHEMA_DIR / "history" / "JobStatus.v2.avsc")
     assert v2.fingerprint.hex() == JOB_STATUS_V2_FINGERPRINT
+    v3 = load_schema(SCHEMA_DIR / "history" / "JobStatus.v3.avsc")
+    assert v3.fingerprint.hex() == JOB_STATUS_V3_FINGERPRINT
+
+
+def test_jobs_and_work_items_written_before_traces_are_read_without_one() -> None:
+    from app.domain.model import Job, WorkItem
+
+    job = Job("r", "t", "d", "c", "u", "SUCCESS", 1, "{}", "f", 1, 3, 1)
+    old = {k: v for k, v in job.to_record().items() if k != "trace_parent"}
+    v3 = load_schema(SCHEMA_DIR / "history" / "JobStatus.v3.avsc")
+    assert (
+        registry().decode("JobStatus", registry().encode("JobStatus", old, writer=v3))[
+            "trace_parent"
+        ]
+        is None
+    )
+    item = WorkItem("r", 1, "t", "d", "c", "u", "{}", 1)
+    old = {k: v for k, v in item.to_record().items() if k != "trace_parent"}
+    v2 = load_schema(SCHEMA_DIR / "history" / "WorkItem.v2.avsc")
+    data = registry().encode("WorkItem", old, writer=v2)
+    assert registry().decode("WorkItem", data) == {**old, "trace_parent": None}
 
 
 def test_jobs_written_before_request_offsets_are_read_with_none_applied() -> None:
