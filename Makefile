@@ -34,6 +34,14 @@ $(ASYNCAPI): tools/asyncapi/package-lock.json
 	npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
 	@touch $(ASYNCAPI)
 
+# Debian's Chromium, for the job console's browser test (Playwright drives it; it downloads no
+# browser of its own). Installed with apt-get when missing (root; about a minute the first time).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "error: $(CHROMIUM) not found: install Debian's chromium package (the console's browser test drives it)"; exit 2; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
+
 k8s-check: $(STAMP) $(KUSTOMIZE) ## Render the Kubernetes overlays and check them against their schemas and the code
 	$(PY) -m deploy.k8s.check
 
@@ -63,7 +71,7 @@ lint: $(STAMP) ## ruff check and format check; hadolint on the Dockerfile
 typecheck: $(STAMP) ## mypy --strict
 	$(VENV)/bin/mypy
 
-test: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) lint typecheck ## Lint, type-check, and run every test (starts and stops its own stack and cluster)
+test: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) $(CHROMIUM) lint typecheck ## Lint, type-check, and run every test (starts and stops its own stack and cluster)
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 cluster-test: $(STAMP) ## Only the multi-host cluster's scenario tests (root; about 3.5 minutes)

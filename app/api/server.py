@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.api import fills, learnosity, native, openapi, sunbird, usaspending
+from app.api import console, fills, learnosity, native, openapi, sunbird, usaspending
 from app.api.edge import SETTINGS
 from app.api.fills import FILL_CONTEXT, FillContext
 from app.api.kernel import CONTEXT, HEALTH, METRICS, ApiContext, Profile, error_middleware
@@ -42,5 +42,6 @@ def create_web_app(context: ApiContext, *, fills: FillContext | None = None) -> 
         app[FILL_CONTEXT] = fills
     for profile in profiles:
         profile.add_routes(app)
+    console.add_routes(app)  # a page over the native routes, not an API of its own
     app[openapi.DOCUMENT] = openapi.document(context.catalog, profiles)
     return app

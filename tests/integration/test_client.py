@@ -4,6 +4,7 @@ list a page at a time, cancel, and download every file verified, resuming a cut 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.client.jobs import AsyncJobsClient, Job, JobsClient
+from app.client.status_stream import JobChange, job_changes
 from app.domain.errors import AlreadyFinished, NotFound, NotReady, NotRetryable
 from app.settings import Settings
 from tests.integration.harness import Worker, read_topic, start_worker
@@ -104,3 +106,33 @@ def test_the_blocking_client_lists_pages_and_refuses_to_download_an_unfinished_j
         client.cancel(slow)
         ended = client.wait(slow, timeout=60, poll=0.2, after_attempt=1)
         assert (ended.status, ended.attempt) == ("CANCELLED", 2)
+
+
+async def test_a_downstream_service_follows_typed_status_changes_from_the_jobs_topic(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    settings = settings_factory()
+    worker = await start_worker(workers, settings, "w1")
+    # From a point in time taken before the submits: wherever the read is positioned by the
+    # time it starts, it starts at the first record stamped from then on.
+    changes = job_changes(settings, channel="acme", since=dt.datetime.now(dt.UTC))
+    async with AsyncJobsClient(worker.url, "acme") as acme, \
+            AsyncJobsClient(worker.url, "rival") as rival:  # fmt: skip
+        await rival.submit("followed", "demo-export", config={"rows": 5}, request_id="same")
+        await acme.submit("followed", "demo-export", config={"rows": 5}, request_id="same")
+        seen: list[JobChange] = [await anext(changes)]
+        while seen[-1].job.status != "SUCCESS":
+            seen.append(await anext(changes))
+        await changes.aclose()
+    assert {c.job.channel for c in seen} == {"acme"}  # the rival's job is not read
+    assert seen[0].job.status == "SUBMITTED" and seen[-1].type.endswith("SUCCESS")
+    assert seen[-1].job.outputs and seen[-1].job.request_id == "same"
+
+    # A catch-up from the beginning ends at the topic's end and sees the job's last state;
+    # resuming after the last offset handled reads nothing older again.
+    caught = [c async for c in job_changes(settings, channel="acme", since="beginning",
+                                           until_end=True)]  # fmt: skip
+    assert caught[-1].job.status == "SUCCESS"
+    last = {c.partition: c.offset for c in caught}
+    rest = [c async for c in job_changes(settings, offsets=last, until_end=True)]
+    assert all(c.offset > last.get(c.partition, -1) for c in rest)
