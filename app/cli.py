@@ -690,7 +690,8 @@ def fill(
                 columns, "--columns", list, "a JSON array of columns", "is neither a file nor JSON"
             )
         )
-    client = ExhaustClient(ctx.url, ctx.channel, user=user_code)
+    client = ExhaustClient(ctx.url, ctx.channel, user=user_code,
+                           api_key=os.environ.get("EXHAUST_API_KEY") or None)  # fmt: skip
     with Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
         "rows", TimeRemainingColumn(), console=err, disable=not err.is_terminal,
@@ -734,7 +735,8 @@ def demo_data(
 
     ctx = context(url, channel or "ORG_001", as_json)
     checked = identifiers.check("--channel", ctx.channel)
-    client = ExhaustClient(ctx.url, checked, user="demo-data")
+    client = ExhaustClient(ctx.url, checked, user="demo-data",
+                           api_key=os.environ.get("EXHAUST_API_KEY") or None)  # fmt: skip
     today = dt.datetime.now(dt.UTC).date()
     filled = {}
     for sample in [

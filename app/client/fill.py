@@ -1,10 +1,14 @@
-"""A small Python client of the HTTP API: fill managed datasets, read them back.
+"""A Python client of the HTTP API (httpx) for managed datasets: fill them, read them back.
 
     client = ExhaustClient("http://127.0.0.1:8080", channel="acme")
     client.fill("people", rows=[["1", "Ada"]], columns=[{"name": "id", "type": "integer"},
                                                         {"name": "name", "type": "string"}])
     client.fill_file("people.csv", "people")         # columns sniffed, one upload
     client.fill_csv("people.csv", "people")          # columns sniffed by DuckDB, chunked
+    client.fill_rows("people", frame.itertuples(index=False), columns)   # any iterable, chunked
+
+A fill refused as busy (429, 503) is sent again after the answer's ``Retry-After``, with the
+same ``X-Fill-ID``, so it is applied once.
 
 ``fill_file`` converts the file here (the server's own checks), uploads the typed Parquet to a
 presigned URL and fills from it in one fill: the fast way for large files.
@@ -23,23 +27,24 @@ Memory: the CSV is loaded into a DuckDB database in a temp directory (it spills 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import re
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import httpx
 
+from app.client.jobs import api_error, retry_after
 from app.domain.errors import ExhaustError, TransientError, error_for
 
 DUCKDB_TYPES = {
@@ -51,7 +56,7 @@ DUCKDB_TYPES = {
 """DuckDB's sniffed CSV types and the fill types they become (anything else: string)."""
 
 T = TypeVar("T")
-Progress = Callable[[int, int], None]  # (rows sent so far, rows in total)
+Progress = Callable[[int, int], None]  # (rows sent so far, rows in total or -1 when unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,8 @@ class FillSummary:
 
 
 class ExhaustClient:
+    """Fills and managed datasets over HTTP (httpx: one connection pool per client)."""
+
     def __init__(
         self,
         base_url: str,
@@ -71,14 +78,45 @@ class ExhaustClient:
         user: str | None = None,
         timeout: float = 120.0,
         retries: int = 5,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.channel = channel
         self.user = user
         self.timeout = timeout
         self.retries = retries
+        headers = {"X-Channel-ID": channel}
+        if user:
+            headers["X-Authenticated-Userid"] = user
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> ExhaustClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __del__(self) -> None:
+        # A client dropped without close() (a script's last line) still closes its sockets.
+        http = getattr(self, "http", None)
+        if http is not None:
+            http.close()
 
     # --- HTTP -----------------------------------------------------------------------------
+
+    def _send(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None
+    ) -> httpx.Response:
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        try:
+            return self.http.request(method, path, content=body, headers=sent)
+        except httpx.TransportError as exc:
+            raise TransientError(f"no answer from {self.base_url}: {exc}") from exc
 
     def call(
         self,
@@ -88,37 +126,34 @@ class ExhaustClient:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """One call; the JSON answer, or the API's error raised as its :class:`ExhaustError`."""
-        all_headers = {"X-Channel-ID": self.channel, "Content-Type": "application/json"}
-        if self.user:
-            all_headers["X-Authenticated-Userid"] = self.user
-        all_headers.update(headers or {})
-        request = urllib.request.Request(
-            self.base_url + path, data=body, method=method, headers=all_headers
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                error = json.loads(raw)["error"]
-            except (ValueError, KeyError, TypeError):
-                raise TransientError(f"{method} {path} answered {exc.code}") from exc
-            extra = {k: v for k, v in error.items() if k not in ("code", "message")}
-            raise error_for(error["code"], error["message"], **extra) from exc
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            raise TransientError(f"no answer from {self.base_url}: {exc}") from exc
+        response = self._send(method, path, body, headers)
+        if not response.is_success:
+            raise api_error(method, path, response)
+        return response.status_code, response.json()
 
     def _retrying(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Any:
+        """A call retried on transient answers (429, 503, no answer), waiting what the API's
+        ``Retry-After`` says or else a doubling backoff; ``headers`` carry the idempotency
+        key (``X-Fill-ID``), so a retried fill is applied once."""
         delay = 0.5
         for attempt in range(self.retries + 1):
+            last = attempt == self.retries
             try:
-                return self.call(method, path, body, headers)[1]
-            except ExhaustError as exc:
-                if not exc.retryable or attempt == self.retries:
+                response = self._send(method, path, body, headers)
+            except TransientError:
+                if last:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 10)
+                continue
+            if response.is_success:
+                return response.json()
+            error = api_error(method, path, response)
+            if not error.retryable or last:
+                raise error
+            wait = retry_after(response)
+            time.sleep(delay if wait is None else wait)
+            delay = min(delay * 2, 10)
         raise AssertionError("unreachable")
 
     # --- datasets -------------------------------------------------------------------------
@@ -245,16 +280,13 @@ class ExhaustClient:
         """PUT a file to a presigned URL, streamed from disk."""
         size = path.stat().st_size
         with path.open("rb") as handle:
-            request = urllib.request.Request(
-                url, data=handle, method="PUT", headers={"Content-Length": str(size)}
-            )
             try:
-                with urllib.request.urlopen(request, timeout=max(self.timeout, 600)) as answer:
-                    answer.read()
-            except urllib.error.HTTPError as exc:
-                raise TransientError(f"the upload was refused: HTTP {exc.code}") from exc
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                answer = httpx.put(url, content=handle, headers={"Content-Length": str(size)},
+                                   timeout=max(self.timeout, 600))  # fmt: skip
+            except httpx.TransportError as exc:
                 raise TransientError(f"the upload failed: {exc}") from exc
+        if not answer.is_success:
+            raise TransientError(f"the upload was refused: HTTP {answer.status_code}")
 
     def fill_csv(
         self,
@@ -268,26 +300,72 @@ class ExhaustClient:
         progress: Progress | None = None,
     ) -> FillSummary:
         """Fill a dataset from a CSV file with a header row, in chunks (see module doc)."""
+        with CsvChunks(Path(path), chunk_rows, columns) as source:
+            return self._fill_chunks(
+                dataset_code, iter(source), source.columns, append=append,
+                user=user_code or self.user, progress=progress, total=source.rows,
+            )  # fmt: skip
+
+    def fill_rows(
+        self,
+        dataset_code: str,
+        rows: Iterable[Sequence[Any] | Mapping[str, Any]],
+        columns: Sequence[dict[str, Any]],
+        *,
+        append: bool = False,
+        chunk_rows: int = 50_000,
+        user_code: str | None = None,
+        progress: Progress | None = None,
+    ) -> FillSummary:
+        """Fill a dataset from any iterable of rows (lists in column order or dicts by name: a
+        generator, a DB cursor, a data frame's ``itertuples(index=False)`` or
+        ``to_dicts()``), ``chunk_rows`` per fill, without
+        holding more than one chunk; the first chunk truncates unless ``append``."""
+        if chunk_rows < 1:
+            raise ExhaustError("chunk_rows must be at least 1")
+
+        def chunks() -> Iterator[tuple[int, str]]:
+            it = iter(rows)
+            while chunk := list(itertools.islice(it, chunk_rows)):
+                yield len(chunk), json.dumps(chunk, separators=(",", ":"), default=str)
+
+        return self._fill_chunks(
+            dataset_code, chunks(), list(columns), append=append,
+            user=user_code or self.user, progress=progress, total=-1,
+        )  # fmt: skip
+
+    def _fill_chunks(
+        self,
+        dataset_code: str,
+        source: Iterator[tuple[int, str]],
+        columns: Sequence[dict[str, Any]],
+        *,
+        append: bool,
+        user: str | None,
+        progress: Progress | None,
+        total: int,
+    ) -> FillSummary:
+        """One fill per chunk of JSON rows, each with ``X-Fill-ID = {run}-{i}`` (a retried
+        chunk is applied once); the next chunk is built while the current one is in flight."""
         started = time.monotonic()
         run = uuid.uuid4().hex[:16]
-        user = user_code or self.user
         version: int | None = None
         chunks = sent = 0
-        with CsvChunks(Path(path), chunk_rows, columns) as source, ThreadPoolExecutor(1) as pool:
+        with ThreadPoolExecutor(1) as pool:
             bodies = (
-                (rows, fill_body(dataset_code, text, source.columns, append or i > 0, user))
+                (rows, fill_body(dataset_code, text, columns, append or i > 0, user))
                 for i, (rows, text) in enumerate(source)
             )
-            for rows, body in prefetch(bodies, pool):  # the next is built while this one flies
+            for rows, body in prefetch(bodies, pool):
                 version = self.post_fill(body, dataset_code, f"{run}-{chunks}").get("version")
                 chunks += 1
                 sent += rows
                 if progress is not None:
-                    progress(sent, source.rows)
-            if chunks == 0 and not append:  # no rows: a truncate still empties the dataset
-                body = fill_body(dataset_code, "[]", source.columns, False, user)
-                version = self.post_fill(body, dataset_code, f"{run}-0").get("version")
-                chunks = 1
+                    progress(sent, total)
+        if chunks == 0 and not append:  # no rows: a truncate still empties the dataset
+            body = fill_body(dataset_code, "[]", columns, False, user)
+            version = self.post_fill(body, dataset_code, f"{run}-0").get("version")
+            chunks = 1
         return FillSummary(dataset_code, sent, chunks, time.monotonic() - started, version)
 
 

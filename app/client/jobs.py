@@ -285,10 +285,10 @@ class JobsCore:
                 yield Pause(_backoff(attempt))
                 continue
             if response.status_code in RETRIED_STATUSES and not last:
-                yield Pause(_retry_after(response) or _backoff(attempt))
+                yield Pause(retry_after(response) or _backoff(attempt))
                 continue
             if response.status_code >= 400:
-                raise _error(method, path, response)
+                raise api_error(method, path, response)
             return response.json()
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -304,7 +304,8 @@ def _backoff(attempt: int) -> float:
     return float(min(8.0, 0.5 * 2**attempt))
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds an answer's ``Retry-After`` asks for (capped at 60), or None."""
     value = response.headers.get("Retry-After", "")
     try:
         return min(60.0, max(0.0, float(value)))
@@ -312,11 +313,15 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP date, or garbage: the backoff's own wait
 
 
-def _error(method: str, path: str, response: httpx.Response) -> ExhaustError:
+def api_error(method: str, path: str, response: httpx.Response) -> ExhaustError:
+    """The API's error envelope as its :class:`ExhaustError`; an answer without one (a proxy's
+    502, 503 or 504) as a transient error."""
     try:
         error = response.json()["error"]
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
+        if response.status_code in (429, 502, 503, 504):
+            return TransientError(f"{method} {path} answered HTTP {response.status_code}")
         return ExhaustError(
             f"{method} {path} answered HTTP {response.status_code}", code="HTTP_ERROR"
         )

@@ -147,6 +147,18 @@ async def test_truncate_replaces_bad_rows_and_other_columns_change_nothing(
     # Another channel sees nothing of it.
     assert await worker.get("/v1/datasets", "globex") == (200, {"count": 0, "datasets": []})
     assert (await worker.get("/v1/datasets/ds", "globex"))[0] == 404
+
+    # Any iterable of rows, a chunk per fill: the first truncates, the others append.
+    seen: list[tuple[int, int]] = []
+    rows_of = ({"id": i, "label": f"r{i}"} for i in range(10))  # a generator, read once
+    summary = await asyncio.to_thread(
+        api.fill_rows, "streamed", rows_of, COLUMNS, chunk_rows=4,
+        progress=lambda sent, total: seen.append((sent, total)),
+    )  # fmt: skip
+    assert (summary.rows, summary.chunks, summary.version) == (10, 3, 1)  # appends: one version
+    assert seen == [(4, -1), (8, -1), (10, -1)]
+    _, con = await read_back(settings, worker, "streamed", tmp_path)
+    assert con.execute("SELECT sum(ID), count(*) FROM back").fetchall() == [(45, 10)]
     assert worker.stop() == 0
 
 

@@ -262,7 +262,7 @@ async def test_every_profile_as_two_channels_with_the_same_ids_tags_and_keys(
     # The CLI (a Kafka producer): the same request id in both channels.
     for channel in rows:
         result = subprocess.run(
-            [sys.executable, "-m", "app", "submit", "--channel", channel, "--tag", "shared",
+            [sys.executable, "-m", "app", "submit", "--via", "kafka", "--channel", channel, "--tag", "shared",
              "--dataset", "demo-export", "--request-id", "cli-same", "--config",
              json.dumps({"rows": rows[channel]})],
             cwd=ROOT, env={**os.environ, **settings.as_env()}, capture_output=True, text=True,

@@ -170,7 +170,7 @@ async def test_standard_datasets_by_the_scheduler_and_backfill_listed_by_day(
     done = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "app", "backfill", "summary-rollup", "--from", str(old),
-         "--to", str(old), "--channel", CHANNEL],
+         "--to", str(old), "--channel", CHANNEL, "--json"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
