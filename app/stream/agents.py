@@ -316,10 +316,12 @@ class Pipeline:
             caused_by: Any = letter.source
             await self.dead_letter(caused_by.message, letter.error, redacted)
         for work in effects.work:
-            with tracing.attached(work.trace_parent):  # the send's span joins the job's trace
-                await self.send_work(
-                    work.key, work.attempt, self.schemas.encode("WorkItem", work.to_record())
-                )
+            value = self.schemas.encode("WorkItem", work.to_record())
+            if tracing.ON:  # the send's span joins the job's trace
+                with tracing.attached(work.trace_parent):
+                    await self.send_work(work.key, work.attempt, value)
+            else:  # no context manager per item on the hot path
+                await self.send_work(work.key, work.attempt, value)
         for stop in effects.stops:
             # Same key, so the same partition as the attempt's work item, after it: the
             # generator that owns the item sees the stop (docs/architecture.md, "Cancel").
