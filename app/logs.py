@@ -51,6 +51,8 @@ class RepeatFilter(logging.Filter):
 
     A message is its logger, level and template (``record.msg``, before its arguments), so a
     thousand "connection to 10.0.0.3 failed" lines with different addresses are one message.
+    Only warnings and errors are cut: an info line is a job's own record ("generating r-7",
+    "r-7 COMPLETED"), and a busy worker writes the same template for every job.
     """
 
     def __init__(
@@ -64,6 +66,8 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, int, str], _Window] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
         key = (record.name, record.levelno, str(record.msg))
         now = self.clock()
         seen = self._seen.get(key)

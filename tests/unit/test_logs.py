@@ -73,3 +73,10 @@ def test_a_burst_of_one_message_is_cut_and_counted_after_its_window() -> None:
     now[0] = 10.0
     after = record("10.0.0.9")
     assert repeats.filter(after) and getattr(after, "repeats_held_back", None) == 997
+
+
+def test_a_jobs_info_lines_are_never_cut_however_many_jobs_run() -> None:
+    repeats = RepeatFilter(limit=3, window=10.0, clock=lambda: 0.0)
+    lines = [logging.LogRecord("exhaust.generator", logging.INFO, "x", 1, "%s COMPLETED",
+                               (f"r-{i}",), None) for i in range(1000)]  # fmt: skip
+    assert all(repeats.filter(line) for line in lines)
