@@ -15,6 +15,10 @@ from importlib import resources
 
 from aiohttp import web
 
+from app.api.kernel import Profile
+from app.api.openapi import Schema, answer, operation
+from app.catalog.types import Catalog
+
 FILES = {
     "/console": ("console.html", "text/html"),
     "/console/console.js": ("console.js", "text/javascript"),
@@ -43,3 +47,22 @@ def _handler(name: str, content_type: str) -> Callable[[web.Request], Awaitable[
 def add_routes(app: web.Application) -> None:
     for path, (name, content_type) in FILES.items():
         app.router.add_get(path, _handler(name, content_type))
+
+
+def openapi_paths(_catalog: Catalog) -> dict[str, Schema]:
+    """The page and its two files, documented as what they are (not JSON)."""
+    summaries = {"/console": "The job console (HTML)", "/console/console.js": "Its script",
+                 "/console/console.css": "Its style sheet"}  # fmt: skip
+    return {
+        path: {
+            "get": operation(
+                summaries[path],
+                {"200": answer({"type": "string"}, media=content_type)},
+                tag="console",
+            )
+        }
+        for path, (_name, content_type) in FILES.items()
+    }
+
+
+PROFILE = Profile("console", add_routes, openapi_paths)

@@ -20,6 +20,7 @@ PROFILES: tuple[Profile, ...] = (
     sunbird.PROFILE,
     usaspending.PROFILE,
     learnosity.PROFILE,
+    console.PROFILE,  # a page over the native routes
 )
 
 
@@ -42,6 +43,5 @@ def create_web_app(context: ApiContext, *, fills: FillContext | None = None) -> 
         app[FILL_CONTEXT] = fills
     for profile in profiles:
         profile.add_routes(app)
-    console.add_routes(app)  # a page over the native routes, not an API of its own
     app[openapi.DOCUMENT] = openapi.document(context.catalog, profiles)
     return app
