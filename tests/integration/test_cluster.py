@@ -20,7 +20,10 @@ from deploy.local.cluster.scenarios import TUNING, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
-SETTLE_SECONDS = 120  # from the end of the load until every acknowledged job is terminal
+# After the load, every partition of the jobs keeps ending jobs: none waits this long for the
+# next while some are still to end. (The whole drain, "seconds_to_settle_after_load", grows with
+# the backlog and the machine's speed: reported, bounded by the scenario's settle limit.)
+STALL_SECONDS = 60
 
 
 @pytest.fixture(scope="module")
@@ -35,37 +38,37 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         running.down()
 
 
-@pytest.mark.timeout(600)  # the cluster's start, the load, the settling and the checks
+@pytest.mark.timeout(900)  # the cluster's start, the load, the settling and the checks
 async def test_the_coordinators_host_cut_off_loses_and_doubles_nothing(cluster: Cluster) -> None:
     report = await run(cluster, "broker-host-cut-off", 101)
     print(report.table())
     assert report.ok, report.table()
-    # Settled soon after the load: a consumer asking a moved leader for offsets until its
+    # No partition stalls after the load: a consumer asking a moved leader for offsets until its
     # metadata aged out (5 minutes) kept jobs waiting 4 min once.
-    assert report.figures["seconds_to_settle_after_load"] < SETTLE_SECONDS
+    assert report.figures["longest_stall_after_load"] < STALL_SECONDS
     fault = report.figures["broker_host_cut_off"]
     assert fault["cut_seconds"] >= 15  # cut past the controller's session and the ISR's lag
     assert report.figures["acknowledged_ids"] >= 60  # the load ran through the faults
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 async def test_a_worker_host_killed_mid_generation_loses_and_doubles_nothing(
     cluster: Cluster,
 ) -> None:
     report = await run(cluster, "worker-host-killed", 102)
     print(report.table())
     assert report.ok, report.table()
-    assert report.figures["seconds_to_settle_after_load"] < SETTLE_SECONDS
+    assert report.figures["longest_stall_after_load"] < STALL_SECONDS
     assert report.figures["acknowledged_ids"] >= 60
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 async def test_a_rolling_restart_under_load_loses_doubles_and_miscounts_nothing(
     cluster: Cluster,
 ) -> None:
     report = await run(cluster, "rolling-restart", 103)
     print(report.table())
     assert report.ok, report.table()
-    assert report.figures["seconds_to_settle_after_load"] < SETTLE_SECONDS
+    assert report.figures["longest_stall_after_load"] < STALL_SECONDS
     assert report.figures["rolling_restart"] == {"restarted": 6}
     assert report.figures["duplicates_counted"] >= 20  # re-sent copies crossed the restarts

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from deploy.local.cluster.checker import _under_any
+from app.domain.model import DatasetRequest
+from deploy.local.cluster.checker import _under_any, longest_stall
+from deploy.local.cluster.load import Ledger, Sent
 from deploy.local.cluster.soak import memory_verdict
 
 
@@ -25,3 +27,31 @@ def test_memory_that_grows_past_the_tolerance_after_warm_up_is_reported() -> Non
     assert figures["rss_w1-processor"] == (
         "100 MiB at start, 140 after warm-up, 140 at the end, peak 140"
     )
+
+
+def _stalls(ends: dict[str, tuple[int, int]], since_ms: int) -> float:
+    """``ends``: request id -> (partition, when its job ended)."""
+    ledger = Ledger()
+    history: dict[str, list[dict[str, object]]] = {}
+    for rid, (partition, at) in ends.items():
+        request = DatasetRequest(tag="t", dataset="d", channel="acme", requested_by="u",
+                                 submitted_at=0)  # fmt: skip
+        ledger.requests[rid] = Sent(request, sent=1, acked=1)
+        history[f"acme/{rid}"] = [
+            {"status": "SUBMITTED", "attempt": 1, "partition": partition, "last_updated": 0},
+            {"status": "SUCCESS", "attempt": 1, "partition": partition, "last_updated": at},
+            {"status": "SUCCESS", "attempt": 1, "partition": partition, "last_updated": at + 9e5},
+        ]  # the last one: a duplicate counted much later, not an end
+    return longest_stall(history, ledger, since_ms)
+
+
+def test_a_long_drain_is_no_stall_but_a_partition_standing_still_is() -> None:
+    # 600 jobs over two partitions ending one every 0.5 s for 5 minutes: slow, never stalled.
+    steady = {f"r{i}": (i % 2, 1_000 + i * 500) for i in range(600)}
+    assert _stalls(steady, since_ms=1_000) <= 1.0
+    # The same, but partition 1 stands still for 4 minutes while partition 0 drains.
+    stalled = {**steady, **{f"r{i}": (1, 1_000 + i * 500 + 240_000)
+                            for i in range(300, 600) if i % 2}}  # fmt: skip
+    assert _stalls(stalled, since_ms=1_000) >= 240.0
+    # Everything ended before the load did: nothing waited.
+    assert _stalls({"a": (0, 500)}, since_ms=1_000) == 0.0

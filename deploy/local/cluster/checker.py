@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import random
 import time
@@ -123,6 +124,32 @@ async def wait_settled(
         if not pending or time.monotonic() - started > limit:
             return time.monotonic() - started
         await asyncio.sleep(interval)
+
+
+def longest_stall(history: dict[str, list[dict[str, Any]]], ledger: Ledger, since_ms: int) -> float:
+    """Seconds of the longest time, in any partition of the jobs, that passed after
+    ``since_ms`` (the end of the load) without one of its jobs ending, while some were still
+    to end.
+
+    The time to settle grows with the backlog a load leaves and the speed of the machine; a
+    stall does not: a partition whose consumer is stuck (a consumer asking a moved leader for
+    offsets until its metadata ages out kept jobs waiting 4 minutes once) shows as a long gap
+    in that partition while the others drain.
+    """
+    ended: dict[int, list[int]] = {}
+    for rid in ledger.acknowledged:
+        records = history.get(job_key(CHANNEL, rid))
+        if not records or records[-1]["status"] not in TERMINAL:
+            continue
+        final = records[-1]
+        same = (final["status"], final["attempt"])
+        at = next(r["last_updated"] for r in records if (r["status"], r["attempt"]) == same)
+        ended.setdefault(final["partition"], []).append(at)
+    longest = 0
+    for times in ended.values():
+        points = sorted([since_ms, *(t for t in times if t > since_ms)])
+        longest = max([longest, *(b - a for a, b in itertools.pairwise(points))])
+    return longest / 1000
 
 
 def _history(records: list[dict[str, Any]]) -> str:

@@ -21,7 +21,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.settings import Settings
-from deploy.local.cluster.checker import Checker, Report, http_api, wait_settled
+from deploy.local.cluster.checker import (
+    Checker,
+    Report,
+    http_api,
+    longest_stall,
+    read_jobs,
+    wait_settled,
+)
 from deploy.local.cluster.cluster import API_KEY, WORKERS, Cluster
 from deploy.local.cluster.load import Load
 from deploy.local.cluster.nemesis import Nemesis, wait_for
@@ -258,7 +265,7 @@ async def run(
     seed: int,
     faults: list[Faults] | None = None,
     rate: float = 20.0,
-    settle_limit: float = 240.0,
+    settle_limit: float = 360.0,
 ) -> Report:
     """One scenario (or ``faults`` in order, for a chaos mix) under load, then the checker.
     Healing runs even when a fault step fails, so the cluster is whole for the next run. A
@@ -285,8 +292,10 @@ async def run(
                     figures[step.__name__] = await step(cluster, nemesis, load, rng)
             finally:
                 nemesis.heal_all()
+        load_ended_ms = int(time.time() * 1000)
         ledger = load.ledger
         recovered = await wait_settled(settings, ledger, settle_limit)
+        stall = longest_stall(await read_jobs(settings), ledger, load_ended_ms)
         checker = Checker(settings, http_api(cluster.api_url, API_KEY))
         report = await checker.check(name, ledger)
         # The janitor sweeps dead attempts its grace after they ended, and the read model
@@ -304,6 +313,7 @@ async def run(
         rate_per_second=rate,
         seconds=round(time.monotonic() - started, 1),
         seconds_to_settle_after_load=round(recovered, 1),
+        longest_stall_after_load=round(stall, 1),
         unplanned_restarts=len(restarts),
         faults=nemesis.events,
         **{k: v for k, v in figures.items() if v},
