@@ -71,10 +71,12 @@ lint: $(STAMP) ## ruff check and format check; hadolint on the Dockerfile
 typecheck: $(STAMP) ## mypy --strict
 	$(VENV)/bin/mypy
 
-test: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) $(CHROMIUM) lint typecheck ## Lint, type-check, and run every test (starts and stops its own stack and cluster)
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+# The cluster's scenarios run in their own target: on this machine their run time doubled on
+# a slow day (docs/reliability.md, 2026-12-07) and took make test past its budget.
+test: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) $(CHROMIUM) lint typecheck ## Lint, type-check, and run every test but the cluster's (starts and stops its own stack)
+	$(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS)
 
-cluster-test: $(STAMP) ## Only the multi-host cluster's scenario tests (root; about 3.5 minutes)
+cluster-test: $(STAMP) ## The multi-host cluster's scenario tests (root; 3.5 to 25 minutes)
 	$(VENV)/bin/pytest -q -m cluster $(PYTEST_ARGS)
 
 unit: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) ## Unit tests only (no broker)
