@@ -532,8 +532,12 @@ class LocalStack:
 def run_with_stack(stack: LocalStack, command: Sequence[str]) -> int:
     """Start the stack, run ``command`` in the foreground, stop what was started on exit.
 
-    Ctrl-C reaches the command (same process group); the servers run in their own sessions
-    and are stopped here afterwards, so nothing is left behind.
+    The command runs in its own process group and this process hands it each SIGINT or
+    SIGTERM it gets, once: a terminal's Ctrl-C (sent to the whole foreground group) and a
+    ``kill`` of this pid alone (a supervisor, a script) both stop the worker cleanly, and the
+    servers, which run in their own sessions, are stopped here afterwards, so nothing is left
+    behind either way. (Sharing our group, the worker saw a Ctrl-C but not a ``kill``, and a
+    SIGTERM ended this process without stopping the servers.)
     """
     worker = worker_status(stack.settings)
     if worker != "stopped":
@@ -542,13 +546,18 @@ def run_with_stack(stack: LocalStack, command: Sequence[str]) -> int:
             "its own EXHAUST_HTTP_PORT and EXHAUST_STATE_DIR"
         )
     stack.up()
-    proc = subprocess.Popen(list(command))
     try:
-        while True:
-            try:
-                return proc.wait()
-            except KeyboardInterrupt:
-                continue  # the child got the same SIGINT; wait for it to finish shutting down
+        proc = subprocess.Popen(list(command), process_group=0)
+
+        def forward(signum: int, _frame: object) -> None:
+            proc.send_signal(signum)
+
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     finally:
         stack.down(only_started=True)
 
