@@ -193,6 +193,7 @@ class Pipeline:
             partitions=n,
             compacting=True,
             internal=True,
+            acks=False,  # a changelog, not a source: as Faust's own (see faust_compat)
         )
         table: Any = app.Table(
             "jobs",

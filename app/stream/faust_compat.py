@@ -94,7 +94,9 @@ class Consumer(faust_aiokafka.Consumer):
     of a writer's source partition is handed out only at the next offset expected there (the
     one after the last handed out, or where the partition was last sought); one beyond it is
     held back and the partition sought to the expected offset again. The source topics are
-    neither compacted nor transactional, so their offsets only jump when a fetch predates a
+    neither compacted nor transactional (the topics Faust acks; the tables' changelogs, which
+    are compacted, are declared ``acks=False`` as Faust's own are, and read across their holes),
+    so their offsets only jump when a fetch predates a
     seek, or when retention has deleted what was expected: after :data:`JUMP_RESEEKS` seeks
     that land at the same jump, it is taken as such and accepted.
     """

@@ -84,6 +84,7 @@ class FillWriter:
             partitions=n,
             compacting=True,
             internal=True,
+            acks=False,  # a changelog, not a source: as Faust's own (see faust_compat)
         )
         table: Any = app.Table(
             "datasets",

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app.settings import Settings
 from app.stream.avro import MAGIC, registry
@@ -165,6 +167,81 @@ async def test_a_worker_with_empty_state_rebuilds_everything_from_the_jobs_topic
     status, _ = await second.get("/v1/jobs/job-3", channel="other-channel")
     assert status == 404
     assert second.stop() == 0
+
+
+async def compact_quickly(settings: Settings) -> None:
+    """Let the broker's cleaner compact ``exhaust.jobs`` within seconds: a segment rolls at
+    the first record 100 ms after the last roll, and any dirt is worth cleaning."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        configs = {"segment.ms": "100", "min.cleanable.dirty.ratio": "0.01",
+                   "min.compaction.lag.ms": "0", "cleanup.policy": "compact"}  # fmt: skip
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, settings.topic("jobs"), configs=configs)]
+        )
+    finally:
+        await admin.close()
+
+
+def offset_jumps(records: list[Any]) -> int:
+    """How many times the offsets read skip ahead within a partition (compaction's holes)."""
+    last: dict[int, int] = {}
+    jumps = 0
+    for m in records:
+        if m.partition in last and m.offset > last[m.partition] + 1:
+            jumps += 1
+        last[m.partition] = m.offset
+    return jumps
+
+
+async def test_a_compacted_jobs_topic_is_rebuilt_in_one_pass_without_seeking_back(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    """A processor rebuilds its job table from ``exhaust.jobs`` at every start. The topic is
+    compacted, so its offsets have holes: the rebuild reads across them, as Faust reads its
+    own changelogs, instead of taking each hole for a fetch made before a seek (three seeks
+    back at every hole, and a warning of records deleted by retention)."""
+    settings = settings_factory(**FAST)
+    first = await start_worker(workers, settings, "first")
+    await compact_quickly(settings)
+    for round_ in range(4):  # rounds apart in time, so segments roll between them
+        async with Publisher(settings) as publisher:
+            for i in range(20):
+                await publisher.request(request(f"t{i % 5}", request_id=f"job-{round_}-{i}"))
+            await publisher.flush()
+
+        async def done(round_: int = round_) -> bool:
+            jobs = await latest_jobs(settings)
+            return sum(1 for j in jobs.values() if j["status"] == "SUCCESS") == 20 * (round_ + 1)
+
+        await eventually(done, 90, f"round {round_}: its jobs done")
+
+    async def holes() -> int | None:
+        jumps = offset_jumps(await read_topic(settings, "jobs"))
+        return jumps if jumps >= 10 else None
+
+    await eventually(holes, 120, "the cleaner to compact exhaust.jobs", interval=1)
+    assert first.stop() == 0
+
+    second = await start_worker(workers, settings, "second")  # fresh state: rebuilt from 0
+    async with Publisher(settings) as publisher:  # a repeat: known only to a rebuilt table
+        await publisher.request(request("t3", request_id="job-0-3"))
+        await publisher.flush()
+
+    async def counted() -> bool:
+        status, job = await second.get("/v1/jobs/job-0-3", channel="acme")
+        return status == 200 and job["duplicates"] == 1 and job["attempt"] == 1
+
+    await eventually(counted, 60, "job-0-3 counted as a duplicate of the rebuilt job")
+    assert second.stop() == 0
+    jobs_topic = f"topic='{settings.topic('jobs')}'"
+    sought_back = [
+        line
+        for line in second.log_path.read_text().splitlines()
+        if jobs_topic in line and ("was expected" in line or "not in the log" in line)
+    ]
+    assert sought_back == []
 
 
 async def test_kill_9_during_generation_every_job_still_succeeds_once(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +19,9 @@ from intervaltree import IntervalTree  # type: ignore[import-untyped]
 from mode import Service
 
 from app.domain.errors import ConfigurationError
+from app.health import Health
+from app.service import create_app
+from app.settings import Settings
 from app.stream import aiokafka_compat, faust_compat
 
 
@@ -404,3 +408,21 @@ def test_a_faust_whose_fetch_loop_changed_is_refused(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(faust_consumer.Consumer, "_drain_messages", drain_messages)
     with pytest.raises(ConfigurationError, match="fetch loop"):
         faust_compat.check_library()
+
+
+def test_the_writers_in_order_hand_out_covers_its_sources_not_the_tables_changelogs(
+    tmp_path: Path,
+) -> None:
+    """The consumer hands out in order (and seeks back over a jump) the topics Faust acks: the
+    sources. A changelog is compacted, so its offsets jump wherever the cleaner removed a
+    record; acked, a rebuild of the tables at start-up sought back three times at every one
+    (and Faust logged an error a minute for each of its partitions once the writer had run
+    five minutes, waiting for a stream that never reads it)."""
+    settings = Settings(state_dir=tmp_path, table_store="memory://")
+    app, pipeline = create_app(settings, Health(), role="processor")
+    changelogs = {
+        t.changelog_topic.get_topic_name(): t.changelog_topic for t in app.tables.values()
+    }
+    assert set(changelogs) == {settings.topic("jobs"), settings.topic("datasets")}
+    assert [name for name, topic in changelogs.items() if topic.acks] == []
+    assert pipeline.requests.acks and pipeline.job_events.acks
