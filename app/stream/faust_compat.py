@@ -96,9 +96,9 @@ class Consumer(faust_aiokafka.Consumer):
     held back and the partition sought to the expected offset again. The source topics are
     neither compacted nor transactional (the topics Faust acks; the tables' changelogs, which
     are compacted, are declared ``acks=False`` as Faust's own are, and read across their holes),
-    so their offsets only jump when a fetch predates a
-    seek, or when retention has deleted what was expected: after :data:`JUMP_RESEEKS` seeks
-    that land at the same jump, it is taken as such and accepted.
+    so their offsets only jump when a fetch predates a seek, or when retention has deleted what
+    was expected: after :data:`JUMP_RESEEKS` seeks that land at the same jump, it is taken as
+    such and accepted.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
