@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -63,13 +64,13 @@ from app.settings import Settings
 from deploy.local.stack import run_with_stack
 from tests.unit.test_stack import _Stack
 child = [sys.executable, "-c", '''
-import signal, sys
+import os, signal, sys
 def stop(signum, frame):
     print("worker stopped by", signal.Signals(signum).name, flush=True)
     sys.exit(0)
 signal.signal(signal.SIGINT, stop)
 signal.signal(signal.SIGTERM, stop)
-print("worker ready", flush=True)
+print("worker ready", os.getpid(), flush=True)
 signal.pause()
 ''']
 settings = Settings(state_dir=sys.argv[1], http_port=int(sys.argv[2]))
@@ -92,18 +93,21 @@ def test_make_run_hands_a_stop_signal_to_the_worker_once_then_stops_the_stack(
         text=True,
         start_new_session=True,  # its own group, as a terminal gives a foreground job
     )
+    worker = ""
     try:
         assert runner.stdout is not None
         assert runner.stdout.readline() == "up\n"
-        assert runner.stdout.readline() == "worker ready\n"
+        ready, worker = runner.stdout.readline().rsplit(" ", 1)
+        assert ready == "worker ready"
         if whole_group:
             os.killpg(runner.pid, signum)
         else:
             os.kill(runner.pid, signum)
         output, _ = runner.communicate(timeout=30)
-    finally:
-        if runner.poll() is None:
-            os.killpg(runner.pid, signal.SIGKILL)
+    finally:  # nothing left behind, whatever happened (the worker has its own group)
+        for group in [runner.pid] + ([int(worker)] if worker else []):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
     # exactly one signal reached the worker, and the stack was stopped after it ended
     assert output == f"worker stopped by {signum.name}\ndown only_started=True\n"
     assert runner.returncode == 0
