@@ -23,6 +23,8 @@ The writer relies on these things Faust does not offer as public API:
   ``_add_gap``), and **how it hands out a fetched batch** (``getmany``, read by
   ``_drain_messages``; a ``seek`` resets ``_read_offset``): :class:`Consumer` corrects all
   three (see there).
+* **Its consumer thread's stop** (``AIOKafkaConsumerThread.on_thread_stop``), bounded by
+  :class:`ConsumerThread`.
 * **Its fetch loop** (``Consumer._drain_messages``), which :class:`Consumer` replaces to hand a
   fetch's messages to the stream without four tasks each (pinned by the hash of its source).
 * **One RocksDB database per table partition** (``Store._dbs``), so a sweep of one partition
@@ -53,6 +55,7 @@ from faust.stores import rocksdb
 from faust.transport import by_url
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.threads import QueueServiceThread
 
 from app.domain.errors import ConfigurationError
 from app.stream.effects import GuardedProducer
@@ -63,7 +66,45 @@ SCHEME = "exhaust-kafka"
 # The source of the Faust fetch loop :meth:`Consumer._drain_messages` replaces: another source
 # (an upgrade) stops the service until the copy is reviewed against it.
 DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
-JUMP_RESEEKS = 3  # seeks landing beyond the expected offset before the jump is accepted
+# The same for the consumer thread's stop, which :class:`ConsumerThread` replaces.
+THREAD_STOP_SHA256 = "8dfc004e258b6c25edd2b0986531aea0fc75dd5cef0d0718c87848af33c6f757"
+JUMP_RESEEKS = 3
+# How long a stopping writer waits for its aiokafka consumer to leave the group and close.
+CONSUMER_STOP_SECONDS = 10.0  # seeks landing beyond the expected offset before the jump is accepted
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose stop always ends: with every broker unreachable, a
+    processor asked to stop took 60 s (mode's bound) and logged a ``TimeoutError`` trace.
+
+    aiokafka's ``consumer.stop()`` cancels its fetch tasks and awaits them; one waiting out its
+    retry backoff after a failed fetch re-raises the ``CancelledError``, so Faust's
+    ``on_thread_stop`` raised it, the thread ended without telling the parent it had shut down,
+    and the parent waited out its bound. Here that error, when this task is not itself being
+    cancelled, ends the consumer's stop instead (its sockets are closed by then), and the stop
+    as a whole is bounded by :data:`CONSUMER_STOP_SECONDS`. Nothing is lost by ending it: the
+    offsets it could still commit follow effects a broker that is gone has not acknowledged,
+    so the partitions' next owner replays them."""
+
+    async def on_thread_stop(self) -> None:
+        # Faust's on_thread_stop (pinned by THREAD_STOP_SHA256): stop the method queue (the
+        # grandparent's), then the consumer, here bounded and tolerant of a cancelled fetch.
+        await QueueServiceThread.on_thread_stop(self)
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            await asyncio.wait_for(consumer.stop(), CONSUMER_STOP_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "the writer's consumer did not close within %.0f s (brokers unreachable?); "
+                "stopping without it", CONSUMER_STOP_SECONDS,
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this stop itself was cancelled
+            log.info("the writer's consumer closed with a fetch cancelled mid-retry")
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -105,6 +146,9 @@ class Consumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._next: dict[Any, int] = {}  # per source partition, the offset to hand out next
         self._jumps: dict[Any, tuple[int, int]] = {}  # per partition: (expected, seeks made)
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def seek(self, partition: Any, offset: int) -> None:
         await super().seek(partition, offset)
@@ -299,6 +343,13 @@ def check_library() -> None:
         )
     if "producer.flush()" not in inspect.getsource(faust_consumer.Consumer._commit_offsets):
         problems.append("the consumer no longer flushes the producer before a commit")
+    thread_stop = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread.on_thread_stop)
+    if hashlib.sha256(thread_stop.encode()).hexdigest() != THREAD_STOP_SHA256:
+        problems.append("the consumer thread's on_thread_stop is not the one replaced")
+    if "AIOKafkaConsumerThread(self" not in inspect.getsource(
+        faust_aiokafka.Consumer._new_consumer_thread
+    ):
+        problems.append("the consumer no longer makes its thread in _new_consumer_thread")
     if not callable(getattr(faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer", None)):
         problems.append("the consumer thread has no _ensure_consumer")
     if not isinstance(getattr(streams, "_current_event", None), ContextVar):

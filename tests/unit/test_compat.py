@@ -426,3 +426,50 @@ def test_the_writers_in_order_hand_out_covers_its_sources_not_the_tables_changel
     assert set(changelogs) == {settings.topic("jobs"), settings.topic("datasets")}
     assert [name for name, topic in changelogs.items() if topic.acks] == []
     assert pipeline.requests.acks and pipeline.job_events.acks
+
+
+class _ClosingConsumer:
+    """aiokafka's consumer as it stops with its brokers gone: a fetch cancelled mid-retry
+    re-raises the cancellation, or the stop never ends."""
+
+    def __init__(self, hangs: bool = False) -> None:
+        self.hangs = hangs
+
+    async def stop(self) -> None:
+        if self.hangs:
+            await asyncio.Event().wait()
+        raise asyncio.CancelledError  # what its fetcher's close re-raises
+
+
+async def _thread_stop(consumer: _ClosingConsumer) -> None:
+    thread = SimpleNamespace(_method_queue=None, _consumer=consumer)
+    await faust_compat.ConsumerThread.on_thread_stop(thread)  # type: ignore[arg-type]
+
+
+async def test_the_consumer_threads_stop_ends_when_aiokafka_reraises_a_cancelled_fetch() -> None:
+    await asyncio.wait_for(_thread_stop(_ClosingConsumer()), 5)  # Faust's raised here
+
+
+async def test_the_consumer_threads_stop_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faust_compat, "CONSUMER_STOP_SECONDS", 0.05)
+    await asyncio.wait_for(_thread_stop(_ClosingConsumer(hangs=True)), 5)
+
+
+async def test_the_consumer_threads_stop_still_yields_to_its_own_cancellation() -> None:
+    stopping = asyncio.ensure_future(_thread_stop(_ClosingConsumer(hangs=True)))
+    await asyncio.sleep(0.01)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+
+
+def test_a_faust_whose_consumer_thread_stops_otherwise_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def on_thread_stop(self: Any) -> None:
+        await self._consumer.stop()
+        await self._consumer.close()
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "on_thread_stop", on_thread_stop)
+    with pytest.raises(ConfigurationError, match="on_thread_stop"):
+        faust_compat.check_library()
