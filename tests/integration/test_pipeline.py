@@ -130,6 +130,22 @@ async def test_bad_input_goes_to_the_dlq_or_fails_and_the_partition_keeps_flowin
     assert worker.stop() == 0
 
 
+async def a_repeat_is_counted(
+    settings: Settings, worker: Worker, tag: str, request_id: str, seconds: float
+) -> None:
+    """Publish job ``request_id`` of ``tag`` again and wait for ``worker`` to count it as a
+    duplicate of its first attempt (the writer's table knows the job), not a new job."""
+    async with Publisher(settings) as publisher:
+        await publisher.request(request(tag, request_id=request_id))
+        await publisher.flush()
+
+    async def counted() -> bool:
+        status, job = await worker.get(f"/v1/jobs/{request_id}", channel="acme")
+        return status == 200 and job["duplicates"] == 1 and job["attempt"] == 1
+
+    await eventually(counted, seconds, f"{request_id} counted as a duplicate")
+
+
 async def test_a_worker_with_empty_state_rebuilds_everything_from_the_jobs_topic(
     settings_factory: Callable[..., Settings], workers: list[Worker]
 ) -> None:
@@ -155,15 +171,7 @@ async def test_a_worker_with_empty_state_rebuilds_everything_from_the_jobs_topic
         {k: v for k, v in j.items() if k not in strip} for j in before
     ]
     # The table was rebuilt too: a repeat is a duplicate of the known job, not a new job.
-    async with Publisher(settings) as publisher:
-        await publisher.request(request("t3", request_id="job-3"))
-        await publisher.flush()
-
-    async def counted() -> bool:
-        status, job = await second.get("/v1/jobs/job-3", channel="acme")
-        return status == 200 and job["duplicates"] == 1 and job["attempt"] == 1
-
-    await eventually(counted, 30, "job-3 counted as a duplicate")
+    await a_repeat_is_counted(settings, second, "t3", "job-3", 30)
     status, _ = await second.get("/v1/jobs/job-3", channel="other-channel")
     assert status == 404
     assert second.stop() == 0
@@ -225,15 +233,7 @@ async def test_a_compacted_jobs_topic_is_rebuilt_in_one_pass_without_seeking_bac
     assert first.stop() == 0
 
     second = await start_worker(workers, settings, "second")  # fresh state: rebuilt from 0
-    async with Publisher(settings) as publisher:  # a repeat: known only to a rebuilt table
-        await publisher.request(request("t3", request_id="job-0-3"))
-        await publisher.flush()
-
-    async def counted() -> bool:
-        status, job = await second.get("/v1/jobs/job-0-3", channel="acme")
-        return status == 200 and job["duplicates"] == 1 and job["attempt"] == 1
-
-    await eventually(counted, 60, "job-0-3 counted as a duplicate of the rebuilt job")
+    await a_repeat_is_counted(settings, second, "t3", "job-0-3", 60)  # a rebuilt table knows it
     assert second.stop() == 0
     jobs_topic = f"topic='{settings.topic('jobs')}'"
     sought_back = [
