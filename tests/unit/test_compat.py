@@ -355,15 +355,16 @@ async def test_a_delivery_that_completes_at_once_takes_no_task_and_no_race() -> 
 
 
 async def test_a_delivery_that_waits_is_carried_on_and_raced_against_a_suspension() -> None:
-    fetcher, room, delivered = _Fetcher(), asyncio.Event(), []
+    fetcher, entered, room, delivered = _Fetcher(), asyncio.Event(), asyncio.Event(), []
 
     async def on_message(message: str) -> None:
+        entered.set()
         await room.wait()  # the stream's buffer is full
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # and a second suspension, to be carried on as well
         delivered.append(message)
 
     delivery = asyncio.ensure_future(fetcher._deliver(on_message, "a"))
-    await asyncio.sleep(0.01)
+    await entered.wait()
     assert not delivery.done() and delivered == []
     room.set()
     await asyncio.wait_for(delivery, 5)
@@ -371,9 +372,10 @@ async def test_a_delivery_that_waits_is_carried_on_and_raced_against_a_suspensio
 
 
 async def test_a_delivery_waiting_when_the_flow_is_suspended_is_given_up() -> None:
-    fetcher, room, given_up = _Fetcher(), asyncio.Event(), []
+    fetcher, entered, room, given_up = _Fetcher(), asyncio.Event(), asyncio.Event(), []
 
     async def on_message(message: str) -> None:
+        entered.set()
         try:
             await room.wait()
         except asyncio.CancelledError:
@@ -381,21 +383,22 @@ async def test_a_delivery_waiting_when_the_flow_is_suspended_is_given_up() -> No
             raise
 
     delivery = asyncio.ensure_future(fetcher._deliver(on_message, "a"))
-    await asyncio.sleep(0.01)
+    await entered.wait()
     fetcher.suspend_flow.set()  # a rebalance began: Faust gives the hand-over up
     await asyncio.wait_for(delivery, 5)
     assert given_up == ["a"]
 
 
 async def test_a_delivery_that_fails_after_waiting_raises_in_the_fetch_loop() -> None:
-    fetcher, room = _Fetcher(), asyncio.Event()
+    fetcher, entered, room = _Fetcher(), asyncio.Event(), asyncio.Event()
 
     async def on_message(message: str) -> None:
+        entered.set()
         await room.wait()
         raise ValueError(f"cannot decode {message}")
 
     delivery = asyncio.ensure_future(fetcher._deliver(on_message, "a"))
-    await asyncio.sleep(0.01)
+    await entered.wait()
     room.set()
     with pytest.raises(ValueError, match="cannot decode a"):
         await asyncio.wait_for(delivery, 5)
@@ -434,8 +437,10 @@ class _ClosingConsumer:
 
     def __init__(self, hangs: bool = False) -> None:
         self.hangs = hangs
+        self.stopping = asyncio.Event()
 
     async def stop(self) -> None:
+        self.stopping.set()
         if self.hangs:
             await asyncio.Event().wait()
         raise asyncio.CancelledError  # what its fetcher's close re-raises
@@ -446,18 +451,26 @@ async def _thread_stop(consumer: _ClosingConsumer) -> None:
     await faust_compat.ConsumerThread.on_thread_stop(thread)  # type: ignore[arg-type]
 
 
-async def test_the_consumer_threads_stop_ends_when_aiokafka_reraises_a_cancelled_fetch() -> None:
+async def test_the_consumer_threads_stop_ends_when_aiokafka_reraises_a_cancelled_fetch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="exhaust.faust")
     await asyncio.wait_for(_thread_stop(_ClosingConsumer()), 5)  # Faust's raised here
+    assert "closed with a fetch cancelled mid-retry" in caplog.text
 
 
-async def test_the_consumer_threads_stop_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_consumer_threads_stop_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(faust_compat, "CONSUMER_STOP_SECONDS", 0.05)
     await asyncio.wait_for(_thread_stop(_ClosingConsumer(hangs=True)), 5)
+    assert "did not close within" in caplog.text
 
 
 async def test_the_consumer_threads_stop_still_yields_to_its_own_cancellation() -> None:
-    stopping = asyncio.ensure_future(_thread_stop(_ClosingConsumer(hangs=True)))
-    await asyncio.sleep(0.01)
+    consumer = _ClosingConsumer(hangs=True)
+    stopping = asyncio.ensure_future(_thread_stop(consumer))
+    await consumer.stopping.wait()
     stopping.cancel()
     with pytest.raises(asyncio.CancelledError):
         await stopping
