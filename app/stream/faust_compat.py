@@ -68,9 +68,9 @@ SCHEME = "exhaust-kafka"
 DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 # The same for the consumer thread's stop, which :class:`ConsumerThread` replaces.
 THREAD_STOP_SHA256 = "8dfc004e258b6c25edd2b0986531aea0fc75dd5cef0d0718c87848af33c6f757"
-JUMP_RESEEKS = 3
+JUMP_RESEEKS = 3  # seeks landing beyond the expected offset before the jump is accepted
 # How long a stopping writer waits for its aiokafka consumer to leave the group and close.
-CONSUMER_STOP_SECONDS = 10.0  # seeks landing beyond the expected offset before the jump is accepted
+CONSUMER_STOP_SECONDS = 10.0
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
