@@ -61,6 +61,7 @@ from app.stream.effects import EffectLedger
 from app.stream.fence import EXIT_CODE, MembershipFence
 from app.stream.job_writer import Effects, Input, JobWriter
 from app.stream.publisher import dead_letter_headers, log_dead_letter
+from app.stream.read_ahead import ReadAhead
 from app.stream.read_model import Materialized
 from app.stream.watchdog import ConsumerStalled, StallDetector
 from app.stream.work_queue import STOP_HEADER, WorkQueueProbe
@@ -350,20 +351,29 @@ class Pipeline:
     async def batches(
         self, name: str, stream: Any, handle: Callable[[Sequence[Any]], Awaitable[None]]
     ) -> None:
-        """Feed ``handle`` the events already buffered in ``stream``, a batch at a time, and ack
-        each batch's events after ``handle`` returns (its effects then are handed over). An
-        exception leaves the batch unacked: its offsets never commit, and the events are
-        replayed by the partition's next owner. A batch the fence does not admit is abandoned
-        the same way (:mod:`app.stream.fence`)."""
+        """Feed ``handle`` the events ready in ``stream``, a batch at a time, and ack each
+        batch's events after ``handle`` returns (its effects then are handed over). An exception
+        leaves the batch unacked: its offsets never commit, and the events are replayed by the
+        partition's next owner. A batch the fence does not admit is abandoned the same way
+        (:mod:`app.stream.fence`).
+
+        A batch is decided as soon as no further event is ready: when the stream's buffer is
+        empty, or when the next event does not come out within a few turns of the event loop
+        (:class:`~app.stream.read_ahead.ReadAhead`). The buffer alone is not enough: after a
+        rebalance the stream skips buffered events of a stale generation and then waits, and
+        a batch left behind them would never be acknowledged."""
         await self.guard()
         assert self.fence is not None
         stream.enable_acks = False  # acked below, after the batch's effects
         buffered = stream.channel.queue  # what the stream reads from
         sizes = self.metrics.writer_batches.labels(name)
+        events: ReadAhead[Any] = ReadAhead(stream.events())
         batch: list[Any] = []
-        async for event in stream.events():
-            batch.append(event)
-            if len(batch) >= self.batch_max or buffered.empty():
+        try:
+            async for event in events:
+                batch.append(event)
+                if len(batch) < self.batch_max and not buffered.empty() and await events.ready():
+                    continue  # the next event is out: it joins this batch
                 if not await self.fence.admit():
                     faust_compat.abandon(self.app, batch)
                     self.metrics.count("writer_batches_abandoned")
@@ -374,6 +384,8 @@ class Pipeline:
                 for done in batch:
                     await stream.ack(done)
                 batch = []
+        finally:
+            await events.aclose()
 
     async def _requests_agent(self, stream: Any) -> None:
         await self.batches("requests", stream, self.on_requests)

@@ -1,0 +1,102 @@
+"""The writer's edge over a real Faust stream (no broker): how events are gathered into batches
+and acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+from faust.events import Event
+from faust.types.tuples import Message
+
+from app.metrics import Metrics
+from app.stream.agents import Pipeline
+
+GENERATION = 2
+
+
+class _Fence:
+    async def admit(self) -> bool:
+        return True
+
+
+def _edge(app: faust.App, batch_max: int = 100) -> Any:
+    """What :meth:`Pipeline.batches` reads of its pipeline."""
+
+    async def guard() -> None:
+        return None
+
+    return SimpleNamespace(
+        app=app, guard=guard, fence=_Fence(), metrics=Metrics(), batch_max=batch_max
+    )
+
+
+async def _stream() -> tuple[faust.App, Any]:
+    # The transport is created lazily and this stream never fetches: nothing connects.
+    loop = asyncio.get_running_loop()  # else the consumer the stream reads makes a loop of its own
+    app = faust.App("edge-test", broker="kafka://127.0.0.1:1", loop=loop)
+    app.flow_control.resume()
+    app.consumer_generation_id = GENERATION
+    return app, app.stream(app.channel())
+
+
+def _buffer(app: faust.App, stream: Any, offset: int, generation: int = GENERATION) -> Event:
+    message = Message(
+        "exhaust.requests", 0, offset, 0.0, 0, None, b"k", b"v", None, None,
+        generation_id=generation,
+    )  # fmt: skip
+    event = Event(app, b"k", b"v", None, message)
+    stream.channel.queue.put_nowait(event)
+    return event
+
+
+async def _run(edge: Any, stream: Any, batches: list[list[int]], expected: int) -> None:
+    decided = asyncio.Event()
+
+    async def handle(events: Sequence[Any]) -> None:
+        batches.append([event.message.offset for event in events])
+        if sum(map(len, batches)) >= expected:
+            decided.set()
+
+    agent = asyncio.ensure_future(Pipeline.batches(edge, "requests", stream, handle))
+    try:
+        await asyncio.wait_for(decided.wait(), 5)
+    finally:
+        agent.cancel()
+        await asyncio.wait({agent})
+        edge.app.consumer._thread.thread_loop.close()  # made for a thread that never started
+
+
+async def test_what_is_buffered_is_decided_as_one_batch_and_then_acked() -> None:
+    app, stream = await _stream()
+    events = [_buffer(app, stream, offset) for offset in range(1, 6)]
+    batches: list[list[int]] = []
+    await _run(_edge(app), stream, batches, expected=5)
+    assert batches == [[1, 2, 3, 4, 5]]
+    assert all(event.message.acked for event in events)
+
+
+async def test_a_batch_is_bounded_by_its_maximum() -> None:
+    app, stream = await _stream()
+    for offset in range(1, 6):
+        _buffer(app, stream, offset)
+    batches: list[list[int]] = []
+    await _run(_edge(app, batch_max=2), stream, batches, expected=5)
+    assert batches == [[1, 2], [3, 4], [5]]
+
+
+async def test_a_batch_is_decided_when_the_rest_of_the_buffer_is_skipped() -> None:
+    """After a rebalance the stream skips buffered events of the previous generation and then
+    waits: the batch before them must be decided and acked, not left waiting behind them (a
+    stopping worker would wait for its acknowledgements)."""
+    app, stream = await _stream()
+    current = _buffer(app, stream, 1)
+    for offset in (2, 3, 4, 5):
+        _buffer(app, stream, offset, generation=GENERATION - 1)
+    batches: list[list[int]] = []
+    await _run(_edge(app), stream, batches, expected=1)
+    assert batches == [[1]]
+    assert current.message.acked
