@@ -361,7 +361,13 @@ class Pipeline:
         empty, or when the next event does not come out within a few turns of the event loop
         (:class:`~app.stream.read_ahead.ReadAhead`). The buffer alone is not enough: after a
         rebalance the stream skips buffered events of a stale generation and then waits, and
-        a batch left behind them would never be acknowledged."""
+        a batch left behind them would never be acknowledged.
+
+        Once a batch is abandoned, so is every later event fetched in the same generation of
+        the group, until the rebalance has the partitions read again from their committed
+        offsets: decided now, a later event would come before an abandoned one of its
+        partition (a repeat of a request decided before the request itself, which, read
+        again, would then count as a redelivery and not as the duplicate it is)."""
         await self.guard()
         assert self.fence is not None
         stream.enable_acks = False  # acked below, after the batch's effects
@@ -369,14 +375,21 @@ class Pipeline:
         sizes = self.metrics.writer_batches.labels(name)
         events: ReadAhead[Any] = ReadAhead(stream.events())
         batch: list[Any] = []
+        abandoned_in: int | None = None  # the generation a batch was last abandoned in
         try:
             async for event in events:
+                if abandoned_in is not None and event.message.generation_id <= abandoned_in:
+                    faust_compat.abandon(self.app, [event])
+                    self.metrics.count("writer_events_abandoned")
+                    continue
                 batch.append(event)
                 if len(batch) < self.batch_max and not buffered.empty() and await events.ready():
                     continue  # the next event is out: it joins this batch
                 if not await self.fence.admit():
                     faust_compat.abandon(self.app, batch)
                     self.metrics.count("writer_batches_abandoned")
+                    self.metrics.count("writer_events_abandoned", len(batch))
+                    abandoned_in = max(done.message.generation_id for done in batch)
                     batch = []
                     continue
                 sizes.observe(len(batch))

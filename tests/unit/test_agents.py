@@ -4,7 +4,7 @@ and acknowledged."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,18 +19,44 @@ GENERATION = 2
 
 
 class _Fence:
+    """Admits every batch but the first ``refusals``."""
+
+    def __init__(self, refusals: int = 0) -> None:
+        self.refusals = refusals
+
     async def admit(self) -> bool:
-        return True
+        self.refusals -= 1
+        return self.refusals < 0
 
 
-def _edge(app: faust.App, batch_max: int = 100) -> Any:
+class _Metrics(Metrics):
+    """Metrics that signal once ``abandoned`` events were abandoned."""
+
+    def __init__(self, abandoned: int = 0) -> None:
+        super().__init__()
+        self.left = abandoned
+        self.all_abandoned = asyncio.Event()
+
+    def count(self, name: Any, n: int = 1) -> None:
+        super().count(name, n)
+        if name == "writer_events_abandoned":
+            self.left -= n
+            if self.left <= 0:
+                self.all_abandoned.set()
+
+
+def _edge(app: faust.App, batch_max: int = 100, fence: Any = None, metrics: Any = None) -> Any:
     """What :meth:`Pipeline.batches` reads of its pipeline."""
 
     async def guard() -> None:
         return None
 
     return SimpleNamespace(
-        app=app, guard=guard, fence=_Fence(), metrics=Metrics(), batch_max=batch_max
+        app=app,
+        guard=guard,
+        fence=fence or _Fence(),
+        metrics=metrics or Metrics(),
+        batch_max=batch_max,
     )
 
 
@@ -53,7 +79,13 @@ def _buffer(app: faust.App, stream: Any, offset: int, generation: int = GENERATI
     return event
 
 
-async def _run(edge: Any, stream: Any, batches: list[list[int]], expected: int) -> None:
+async def _run(
+    edge: Any,
+    stream: Any,
+    batches: list[list[int]],
+    expected: int,
+    meanwhile: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     decided = asyncio.Event()
 
     async def handle(events: Sequence[Any]) -> None:
@@ -63,6 +95,8 @@ async def _run(edge: Any, stream: Any, batches: list[list[int]], expected: int) 
 
     agent = asyncio.ensure_future(Pipeline.batches(edge, "requests", stream, handle))
     try:
+        if meanwhile is not None:
+            await asyncio.wait_for(meanwhile(), 5)
         await asyncio.wait_for(decided.wait(), 5)
     finally:
         agent.cancel()
@@ -101,3 +135,24 @@ async def test_a_batch_is_decided_when_the_rest_of_the_buffer_is_skipped() -> No
     assert current.message.acked
     # Skipped, not acknowledged: their offsets are for the partition's next reader.
     assert not any(event.message.acked for event in stale)
+
+
+async def test_after_an_abandoned_batch_its_generation_is_abandoned_until_read_again() -> None:
+    """A batch the fence abandons leaves its events for the partition's next reading; a later
+    event of the same generation decided meanwhile would come before them (a repeat decided
+    before its request, which would then count as a redelivery, not a duplicate)."""
+    app, stream = await _stream()
+    held = [_buffer(app, stream, offset) for offset in (1, 2, 3)]
+    metrics = _Metrics(abandoned=3)
+    edge = _edge(app, batch_max=1, fence=_Fence(refusals=1), metrics=metrics)
+
+    async def rebalance() -> None:
+        await metrics.all_abandoned.wait()
+        app.consumer_generation_id = GENERATION + 1  # read again from the committed offset
+        for offset in (1, 2, 3):
+            _buffer(app, stream, offset, GENERATION + 1)
+
+    batches: list[list[int]] = []
+    await _run(edge, stream, batches, expected=3, meanwhile=rebalance)
+    assert batches == [[1], [2], [3]]  # in order, each once, after the rebalance
+    assert not any(event.message.acked for event in held)
