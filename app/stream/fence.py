@@ -14,7 +14,9 @@ removes a member only after a whole session without a heartbeat, so a writer ins
 still owns its partitions. Past it, the batch waits: the next heartbeat either confirms the
 membership (the batch is decided as usual) or starts a rebalance, and then the batch is
 *abandoned*: not decided and not acknowledged, so its offsets are never committed and the
-partitions' next owner reads the events again from the committed offset.
+partitions' next owner reads the events again from the committed offset. The writer's edge
+abandons every later event of that generation too: decided before the abandoned ones are read
+again, a later event would overtake an earlier one of its partition.
 
 Deciding is not all: a batch decided in time can be *delivered* late. The writer's producer
 is idempotent, so it retries a send to a partition whose leader is unreachable until it
