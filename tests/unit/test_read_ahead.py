@@ -13,7 +13,7 @@ from app.stream.read_ahead import ReadAhead
 async def _buffered(items: list[int], more: asyncio.Event) -> AsyncIterator[int]:
     """Yields to the loop before each item, as a Faust stream does, then waits for ``more``."""
     for item in items:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the stream's own turn of the loop, modelled; not a wait
         yield item
     await more.wait()
     yield -1
@@ -76,7 +76,6 @@ async def test_closing_cancels_a_pending_ask_and_the_source_sees_it() -> None:
 
 async def test_a_failing_source_raises_where_the_item_is_taken() -> None:
     async def failing() -> AsyncIterator[int]:
-        await asyncio.sleep(0)
         raise ValueError("cannot decode")
         yield 0  # pragma: no cover (makes this an async generator)
 
