@@ -228,7 +228,10 @@ class Checker:
                 report.fail(
                     "dup_miscount",
                     f"{rid} duplicates {latest['duplicates']}, "
-                    f"sent {entry.sent}, acked {entry.acked}; history " + _history(records),
+                    f"sent {entry.sent}, acked {entry.acked} at "
+                    + ",".join(f"p{p}@{o}" for p, o in entry.landed)
+                    + "; history "
+                    + _history(records),
                 )
         for key, records in history.items():
             results = {

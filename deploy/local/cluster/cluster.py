@@ -380,6 +380,19 @@ class Cluster:
         self.network.destroy()
         (self.directory / "id").unlink(missing_ok=True)
 
+    def keep_logs(self, destination: Path) -> Path:
+        """Copy every process's log (workers, API, brokers, object store) to ``destination``:
+        the next :meth:`up` empties the cluster's directory, and a failed scenario's logs are
+        what tells its cause."""
+        destination.mkdir(parents=True, exist_ok=True)
+        for log_file in self.directory.glob("*.log"):
+            shutil.copy2(log_file, destination / log_file.name)
+        for server in (*BROKERS, "s3"):
+            source = self.directory / server / "server.log"
+            if source.exists():
+                shutil.copy2(source, destination / f"{server}-server.log")
+        return destination
+
     def __enter__(self) -> Cluster:
         self.up()
         return self

@@ -42,6 +42,9 @@ class Sent:
     sent: int = 0  # copies sent
     acked: int = 0  # copies the brokers confirmed
     errors: list[str] = field(default_factory=list)
+    # Where each confirmed copy landed, (partition, offset) in the order confirmed: a job's
+    # ``request_offset`` against these tells which copy its writer decided last.
+    landed: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -180,7 +183,7 @@ class Load:
         try:
             # Bounded: a send the brokers never confirm is not acknowledged, and it must not
             # keep :meth:`stop` (and so a test) waiting for ever.
-            await asyncio.wait_for(
+            metadata = await asyncio.wait_for(
                 self.producer.send_and_wait(self.topic, value, key=request.tag.encode()),
                 SEND_LIMIT_SECONDS,
             )
@@ -188,3 +191,4 @@ class Load:
             entry.errors.append(type(exc).__name__)
             return
         entry.acked += 1
+        entry.landed.append((metadata.partition, metadata.offset))

@@ -29,9 +29,13 @@ from deploy.local.cluster.checker import (
     read_jobs,
     wait_settled,
 )
-from deploy.local.cluster.cluster import API_KEY, WORKERS, Cluster
+from deploy.local.cluster.cluster import API_KEY, ROOT, WORKERS, Cluster
 from deploy.local.cluster.load import Load
 from deploy.local.cluster.nemesis import Nemesis, wait_for
+
+# Where a failed run's logs are copied (the cluster's own directory is emptied at its next
+# start, and a test's is a temporary one).
+EVIDENCE = ROOT / ".cluster" / "evidence"
 
 Faults = Callable[[Cluster, Nemesis, Load, random.Random], Awaitable[dict[str, Any]]]
 
@@ -318,6 +322,10 @@ async def run(
         faults=nemesis.events,
         **{k: v for k, v in figures.items() if v},
     )
+    if not report.ok:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        kept = cluster.keep_logs(EVIDENCE / f"{stamp}-{name}-{seed}")
+        report.figures["logs_kept_in"] = str(kept)
     return report
 
 
