@@ -44,10 +44,8 @@ class ReadModelFeeder(Service):
         self.schemas = registry()
         self.caught_up = asyncio.Event()
         self._applied = asyncio.Event()  # set (and replaced) after every batch applied
-        # Freshness of the read model vs cost: the API's reads wait for it, the writer's
-        # id index does not.
-        self.linger = 0.02 if read_model.fields is None else 0.25
-        self.model = "id_index" if read_model.fields is None else "read_model"
+        self.linger = read_model.linger_seconds
+        self.model = read_model.label
         self._lag_reported = 0.0
 
     @Service.task

@@ -173,6 +173,10 @@ class ReadModel(_SqliteMaterialization):
     )  # fmt: skip
     layout_version = LAYOUT_VERSION
     schema = SCHEMA
+    label = "read_model"  # in exhaust_read_model_lag
+    # How long the feeder gathers records for one transaction: the API's reads (and a
+    # profile's read-your-writes) wait for the read model.
+    linger_seconds = 0.02
 
     def __init__(self, path: Path, topic: str) -> None:
         super().__init__(path, topic)
@@ -305,6 +309,8 @@ class IdIndex(_SqliteMaterialization):
 
     fields: tuple[str, ...] | None = ("request_id", "channel", "tag")  # all the feeder decodes
     layout_version = 2
+    label = "id_index"
+    linger_seconds = 0.25  # nothing waits for it: fewer, larger transactions
     schema = (
         "CREATE TABLE IF NOT EXISTS ids (key TEXT PRIMARY KEY, job TEXT NOT NULL, "
         "tag TEXT NOT NULL) WITHOUT ROWID; CREATE INDEX IF NOT EXISTS ids_by_job ON ids (job);"
