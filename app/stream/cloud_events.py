@@ -4,7 +4,8 @@ A generic consumer (a router, a connector, an alerting rule) can tell a job's SU
 PROCESSING by the record's headers alone: ``ce_type`` is ``dev.exhaust.job.<STATUS>``,
 ``ce_source`` ``/exhaust/<channel>``, ``ce_subject`` the request id, ``ce_time`` the change's
 time, ``ce_id`` unique per change, ``ce_dataschema`` the payload's schema by fingerprint. The
-payload stays the Avro record (``content-type: avro/binary``).
+payload stays the Avro record (``content-type: avro/binary``). One more header,
+``exhaust-submitted-at``, repeats the record's ``submitted_at`` for the read model.
 
 The writer's job records are table writes: Faust encodes them (through the table's codec) and
 sends them to the changelog later, from a buffer, with no headers. So the codec, which holds
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.domain.model import Job
+from app.stream.job_columns import SUBMITTED_AT_HEADER
 
 Headers = list[tuple[str, bytes]]
 SPEC_VERSION = b"1.0"
@@ -43,6 +45,9 @@ def job_headers(job: Job, value: bytes) -> Headers:
         ("ce_time", stamp.encode()),
         ("ce_dataschema", f"urn:exhaust:schema:JobStatus:{value[2:10].hex()}".encode()),
         ("content-type", b"avro/binary"),
+        # Not a CloudEvents attribute: the record's own submitted_at, so the read model can
+        # index a record from its first bytes and this header (app.stream.job_columns).
+        (SUBMITTED_AT_HEADER, str(job.submitted_at).encode()),
     ]
     if job.trace_parent is not None:  # the distributed-tracing extension: the job's trace
         headers.append(("ce_traceparent", job.trace_parent.encode()))

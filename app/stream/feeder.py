@@ -23,6 +23,7 @@ from app.settings import Settings
 from app.stream import aiokafka_compat
 from app.stream.avro import registry
 from app.stream.connection import client_options
+from app.stream.job_columns import JobColumns
 from app.stream.read_model import Change, Materialized, ReadModel
 from app.stream.topics import assign_all
 
@@ -44,6 +45,9 @@ class ReadModelFeeder(Service):
         self.schemas = registry()
         self.caught_up = asyncio.Event()
         self._applied = asyncio.Event()  # set (and replaced) after every batch applied
+        self.columns = JobColumns(self.schemas)
+        fields = read_model.fields or ()
+        self.needs_submitted_at = "submitted_at" in fields
         self.linger = read_model.linger_seconds
         self.model = read_model.label
         self._lag_reported = 0.0
@@ -176,6 +180,9 @@ class ReadModelFeeder(Service):
         key = message.key.decode()
         if message.value is None:
             return Change(message.partition, message.offset, key, None)
+        record = self.columns.read(message.value, message.headers, self.needs_submitted_at)
+        if record is not None:
+            return Change(message.partition, message.offset, key, record, raw=message.value)
         try:
             record = self.schemas.decode("JobStatus", message.value, self.read_model.fields)
         except PoisonMessage:
