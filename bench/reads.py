@@ -2,8 +2,9 @@
 
 Run with ``make bench`` (starts the local stack) or ``python -m bench.reads``. In one run:
 
-1. ``--records`` JobStatus records (SUCCESS, two outputs each, like real ones) are written to a
-   fresh ``jobs`` topic, over ``--channels`` channels;
+1. ``--records`` JobStatus records (SUCCESS, two outputs each, like real ones, with the keys and
+   headers the writer gives them) are written to a fresh ``jobs`` topic, over ``--channels``
+   channels;
 2. **rebuild**: an ``exhaust worker --role api`` starts on that topic with an empty state
    directory; the figure is the time from its start to ``/readyz`` = 200 (its read model has
    caught up with every partition), and the records per second that makes;
@@ -28,14 +29,16 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from app.domain.model import Job, OutputFile
+from app.domain.model import Job, OutputFile, job_key
 from app.settings import Settings
 from app.stream.avro import registry
+from app.stream.cloud_events import job_headers
 from app.stream.topics import ensure_topics
 from bench.pipeline import ROOT, spawn, stop
 
 
-def record(i: int, channels: int) -> tuple[bytes, bytes]:
+def record(i: int, channels: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of the ``i``-th job, as the writer sends them."""
     channel = f"ch-{i % channels}"
     request_id = f"{i:032X}"
     prefix = f"{channel}/demo-export/{request_id}/1/"
@@ -52,7 +55,8 @@ def record(i: int, channels: int) -> tuple[bytes, bytes]:
         completed_at=1_700_000_000_500 + i, execution_ms=480, total_rows=100,
         total_bytes=3140, total_columns=4,
     )  # fmt: skip
-    return request_id.encode(), registry().encode("JobStatus", job.to_record())
+    value = registry().encode("JobStatus", job.to_record())
+    return job_key(channel, request_id).encode(), value, job_headers(job, value)
 
 
 async def fill(settings: Settings, n: int, channels: int) -> float:
@@ -65,8 +69,8 @@ async def fill(settings: Settings, n: int, channels: int) -> float:
     start = time.monotonic()
     try:
         for i in range(n):
-            key, value = record(i, channels)
-            await producer.send(settings.topic("jobs"), value, key=key)
+            key, value, headers = record(i, channels)
+            await producer.send(settings.topic("jobs"), value, key=key, headers=headers)
         await producer.flush()
     finally:
         await producer.stop()
