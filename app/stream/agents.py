@@ -520,8 +520,12 @@ class Pipeline:
     async def _watch(self) -> None:
         """The watchdog's Faust edge (see :mod:`app.stream.watchdog`): the writer's own
         partitions."""
+        if self.app.rebalancing:  # nothing is consumed during a rebalance and its recovery
+            self.stalls.forget()
+            return
         topics = [self.requests_topic, self.job_events.get_topic_name()]
-        mine = [tp for tp in self.app.consumer.assignment() if tp.topic in topics]
+        consumer = self.app.consumer
+        mine = [tp for tp in consumer.assignment() if tp.topic in topics]
         try:
             probe = await self._probe()
             committed, end = await probe.group_offsets(
@@ -533,7 +537,16 @@ class Pipeline:
         progress: dict[Hashable, int] = {
             (tp.topic, tp.partition): committed.get((tp.topic, tp.partition), 0) for tp in mine
         }
-        verdict = self.stalls.observe(progress, dict(end), time.monotonic())
+        delivered: dict[Hashable, int] = {}
+        if isinstance(consumer, faust_compat.Consumer):
+            for tp in mine:
+                marker = consumer.next_offset(tp)
+                if marker is not None:
+                    delivered[(tp.topic, tp.partition)] = marker
+        if self.app.rebalancing:  # began while the offsets were read
+            self.stalls.forget()
+            return
+        verdict = self.stalls.observe(progress, dict(end), time.monotonic(), delivered)
         by_key = {(tp.topic, tp.partition): tp for tp in mine}
         for key in verdict.stalled:
             tp = by_key[key]  # type: ignore[index]
@@ -544,8 +557,8 @@ class Pipeline:
             )  # fmt: skip
             self.metrics.stalls.labels("writer").inc()
             self.metrics.recoveries.labels("writer", "resume_and_seek").inc()
-            self.app.consumer.resume_partitions([tp])
-            await self.app.consumer.seek(tp, progress[key])
+            consumer.resume_partitions([tp])
+            await consumer.seek(tp, progress[key])
         for key in verdict.healthy_again:
             log.warning("watchdog: %s[%d] is making progress again", *key)  # type: ignore[misc]
         stalled = self.stalls.stalled

@@ -184,6 +184,11 @@ class Consumer(faust_aiokafka.Consumer):
             self._jumps.pop(tp, None)
             yield tp, message
 
+    def next_offset(self, tp: Any) -> int | None:
+        """The offset of ``tp`` this consumer hands out next (None before the first seek or
+        hand-out): the writer's watchdog reads it as the partition's delivery marker."""
+        return self._next.get(tp)
+
     async def _jumped(self, tp: Any, expected: int, offset: int) -> bool:
         """Seek ``tp`` back to ``expected``; True once seeks keep landing beyond it."""
         previous, seeks = self._jumps.get(tp, (expected, 0))

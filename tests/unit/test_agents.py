@@ -156,3 +156,58 @@ async def test_after_an_abandoned_batch_its_generation_is_abandoned_until_read_a
     await _run(edge, stream, batches, expected=3, meanwhile=rebalance)
     assert batches == [[1], [2], [3]]  # in order, each once, after the rebalance
     assert not any(event.message.acked for event in held)
+
+
+class _WatchedConsumer:
+    """The consumer calls the writer's watchdog makes, recorded."""
+
+    def __init__(self, partitions: list[Any]) -> None:
+        self.partitions = partitions
+        self.sought: list[tuple[Any, int]] = []
+
+    def assignment(self) -> set[Any]:
+        return set(self.partitions)
+
+    def resume_partitions(self, partitions: list[Any]) -> None:
+        pass
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+
+async def test_the_watchdog_takes_no_rebalance_for_a_stall() -> None:
+    """While a rebalance and its table recovery run nothing is consumed; a processor whose
+    recovery outlasted two stall windows exited as stalled, and its exit began another."""
+    from aiokafka.structs import TopicPartition
+
+    from app.stream.watchdog import StallDetector
+
+    tp = TopicPartition("requests", 0)
+    consumer = _WatchedConsumer([tp])
+    crashed: list[BaseException] = []
+
+    async def crash(error: BaseException) -> None:
+        crashed.append(error)
+
+    class Probe:
+        async def group_offsets(self, *_: Any) -> tuple[dict[Any, int], dict[Any, int]]:
+            return {("requests", 0): 5}, {("requests", 0): 9}  # lag, and no progress
+
+    async def probe() -> Probe:
+        return Probe()
+
+    app = SimpleNamespace(rebalancing=True, consumer=consumer, crash=crash)
+    edge = SimpleNamespace(
+        app=app, requests_topic="requests", job_events=SimpleNamespace(get_topic_name=lambda: "e"),
+        _probe=probe, settings=SimpleNamespace(consumer_group="g", topic_partitions=1,
+                                               watchdog_stall_seconds=0.0),
+        stalls=StallDetector(0.0), metrics=Metrics(), health=None,
+    )  # fmt: skip
+    for _ in range(3):  # a window of 0 s: every round would be a stall, then hopeless
+        await Pipeline._watch(edge)  # type: ignore[arg-type]
+    assert consumer.sought == [] and crashed == []
+    app.rebalancing = False
+    await Pipeline._watch(edge)  # type: ignore[arg-type]
+    assert consumer.sought == []  # its clock starts now
+    await Pipeline._watch(edge)  # type: ignore[arg-type]
+    assert consumer.sought == [(tp, 5)]
