@@ -33,6 +33,7 @@ from app.domain.model import Job, OutputFile, job_key
 from app.settings import Settings
 from app.stream.avro import registry
 from app.stream.cloud_events import job_headers
+from app.stream.job_columns import SUBMITTED_AT_HEADER
 from app.stream.topics import ensure_topics
 from bench.pipeline import ROOT, spawn, stop
 
@@ -59,7 +60,9 @@ def record(i: int, channels: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]
     return job_key(channel, request_id).encode(), value, job_headers(job, value)
 
 
-async def fill(settings: Settings, n: int, channels: int) -> float:
+async def fill(settings: Settings, n: int, channels: int, plain: bool = False) -> float:
+    """Write ``n`` records; ``plain``: without the ``exhaust-submitted-at`` header (records
+    written before it existed, which the read model decodes with fastavro)."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, linger_ms=20, max_batch_size=512 * 1024,
@@ -70,6 +73,8 @@ async def fill(settings: Settings, n: int, channels: int) -> float:
     try:
         for i in range(n):
             key, value, headers = record(i, channels)
+            if plain:
+                headers = [(name, v) for name, v in headers if name != SUBMITTED_AT_HEADER]
             await producer.send(settings.topic("jobs"), value, key=key, headers=headers)
         await producer.flush()
     finally:
@@ -128,6 +133,10 @@ async def main() -> None:
     parser.add_argument("--channels", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--plain-records", action="store_true",
+        help="records without the exhaust-submitted-at header: the rebuild decodes each",
+    )  # fmt: skip
     args = parser.parse_args()
     name = f"bench-reads-{uuid.uuid4().hex[:8]}"
     state = ROOT / ".state" / name
@@ -135,7 +144,7 @@ async def main() -> None:
         update={"topic_prefix": name, "consumer_group": name, "s3_bucket": name,
                 "state_dir": state, "http_port": 18199}
     )  # fmt: skip
-    filled = await fill(settings, args.records, args.channels)
+    filled = await fill(settings, args.records, args.channels, args.plain_records)
     print(f"wrote {args.records} JobStatus records in {filled:.1f}s")
     env = {**settings.as_env(), "EXHAUST_STATE_DIR": str(state / "api")}
     proc = spawn(["-m", "app", "worker", "--role", "api", "--loglevel", "warn"], env,
