@@ -321,7 +321,7 @@ def create_app(
         # Faust's own topics are the two changelogs, created (or, in verify mode, checked)
         # with the others by ensure_topics; its leader topic is off. It declares none itself.
         topic_allow_declare=False,
-        store=settings.table_store,
+        store=faust_compat.store_url(settings.table_store),
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,

@@ -254,6 +254,7 @@ class Pipeline:
             lambda: bool(app.rebalancing or app.should_stop),
             on_fenced=lambda: self.metrics.count("writer_fenced"),
             unsettled=self.ledger.unsettled,
+            stopping=lambda: bool(app.should_stop or app.crashed),
         )
         self._guarded = True
 
@@ -575,9 +576,12 @@ class Pipeline:
                 f"partitions {verdict.hopeless} stayed stalled after recovery; exiting so the "
                 "worker is restarted and the group reassigns them"
             )
+            # At once, as the fence's exit: a crash would leave the group first and go on
+            # delivering the effects in hand after the partitions were handed on.
             log.critical("%s: %s", error.code, error.message)
             self.metrics.recoveries.labels("writer", "restart").inc()
-            await self.app.crash(error)
+            logging.shutdown()
+            os._exit(EXIT_CODE)
 
     async def _refresh_queue(self) -> None:
         try:

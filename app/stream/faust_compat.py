@@ -51,6 +51,7 @@ from typing import Any
 import faust
 from faust import streams
 from faust.serializers import codecs
+from faust.stores import by_url as stores_by_url
 from faust.stores import rocksdb
 from faust.transport import by_url
 from faust.transport import consumer as faust_consumer
@@ -63,6 +64,7 @@ from app.stream.effects import GuardedProducer
 log = logging.getLogger("exhaust.faust")
 
 SCHEME = "exhaust-kafka"
+STORE_SCHEME = "exhaust-rocksdb"  # :class:`Store`, registered as the transport is
 # The source of the Faust fetch loop :meth:`Consumer._drain_messages` replaces: another source
 # (an upgrade) stops the service until the copy is reviewed against it.
 DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
@@ -324,6 +326,50 @@ class _Resumed:
                     return done.value
 
 
+class Store(rocksdb.Store):
+    """Faust's RocksDB store whose partitions, once revoked, recover from the changelog's start.
+
+    Faust keeps a revoked partition's database on disk with the offset of the last changelog
+    record it applied or *wrote*, and when the partition comes back it recovers from there. A
+    write of this process that reached the changelog after the partition had moved on (one in
+    flight when the group handed it over) then lands after the new owner's records, and the
+    recovery starts past them: the table misses the other owner's writes and decides from an
+    old state (the cluster's rolling restart saw jobs go SUCCESS, then SUBMITTED again, and a
+    counted duplicate forgotten). Here a revoked partition's recovery offset is dropped, and an
+    offset is recorded only for a partition this process holds, so a partition that comes
+    back is read again from the beginning of its changelog: every key is rewritten from the
+    records, deletions included (the cost of a start-up, once per partition regained)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: set[int] = set()
+
+    def revoke_partitions(self, table: Any, tps: Any) -> None:
+        for tp in tps:
+            if tp.topic in table.changelog_topic.topics:
+                self._held.discard(tp.partition)
+                db = self._dbs.get(tp.partition)
+                if db is not None:
+                    db.delete(self.offset_key)
+        super().revoke_partitions(table, tps)
+
+    async def assign_partitions(self, table: Any, tps: Any, generation_id: int = 0) -> None:
+        for tp in tps:
+            if tp.topic in table.changelog_topic.topics:
+                self._held.add(tp.partition)
+        await super().assign_partitions(table, tps, generation_id)
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        if tp.partition in self._held:  # not a late write's, after the partition moved on
+            super().set_persisted_offset(tp, offset)
+
+
+def store_url(url: str) -> str:
+    """The store URL the writer's tables use: :class:`Store` for ``rocksdb://``."""
+    scheme, sep, rest = url.partition("://")
+    return f"{STORE_SCHEME}{sep}{rest}" if scheme == "rocksdb" else url
+
+
 class Transport(faust_aiokafka.Transport):
     """Faust's aiokafka transport with the guarded producer and the corrected consumer."""
 
@@ -381,6 +427,18 @@ def check_library() -> None:
         problems.append("a seek no longer resets the consumer's read offset")
     if "self._unacked_messages" not in inspect.getsource(faust_consumer.Consumer.wait_empty):
         problems.append("a rebalance no longer waits on the consumer's _unacked_messages")
+    try:
+        if stores_by_url(f"{STORE_SCHEME}://") is not Store:
+            problems.append(f"the {STORE_SCHEME} store is not this one")
+    except ModuleNotFoundError:
+        problems.append(
+            f"the {STORE_SCHEME} store is not registered (reinstall the package: make install)"
+        )
+    for method in ("revoke_partitions", "assign_partitions", "set_persisted_offset"):
+        if not callable(getattr(rocksdb.Store, method, None)):
+            problems.append(f"the RocksDB store has no {method}")
+    if "set_persisted_offset" not in inspect.getsource(rocksdb.Store.apply_changelog_batch):
+        problems.append("the RocksDB store no longer records offsets in set_persisted_offset")
     if "_dbs" not in getattr(rocksdb.Store, "__annotations__", {}):
         problems.append("the RocksDB store no longer keeps one database per partition (_dbs)")
     if problems:
@@ -460,7 +518,9 @@ def register_codec(name: str, codec: codecs.Codec) -> None:
 
 __all__ = [
     "SCHEME",
+    "STORE_SCHEME",
     "Consumer",
+    "Store",
     "Transport",
     "abandon",
     "acting_for",
@@ -469,5 +529,6 @@ __all__ = [
     "guarded_producer",
     "partition_items",
     "register_codec",
+    "store_url",
     "writer_consumer",
 ]

@@ -65,7 +65,9 @@ class MembershipFence:
         on_fenced: Callable[[], None] = lambda: None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         unsettled: Callable[[], int] = lambda: 0,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
+        self.stopping = stopping
         self.age = age
         self.limit_seconds = limit_seconds
         self.rebalancing = rebalancing
@@ -87,7 +89,12 @@ class MembershipFence:
 
     async def admit(self) -> bool:
         """True when the batch may be decided; False when it must be abandoned (a rebalance,
-        or the worker stopping, began while the membership was unconfirmed)."""
+        or the worker stopping, began while the membership was unconfirmed; or the worker is
+        stopping or has crashed, whatever the membership: a crashing worker leaves its group
+        first and then stops its agents, and a batch decided in between is written after the
+        group has handed its partitions on)."""
+        if self.stopping():
+            return False
         if self.age() <= self.limit_seconds:
             return True
         self.on_fenced()

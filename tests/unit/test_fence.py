@@ -66,3 +66,17 @@ def test_a_writer_stops_itself_only_when_unconfirmed_with_effects_undelivered() 
     assert stop is not None and stop.code == "WRITER_FENCED" and "3 effects" in stop.message
     undelivered[0] = 0
     assert fence.must_stop() is None  # nothing left that could land late: hold, do not exit
+
+
+async def test_a_stopping_or_crashed_worker_decides_nothing_even_with_a_fresh_membership() -> None:
+    """A crashing worker leaves its group before its agents stop: a batch decided then would be
+    written after the group handed its partitions on."""
+    world = World([0.5])
+    stopping = [False]
+    fence = MembershipFence(
+        world.age, 4.0, world.rebalancing, sleep=world.sleep, stopping=lambda: stopping[0]
+    )
+    assert await fence.admit() is True
+    stopping[0] = True
+    assert await fence.admit() is False
+    assert world.waits == 0  # refused at once, not held
