@@ -27,6 +27,7 @@ PipelineCounter = Literal[
     "writer_fenced",
     "writer_batches_abandoned",
     "writer_events_abandoned",
+    "writer_events_out_of_order",
 ]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

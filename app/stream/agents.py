@@ -60,6 +60,7 @@ from app.stream.avro import SchemaRegistry, registry
 from app.stream.effects import EffectLedger
 from app.stream.fence import EXIT_CODE, MembershipFence
 from app.stream.job_writer import Effects, Input, JobWriter
+from app.stream.partition_order import TAKE, PartitionOrder, SeekBack
 from app.stream.publisher import dead_letter_headers, log_dead_letter
 from app.stream.read_ahead import ReadAhead
 from app.stream.read_model import Materialized
@@ -377,12 +378,30 @@ class Pipeline:
         events: ReadAhead[Any] = ReadAhead(stream.events())
         batch: list[Any] = []
         abandoned_in: int | None = None  # the generation a batch was last abandoned in
+        order = PartitionOrder()
+        consumer = self.app.consumer
+        sought = consumer.sought if isinstance(consumer, faust_compat.Consumer) else None
         try:
             async for event in events:
-                if abandoned_in is not None and event.message.generation_id <= abandoned_in:
+                message = event.message
+                if abandoned_in is not None and message.generation_id <= abandoned_in:
                     faust_compat.abandon(self.app, [event])
                     self.metrics.count("writer_events_abandoned")
                     continue
+                if sought is not None:
+                    verdict = order.check(message.tp, message.offset, sought(message.tp))
+                    if verdict is not TAKE:
+                        faust_compat.abandon(self.app, [event])
+                        self.metrics.count("writer_events_out_of_order")
+                        if isinstance(verdict, SeekBack):
+                            log.warning(
+                                "%s[%d]: event %d came where %d was expected (events lost on "
+                                "the way); seeking back to %d", message.topic, message.partition,
+                                message.offset, verdict.offset, verdict.offset,
+                            )  # fmt: skip
+                            await consumer.seek(message.tp, verdict.offset)
+                            order.sought_back(message.tp, sought(message.tp))
+                        continue
                 batch.append(event)
                 if len(batch) < self.batch_max and not buffered.empty() and await events.ready():
                     continue  # the next event is out: it joins this batch

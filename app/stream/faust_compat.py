@@ -147,6 +147,8 @@ class Consumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._next: dict[Any, int] = {}  # per source partition, the offset to hand out next
         self._jumps: dict[Any, tuple[int, int]] = {}  # per partition: (expected, seeks made)
+        self._seeks = 0
+        self._sought: dict[Any, tuple[int, int | None]] = {}  # per partition: (seek, offset)
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -154,21 +156,35 @@ class Consumer(faust_aiokafka.Consumer):
     async def seek(self, partition: Any, offset: int) -> None:
         await super().seek(partition, offset)
         self._next[partition] = offset
+        self._record_seek(partition, offset)
 
     async def seek_to_committed(self) -> Any:
         offsets = await super().seek_to_committed()
         for tp, offset in offsets.items():
             if offset is not None and offset >= 0:
                 self._next[tp] = offset
+                self._record_seek(tp, offset)
             else:  # nothing committed: where the reset policy lands
                 self._next.pop(tp, None)
+                self._record_seek(tp, None)
         return offsets
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         for tp in revoked:
             self._next.pop(tp, None)
             self._jumps.pop(tp, None)
+            self._record_seek(tp, None)
         await super().on_partitions_revoked(revoked)
+
+    def _record_seek(self, tp: Any, offset: int | None) -> None:
+        self._seeks += 1
+        self._sought[tp] = (self._seeks, offset)
+
+    def sought(self, tp: Any) -> tuple[int, int | None] | None:
+        """Where ``tp`` was last sought: (a number that changes with every seek, the offset
+        sought to, or None when unknown). The writer's edge checks its events against it
+        (:mod:`app.stream.partition_order`)."""
+        return self._sought.get(tp)
 
     async def getmany(
         self,
