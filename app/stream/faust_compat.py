@@ -297,14 +297,14 @@ def broker_url(bootstrap_servers: str, scheme: str = SCHEME) -> str:
 
 def check_library() -> None:
     """Refuse to start when an internal the writer needs is gone."""
-    problems = []
-    try:
-        if by_url(f"{SCHEME}://localhost") is not Transport:
-            problems.append(f"the {SCHEME} transport is not this one")
-    except ModuleNotFoundError:
-        problems.append(
-            f"the {SCHEME} transport is not registered (reinstall the package: make install)"
+    problems = [
+        problem
+        for problem in (
+            _registration(by_url, f"{SCHEME}://localhost", Transport, "transport"),
+            _registration(stores_by_url, f"{STORE_SCHEME}://", Store, "store"),
         )
+        if problem is not None
+    ]
     if "producer.flush()" not in inspect.getsource(faust_consumer.Consumer._commit_offsets):
         problems.append("the consumer no longer flushes the producer before a commit")
     thread_stop = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread.on_thread_stop)
@@ -337,13 +337,6 @@ def check_library() -> None:
         problems.append("a seek no longer resets the consumer's read offset")
     if "self._unacked_messages" not in inspect.getsource(faust_consumer.Consumer.wait_empty):
         problems.append("a rebalance no longer waits on the consumer's _unacked_messages")
-    try:
-        if stores_by_url(f"{STORE_SCHEME}://") is not Store:
-            problems.append(f"the {STORE_SCHEME} store is not this one")
-    except ModuleNotFoundError:
-        problems.append(
-            f"the {STORE_SCHEME} store is not registered (reinstall the package: make install)"
-        )
     for method in ("revoke_partitions", "assign_partitions", "set_persisted_offset"):
         if not callable(getattr(rocksdb.Store, method, None)):
             problems.append(f"the RocksDB store has no {method}")
@@ -353,6 +346,18 @@ def check_library() -> None:
         problems.append("the RocksDB store no longer keeps one database per partition (_dbs)")
     if problems:
         raise ConfigurationError("unsupported faust-streaming: " + "; ".join(problems))
+
+
+def _registration(resolve: Any, url: str, expected: type, kind: str) -> str | None:
+    """What is wrong with the class Faust resolves for ``url`` through the package's entry
+    points (None when it is ``expected``)."""
+    scheme = url.partition("://")[0]
+    try:
+        if resolve(url) is not expected:
+            return f"the {scheme} {kind} is not this one"
+    except ModuleNotFoundError:
+        return f"the {scheme} {kind} is not registered (reinstall the package: make install)"
+    return None
 
 
 class _Probe:

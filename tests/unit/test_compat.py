@@ -253,6 +253,7 @@ def seeking_consumer(cls: Any, committed: dict[TP, int]) -> Any:
     consumer._committed_offset = defaultdict(lambda: None, committed)
     consumer._thread = ConsumerThread(committed)
     consumer._next, consumer._jumps = {}, {}
+    consumer._seeks, consumer._sought = 0, {}
     return consumer
 
 
@@ -293,6 +294,11 @@ async def test_a_batch_fetched_before_a_seek_is_not_handed_out_after_it(
     assert [o for tp, o in handed_out if tp == other] == [100, 101]  # where it was sought
     assert consumer._thread.seeks[-1] == (moved, 408)  # fetched again from there
     assert consumer._read_offset[moved] == 408  # and Faust reads it again
+    # The writer's edge learns where each partition was last sought (partition_order).
+    seek, at = consumer.sought(moved)
+    assert at == 408 and consumer.sought(other)[1] == 100
+    await consumer.seek(moved, 408)
+    assert consumer.sought(moved) == (seek + 1, 408)  # every seek tells a new one
     assert await hand_out(consumer) == [(moved, o) for o in range(408, 425)]
 
 
