@@ -71,12 +71,15 @@ lint: $(STAMP) ## ruff check and format check; hadolint on the Dockerfile
 typecheck: $(STAMP) ## mypy --strict
 	$(VENV)/bin/mypy
 
-# The cluster's scenarios run in their own target: on this machine their run time doubled on
-# a slow day (docs/reliability.md, 2026-12-07) and took make test past its budget.
-test: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) $(CHROMIUM) lint typecheck ## Lint, type-check, and run every test but the cluster's (starts and stops its own stack)
-	$(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS)
+# The tests run in TEST_PROCESSES processes (pytest-xdist), each with its own Kafka and S3
+# server, a module at a time (modules share fixtures); the cluster's scenarios run after them,
+# alone: they keep both cores busy. About 18 minutes in all on this 2-core machine.
+TEST_PROCESSES ?= 2
+test: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) $(CHROMIUM) lint typecheck ## Lint, type-check, run every test (each starts and stops its own stack), then the cluster's scenarios (root)
+	$(VENV)/bin/pytest -q -m "not cluster" -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -m cluster $(PYTEST_ARGS)
 
-cluster-test: $(STAMP) ## The multi-host cluster's scenario tests (root; 3.5 to 25 minutes)
+cluster-test: $(STAMP) ## The multi-host cluster's scenario tests alone (root; about 3.5 minutes)
 	$(VENV)/bin/pytest -q -m cluster $(PYTEST_ARGS)
 
 unit: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) ## Unit tests only (no broker)
@@ -113,6 +116,6 @@ soak: $(STAMP) ## SOAK_REQUESTS requests through the cluster, memory of every pr
 
 clean: ## Remove the venv, caches and local stack data (keeps fetched jars in .cache)
 	-$(PY) -m deploy.local.cluster down 2>/dev/null
-	rm -rf $(VENV) .stack .stack-test .stack-test-secure .cluster .tools .state .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .stack .stack-test .stack-test-[0-9]* .stack-test-secure .cluster .tools .state .mypy_cache .ruff_cache .pytest_cache
 
 .PHONY: help install k8s-check up down reset status run lint typecheck test unit bench soak-kill cluster-up cluster-down cluster-test chaos soak clean

@@ -146,8 +146,18 @@ def fetch(server: Server, settings: Settings) -> float:
     marker = lib / ".complete"
     if marker.exists():
         return 0.0
-    started = time.monotonic()
     lib.mkdir(parents=True, exist_ok=True)
+    # Stacks started at once (one per test process under pytest-xdist) share the cache: the
+    # first fetches while the others wait on the lock, then find the marker.
+    with (lib / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return 0.0
+        return _fetch_into(server, settings, lib, marker)
+
+
+def _fetch_into(server: Server, settings: Settings, lib: Path, marker: Path) -> float:
+    started = time.monotonic()
     cmd = [
         "mvn", "-q", "-B", "-f", str(server.pom),
         f"-D{server.version_property}={server.version}",
