@@ -41,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     chaos = sub.add_parser("chaos", help="every scenario, then a seeded mix per seed")
     chaos.add_argument("--seeds", default="1,2,3")
     chaos.add_argument("--mix-only", action="store_true", help="only the seeded mixes")
+    for runs in (one, chaos):
+        runs.add_argument(
+            "--rate", type=float, default=20.0, help="requests per second of the load"
+        )
     long = sub.add_parser("soak", help="one long run with memory sampled")
     long.add_argument("--requests", type=int, default=500_000)
     long.add_argument("--rate", type=float, default=60.0)
@@ -97,18 +101,24 @@ def _runs(args: argparse.Namespace) -> int:
             # Each run its own seed: request ids derive from it, and one cluster's topic holds
             # every run's jobs (a repeated seed would send the same ids again).
             for index, name in enumerate(args.names):
-                reports.append(asyncio.run(run(cluster, name, args.seed * 1000 + index)))
+                reports.append(
+                    asyncio.run(run(cluster, name, args.seed * 1000 + index, rate=args.rate))
+                )
                 _emit(results, reports[-1])
         else:
             seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
             if not args.mix_only:
                 for index, name in enumerate(sorted(SCENARIOS)):
-                    reports.append(asyncio.run(run(cluster, name, seeds[0] * 1000 + index)))
+                    reports.append(
+                        asyncio.run(run(cluster, name, seeds[0] * 1000 + index, rate=args.rate))
+                    )
                     _emit(results, reports[-1])
             for seed in seeds:
                 mix = chaos_mix(seed)
                 name = f"chaos-seed-{seed}"
-                reports.append(asyncio.run(run(cluster, name, seed * 1000 + 999, faults=mix)))
+                reports.append(
+                    asyncio.run(run(cluster, name, seed * 1000 + 999, faults=mix, rate=args.rate))
+                )
                 _emit(results, reports[-1])
     finally:
         cluster.down()
