@@ -73,8 +73,8 @@ typecheck: $(STAMP) ## mypy --strict
 
 # The tests run in TEST_PROCESSES processes (pytest-xdist), each with its own Kafka and S3
 # server, a module at a time (modules share fixtures); the cluster's scenarios run after them,
-# alone: they keep both cores busy. 19 min 46 s in all from a fresh clone on this 2-core machine
-# (2026-12-07; 22 min 55 s in one process without the cluster's scenarios).
+# alone: they keep both cores busy. 17 min 58 s to 21 min 12 s in all from a fresh clone on this
+# 2-core machine (2026-12-07; 22 min 55 s in one process without the cluster's scenarios).
 TEST_PROCESSES ?= 2
 test: $(STAMP) $(KUSTOMIZE) $(ASYNCAPI) $(CHROMIUM) lint typecheck ## Lint, type-check, run every test (each starts and stops its own stack), then the cluster's scenarios (root)
 	$(VENV)/bin/pytest -q -m "not cluster" -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
