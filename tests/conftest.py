@@ -41,15 +41,18 @@ def stack() -> Iterator[StackEndpoints]:
 
     # Under pytest-xdist each worker process (gw0, gw1, ...) runs its own stack, ten ports on.
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+    def port(variable: str, default: int) -> int:
+        return int(os.environ.get(variable, default)) + 10 * worker
+
     stack_dir = ROOT / (".stack-test" if worker == 0 else f".stack-test-{worker}")
     shutil.rmtree(stack_dir, ignore_errors=True)
     settings = Settings(
         stack_dir=stack_dir,
         cache_dir=ROOT / ".cache",
-        stack_kafka_port=int(os.environ.get("EXHAUST_TEST_KAFKA_PORT", "29092")) + 10 * worker,
-        stack_controller_port=int(os.environ.get("EXHAUST_TEST_CONTROLLER_PORT", "29093"))
-        + 10 * worker,
-        stack_s3_port=int(os.environ.get("EXHAUST_TEST_S3_PORT", "29000")) + 10 * worker,
+        stack_kafka_port=port("EXHAUST_TEST_KAFKA_PORT", 29092),
+        stack_controller_port=port("EXHAUST_TEST_CONTROLLER_PORT", 29093),
+        stack_s3_port=port("EXHAUST_TEST_S3_PORT", 29000),
     )
     local = LocalStack(settings)
     local.up()

@@ -153,10 +153,10 @@ def fetch(server: Server, settings: Settings) -> float:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists():
             return 0.0
-        return _fetch_into(server, settings, lib, marker)
+        return _fetch_into(server, lib, marker)
 
 
-def _fetch_into(server: Server, settings: Settings, lib: Path, marker: Path) -> float:
+def _fetch_into(server: Server, lib: Path, marker: Path) -> float:
     started = time.monotonic()
     cmd = [
         "mvn", "-q", "-B", "-f", str(server.pom),

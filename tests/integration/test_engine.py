@@ -202,9 +202,10 @@ async def test_a_ten_million_row_dataset_round_trips_in_every_format(
     fmt: str, rows: int, engine_settings: Settings, store: S3ObjectStore,
     flights: ManagedDataset, local_segments: list[Path], tmp_path: Path,
 ) -> None:  # fmt: skip
-    config: dict[str, Any] = {"source": "flights"}
     first = {"column": "id", "op": "<", "value": rows}
-    item = work("table-export", config, output=output(fmt), filters=json.dumps(first))
+    item = work(
+        "table-export", {"source": "flights"}, output=output(fmt), filters=json.dumps(first)
+    )
     final = await generator(engine_settings, store, flights).run(item)
     assert final.kind == "COMPLETED", final.error
     assert final.total_rows == rows and final.total_columns == len(COLUMNS)
