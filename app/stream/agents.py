@@ -17,8 +17,9 @@ Delivery contract (see docs/architecture.md):
   has :class:`~app.stream.job_writer.JobWriter` decide them all, performs the effects in their
   commit order (every table write, then every send) and only then acks the batch's events, so
   no offset is committed before its batch's effects were handed over (the stream's own acks
-  are off: Faust would ack an event as soon as the next one is read). Faust delivers one event
-  at a time, so in practice the batches hold one event (``exhaust_writer_batch_events``).
+  are off: Faust would ack an event as soon as the next one is read). The writer's consumer
+  hands a fetch's messages to the stream together (:class:`~app.stream.faust_compat.Consumer`),
+  so under a backlog a batch holds what was fetched (``exhaust_writer_batch_events``).
 * **work** (key = the job key) is *not* consumed here but by :mod:`app.stream.work_consumer`, a
   plain aiokafka consumer with in-order commits: long generations inside Faust stall its rebalances,
   and after a rebalance Faust was seen never delivering the work items of partitions inherited

@@ -25,9 +25,8 @@ The writer relies on these things Faust does not offer as public API:
   three (see there).
 * **Its consumer thread's stop** (``AIOKafkaConsumerThread.on_thread_stop``), bounded by
   :class:`ConsumerThread`.
-* **How its RocksDB store remembers where a partition's recovery resumes**
-  (``set_persisted_offset``, ``revoke_partitions``, ``assign_partitions``): :class:`Store`
-  makes a partition handed back recover from its changelog's start.
+* **Its fetch loop** (``Consumer._drain_messages``), which :class:`Consumer` replaces to hand a
+  fetch's messages to the stream without four tasks each (pinned by the hash of its source).
 * **One RocksDB database per table partition** (``Store._dbs``), so a sweep of one partition
   reads that partition only (:func:`partition_items`); ``table.items()`` walks all of them.
 
@@ -45,7 +44,7 @@ import hashlib
 import inspect
 import logging
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -66,8 +65,10 @@ log = logging.getLogger("exhaust.faust")
 
 SCHEME = "exhaust-kafka"
 STORE_SCHEME = "exhaust-rocksdb"  # :class:`Store`, registered as the transport is
-# The source of Faust's consumer thread stop, which :class:`ConsumerThread` replaces: another
-# source (an upgrade) stops the service until the copy is reviewed against it.
+# The source of the Faust fetch loop :meth:`Consumer._drain_messages` replaces: another source
+# (an upgrade) stops the service until the copy is reviewed against it.
+DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+# The same for the consumer thread's stop, which :class:`ConsumerThread` replaces.
 THREAD_STOP_SHA256 = "8dfc004e258b6c25edd2b0986531aea0fc75dd5cef0d0718c87848af33c6f757"
 JUMP_RESEEKS = 3  # seeks landing beyond the expected offset before the jump is accepted
 # How long a stopping writer waits for its aiokafka consumer to leave the group and close.
@@ -238,6 +239,108 @@ class Consumer(faust_aiokafka.Consumer):
             "processed", tp, offset_from, offset_to - 1,
         )  # fmt: skip
 
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover (its own loop)
+        """Faust's fetch loop (``Consumer._drain_messages`` of faust-streaming 0.15.3, whose
+        source :func:`check_library` pins), with one change: each message is handed to the
+        conductor through :meth:`_deliver` instead of ``wait_first`` over four new tasks.
+
+        Faust raced every message's delivery against the flow's suspension in tasks, so each
+        message cost four tasks and a turn of the event loop, and the writer's stream found one
+        event buffered at a time: its batches held one event. Delivered in place, a fetch's
+        messages reach the stream's buffer together (Faust's own yield every 100 messages is
+        kept) and the writer decides them as one batch.
+        """
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(faust_consumer.CONSUMER_FETCHING)
+                ait = getmany(timeout=1.0)
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await asyncio.sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            await self._deliver(callback, message)
+                            set_read_offset(tp, offset)
+                    unset_flag(faust_consumer.CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(faust_consumer.CONSUMER_FETCHING)
+
+    async def _deliver(self, callback: Any, message: Any) -> None:
+        """Hand ``message`` to the conductor as Faust does, racing the flow's suspension, but
+        without a task when the hand-over completes at once (the stream's buffer has room, the
+        flow is not suspended, the producer's buffer is not full): the common case."""
+        delivery = callback(message)
+        try:
+            waiting_on = delivery.send(None)
+        except StopIteration:
+            return  # delivered in place
+        await self.wait_first(_Resumed(delivery, waiting_on), self.suspend_flow.wait())
+
+
+class _Resumed:
+    """A coroutine that has already run to its first suspension, as an awaitable that carries
+    it on (``yield from``'s delegation, PEP 380): the task that awaits it sees the very future
+    the coroutine waits on, and sends, throws and closes reach the coroutine unchanged."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], waiting_on: Any) -> None:
+        self.coroutine = coroutine
+        self.waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine, waiting_on = self.coroutine, self.waiting_on
+        while True:
+            try:
+                sent = yield waiting_on
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:
+                try:
+                    waiting_on = coroutine.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    waiting_on = coroutine.send(sent)
+                except StopIteration as done:
+                    return done.value
+
 
 class Store(rocksdb.Store):
     """Faust's RocksDB store whose partitions, once revoked, recover from the changelog's start.
@@ -331,8 +434,11 @@ def check_library() -> None:
         problems.append("the consumer no longer records gaps through _add_gap")
     if "yield tp, to_message(" not in inspect.getsource(faust_consumer.Consumer.getmany):
         problems.append("the consumer no longer hands out fetched batches through getmany")
-    if "getmany(" not in inspect.getsource(faust_consumer.Consumer._drain_messages):
+    drain = inspect.getsource(faust_consumer.Consumer._drain_messages)
+    if "getmany(" not in drain:
         problems.append("the consumer no longer reads through getmany")
+    if hashlib.sha256(drain.encode()).hexdigest() != DRAIN_MESSAGES_SHA256:
+        problems.append("the consumer's fetch loop (_drain_messages) is not the one replaced")
     if "self._read_offset[" not in inspect.getsource(faust_consumer.Consumer.seek):
         problems.append("a seek no longer resets the consumer's read offset")
     if "self._unacked_messages" not in inspect.getsource(faust_consumer.Consumer.wait_empty):

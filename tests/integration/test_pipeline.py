@@ -74,11 +74,12 @@ async def test_thousand_requests_over_200_tags_with_30_percent_duplicates(
         )
     status, page = await worker.get("/v1/jobs?tag=tag-7&limit=500", channel="acme")
     assert status == 200 and page["count"] == sum(1 for j in jobs.values() if j["tag"] == "tag-7")
-    # Every request was decided in exactly one batch.
+    # Every request was decided in exactly one batch, and a backlog in batches of what was
+    # fetched, not one event at a time (Faust's own fetch loop made 1,000 batches here).
     _, text = await worker.get("/metrics")
     batched = metric(text, "exhaust_writer_batch_events_sum", agent="requests")
     batches = metric(text, "exhaust_writer_batch_events_count", agent="requests")
-    assert batched == 1000 and 1 <= batches <= 1000, (batched, batches)
+    assert batched == 1000 and 1 <= batches <= 100, (batched, batches)
     assert worker.stop() == 0
 
 

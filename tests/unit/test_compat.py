@@ -16,6 +16,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from intervaltree import IntervalTree  # type: ignore[import-untyped]
+from mode import Service
 
 from app.domain.errors import ConfigurationError
 from app.health import Health
@@ -327,6 +328,95 @@ async def test_a_revoked_partition_is_expected_nowhere(monkeypatch: pytest.Monke
     assert await hand_out(consumer) == [(tp, 50)]
     consumer._next.pop(tp)  # what the revocation does (Faust's own part needs a running app)
     assert await hand_out(consumer) == [(tp, 80)]  # another worker went on meanwhile
+
+
+class _Fetcher(Service):
+    """What :meth:`faust_compat.Consumer._deliver` needs of the consumer: ``wait_first``
+    (mode's) and the flow's suspension."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.suspend_flow = asyncio.Event()
+        self.raced = 0
+
+    async def _deliver(self, callback: Any, message: Any) -> None:
+        await faust_compat.Consumer._deliver(self, callback, message)  # type: ignore[arg-type]
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
+        self.raced += 1
+        return await super().wait_first(*coros, timeout=timeout)
+
+
+async def test_a_delivery_that_completes_at_once_takes_no_task_and_no_race() -> None:
+    fetcher, delivered = _Fetcher(), []
+
+    async def on_message(message: str) -> None:
+        delivered.append(message)
+
+    tasks = len(asyncio.all_tasks())
+    for message in ("a", "b", "c"):
+        await fetcher._deliver(on_message, message)
+        assert len(asyncio.all_tasks()) == tasks  # nothing scheduled behind it
+    assert delivered == ["a", "b", "c"] and fetcher.raced == 0
+
+
+async def test_a_delivery_that_waits_is_carried_on_and_raced_against_a_suspension() -> None:
+    fetcher, entered, room, delivered = _Fetcher(), asyncio.Event(), asyncio.Event(), []
+
+    async def on_message(message: str) -> None:
+        entered.set()
+        await room.wait()  # the stream's buffer is full
+        await asyncio.sleep(0)  # and a second suspension, to be carried on as well
+        delivered.append(message)
+
+    delivery = asyncio.ensure_future(fetcher._deliver(on_message, "a"))
+    await entered.wait()
+    assert not delivery.done() and delivered == []
+    room.set()
+    await asyncio.wait_for(delivery, 5)
+    assert delivered == ["a"] and fetcher.raced == 1
+
+
+async def test_a_delivery_waiting_when_the_flow_is_suspended_is_given_up() -> None:
+    fetcher, entered, room, given_up = _Fetcher(), asyncio.Event(), asyncio.Event(), []
+
+    async def on_message(message: str) -> None:
+        entered.set()
+        try:
+            await room.wait()
+        except asyncio.CancelledError:
+            given_up.append(message)
+            raise
+
+    delivery = asyncio.ensure_future(fetcher._deliver(on_message, "a"))
+    await entered.wait()
+    fetcher.suspend_flow.set()  # a rebalance began: Faust gives the hand-over up
+    await asyncio.wait_for(delivery, 5)
+    assert given_up == ["a"]
+
+
+async def test_a_delivery_that_fails_after_waiting_raises_in_the_fetch_loop() -> None:
+    fetcher, entered, room = _Fetcher(), asyncio.Event(), asyncio.Event()
+
+    async def on_message(message: str) -> None:
+        entered.set()
+        await room.wait()
+        raise ValueError(f"cannot decode {message}")
+
+    delivery = asyncio.ensure_future(fetcher._deliver(on_message, "a"))
+    await entered.wait()
+    room.set()
+    with pytest.raises(ValueError, match="cannot decode a"):
+        await asyncio.wait_for(delivery, 5)
+
+
+def test_a_faust_whose_fetch_loop_changed_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def drain_messages(self: object, fetcher: object) -> None:
+        await self.wait_first(self.getmany(timeout=1.0))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(faust_consumer.Consumer, "_drain_messages", drain_messages)
+    with pytest.raises(ConfigurationError, match="fetch loop"):
+        faust_compat.check_library()
 
 
 def test_the_writers_in_order_hand_out_covers_its_sources_not_the_tables_changelogs(
