@@ -142,16 +142,6 @@ class Consumer(faust_aiokafka.Consumer):
     so their offsets only jump when a fetch predates a seek, or when retention has deleted what
     was expected: after :data:`JUMP_RESEEKS` seeks that land at the same jump, it is taken as
     such and accepted.
-
-    And a source partition assigned by a rebalance is handed out only once it has been sought.
-    Faust's recovery ends by resuming the stream partitions and only then seeking them to their
-    committed offsets, with its fetcher already running: a partition kept through the rebalance
-    is fetched in between from where its last fetch ended, past the events the stream skipped
-    as the old generation's, and those later events reached the writer before the seek brought
-    the skipped ones back (the writer's edge caught it 19 times in one ``make chaos``, each
-    within 0.3 s of that seek). What is fetched of such a partition before its seek is held
-    back, and the partition sought again once Faust has sought it: to its committed offset, or
-    where nothing is committed, to the first offset held back.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -160,8 +150,6 @@ class Consumer(faust_aiokafka.Consumer):
         self._jumps: dict[Any, tuple[int, int]] = {}  # per partition: (expected, seeks made)
         self._seeks = 0
         self._sought: dict[Any, tuple[int, int | None]] = {}  # per partition: (seek, offset)
-        self._unsought: set[Any] = set()  # source partitions assigned and not sought since
-        self._held_from: dict[Any, int] = {}  # of those, the first offset held back
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -170,44 +158,24 @@ class Consumer(faust_aiokafka.Consumer):
         await super().seek(partition, offset)
         self._next[partition] = offset
         self._record_seek(partition, offset)
-        self._release(partition)
 
     async def seek_to_committed(self) -> Any:
         offsets = await super().seek_to_committed()
         for tp, offset in offsets.items():
-            held = self._release(tp)
-            target = offset if offset is not None and offset >= 0 else held
-            if target is None:  # nothing committed, nothing held: where the reset policy lands
+            if offset is not None and offset >= 0:
+                self._next[tp] = offset
+                self._record_seek(tp, offset)
+            else:  # nothing committed: where the reset policy lands
                 self._next.pop(tp, None)
                 self._record_seek(tp, None)
-                continue
-            self._next[tp] = target
-            self._record_seek(tp, target)
-            if held is not None:
-                # Sought again: what was held back may have been fetched after the consumer
-                # thread's seek (its answer reaches this loop later), and aiokafka moves the
-                # fetch position only to a committed offset above 0. What comes meanwhile is
-                # handed out from ``target`` on, in order, as after any seek.
-                await super().seek(tp, target)
         return offsets
-
-    async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
-        in_order = self.app.topics.acks_enabled_for  # the sources (changelogs have gaps)
-        self._unsought.update(tp for tp in assigned if in_order(tp.topic))
-        await super().on_partitions_assigned(assigned, generation_id)
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         for tp in revoked:
             self._next.pop(tp, None)
             self._jumps.pop(tp, None)
             self._record_seek(tp, None)
-            self._release(tp)
         await super().on_partitions_revoked(revoked)
-
-    def _release(self, tp: Any) -> int | None:
-        """Hand ``tp`` out again; the first offset held back meanwhile, if any."""
-        self._unsought.discard(tp)
-        return self._held_from.pop(tp, None)
 
     def _record_seek(self, tp: Any, offset: int | None) -> None:
         self._seeks += 1
@@ -226,11 +194,8 @@ class Consumer(faust_aiokafka.Consumer):
         sought: set[Any] = set()  # partitions sought again during this batch
         in_order = self.app.topics.acks_enabled_for  # the sources (changelogs have gaps)
         async for tp, message in super().getmany(timeout):
-            offset = message.offset
-            if tp in self._unsought:  # assigned, not sought yet: read again from the seek
-                self._held_from.setdefault(tp, offset)
-                continue
             expected = self._next.get(tp)
+            offset = message.offset
             if expected is not None and offset != expected and in_order(message.topic):
                 if offset < expected or tp in sought:
                     continue  # handed out already, or fetched before this partition's seek

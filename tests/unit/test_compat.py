@@ -228,8 +228,7 @@ class ConsumerThread:
         self.seeks.append((tp, offset))
 
     async def seek_to_committed(self) -> dict[TP, int]:
-        # As aiokafka: the fetch position moves only to a committed offset above 0.
-        self.seeks.extend((tp, o) for tp, o in self.committed.items() if o is not None and o > 0)
+        self.seeks.extend(self.committed.items())
         return self.committed
 
 
@@ -256,7 +255,6 @@ def seeking_consumer(cls: Any, committed: dict[TP, int]) -> Any:
     consumer._thread = ConsumerThread(committed)
     consumer._next, consumer._jumps = {}, {}
     consumer._seeks, consumer._sought = 0, {}
-    consumer._unsought, consumer._held_from = set(), {}
     return consumer
 
 
@@ -330,67 +328,6 @@ async def test_a_revoked_partition_is_expected_nowhere(monkeypatch: pytest.Monke
     assert await hand_out(consumer) == [(tp, 50)]
     consumer._next.pop(tp)  # what the revocation does (Faust's own part needs a running app)
     assert await hand_out(consumer) == [(tp, 80)]  # another worker went on meanwhile
-
-
-async def assign(monkeypatch: pytest.MonkeyPatch, consumer: Any, *tps: TP) -> None:
-    """A rebalance assigning ``tps`` (Faust's own part, which needs a running app, skipped)."""
-
-    async def faust_part(self: Any, assigned: Any, generation_id: int = 0) -> None:
-        pass
-
-    monkeypatch.setattr(faust_aiokafka.Consumer, "on_partitions_assigned", faust_part)
-    await consumer.on_partitions_assigned(set(tps), 2)
-
-
-async def test_a_partition_kept_through_a_rebalance_is_handed_out_from_its_seek_only(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The stream skipped 120..145 as the old generation's; the recovery resumes the partition
-    and its fetcher reads on from 146 before the seek to the committed offset (120) lands."""
-    kept = TP("exhaust.requests", 2)
-    consumer = seeking_consumer(faust_compat.Consumer, {kept: 120})
-    fetching(monkeypatch, [(kept, o) for o in range(100, 146)], [(kept, 146), (kept, 147)],
-             [(kept, o) for o in range(120, 150)])  # fmt: skip
-    assert len(await hand_out(consumer)) == 46  # 100..145, then the rebalance
-    await assign(monkeypatch, consumer, kept)
-    assert await hand_out(consumer) == []  # fetched before the seek: held back
-    await consumer.seek_to_committed()  # the end of the recovery
-    # Sought again by hand: the thread's own seek may have come before 146's fetch.
-    assert consumer._thread.seeks == [(kept, 120), (kept, 120)]
-    assert await hand_out(consumer) == [(kept, o) for o in range(120, 150)]  # in order
-
-
-async def test_a_partition_held_back_with_nothing_committed_is_sought_to_what_it_held(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    fresh, at_zero = TP("exhaust.requests", 0), TP("exhaust.requests", 1)
-    consumer = seeking_consumer(faust_compat.Consumer, {fresh: None, at_zero: 0})  # type: ignore[dict-item]
-    fetching(monkeypatch, [(fresh, 7), (fresh, 8), (at_zero, 3)], [(fresh, 7), (at_zero, 0)])
-    await assign(monkeypatch, consumer, fresh, at_zero)
-    assert await hand_out(consumer) == []
-    await consumer.seek_to_committed()  # aiokafka moves neither fetch position
-    assert sorted(consumer._thread.seeks) == [(fresh, 7), (at_zero, 0)]
-    assert await hand_out(consumer) == [(fresh, 7), (at_zero, 0)]
-
-
-async def test_a_changelog_is_never_held_and_a_revocation_ends_a_hold(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    changelog, source = TP("exhaust.jobs", 0), TP("exhaust.requests", 0)
-    consumer = seeking_consumer(faust_compat.Consumer, {source: 5})
-    consumer.app.topics.acks_enabled_for = lambda topic: topic != "exhaust.jobs"
-    fetching(monkeypatch, [(changelog, 40), (source, 9)], [(source, 5)])
-    await assign(monkeypatch, consumer, changelog, source)
-    assert await hand_out(consumer) == [(changelog, 40)]  # the recovery reads it
-    assert consumer._held_from == {source: 9}
-
-    async def faust_part(self: Any, revoked: Any) -> None:
-        pass
-
-    monkeypatch.setattr(faust_aiokafka.Consumer, "on_partitions_revoked", faust_part)
-    await consumer.on_partitions_revoked({source})
-    assert consumer._unsought == set() and consumer._held_from == {}
-    assert await hand_out(consumer) == [(source, 5)]  # whoever holds it next, from anywhere
 
 
 class _Fetcher(Service):
