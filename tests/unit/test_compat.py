@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -220,12 +221,23 @@ class ConsumerThread:
     def __init__(self, committed: dict[TP, int]) -> None:
         self.committed = committed
         self.seeks: list[tuple[TP, int]] = []
+        self.in_thread = False
 
     def assignment(self) -> set[TP]:
         return set(self.committed)
 
     def seek(self, tp: TP, offset: int) -> None:
+        # aiokafka's fetcher is not safe across threads: a seek runs in the thread's own turn.
+        assert self.in_thread, "a seek made outside the consumer's thread"
         self.seeks.append((tp, offset))
+
+    async def call_thread(self, fun: Callable[..., Any], *args: Any) -> Any:
+        self.in_thread = True
+        try:
+            result = fun(*args)
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            self.in_thread = False
 
     async def seek_to_committed(self) -> dict[TP, int]:
         self.seeks.extend(self.committed.items())
