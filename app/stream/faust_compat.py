@@ -27,6 +27,8 @@ The writer relies on these things Faust does not offer as public API:
   :class:`ConsumerThread`.
 * **Its fetch loop** (``Consumer._drain_messages``), which :class:`Consumer` replaces to hand a
   fetch's messages to the stream without four tasks each (pinned by the hash of its source).
+* **Its seek** (``ThreadDelegateConsumer._seek`` calls the thread's ``seek`` from the event
+  loop's thread), which :class:`Consumer` runs through the thread's ``call_thread`` instead.
 * **One RocksDB database per table partition** (``Store._dbs``), so a sweep of one partition
   reads that partition only (:func:`partition_items`); ``table.items()`` walks all of them.
 
