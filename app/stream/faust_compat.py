@@ -25,6 +25,9 @@ The writer relies on these things Faust does not offer as public API:
   three (see there).
 * **Its consumer thread's stop** (``AIOKafkaConsumerThread.on_thread_stop``), bounded by
   :class:`ConsumerThread`.
+* **How its RocksDB store remembers where a partition's recovery resumes**
+  (``set_persisted_offset``, ``revoke_partitions``, ``assign_partitions``): :class:`Store`
+  makes a partition handed back recover from its changelog's start.
 * **Its fetch loop** (``Consumer._drain_messages``), which :class:`Consumer` replaces to hand a
   fetch's messages to the stream without four tasks each (pinned by the hash of its source).
 * **Its seek** (``ThreadDelegateConsumer._seek`` calls the thread's ``seek`` from the event
