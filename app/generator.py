@@ -60,7 +60,7 @@ from app.domain.model import (
 )
 from app.engine.export import Limits, LocalSource, SourceFormat
 from app.engine.query import parse_filters
-from app.engine.storage import ObjectStore
+from app.engine.storage import ObjectStore, delete_under
 from app.metrics import Metrics
 from app.sealing import Sealer
 
@@ -101,6 +101,7 @@ class DatasetLookup(Protocol):
 MANIFEST = "manifest.json"  # written last, under the attempt's prefix
 DOWNLOADS_AT_ONCE = 16  # small segments: a GET costs more in round trips than in bytes
 SMALL_UPLOADS_AT_ONCE = 16  # files of one part (splits write thousands of them)
+DISCARD_FIRST_PAUSE, DISCARD_LONGEST_PAUSE = 1.0, 32.0  # 1+2+…+32 s: about a minute of retries
 # A file of several parts is uploaded alone, with settings.upload_concurrency parts in flight, so
 # memory stays a few parts whatever the files.
 
@@ -222,6 +223,35 @@ class Generator:
             await self.store.delete_keys(sorted(set(planned)))
         except ExhaustError as exc:  # the bucket's lifecycle rule or a later sweep removes them
             log.warning("could not delete the outputs of cancelled %s: %s", item.key, exc.message)
+
+    async def discard(self, item: WorkItem) -> int:
+        """Delete everything under the dead attempt ``item`` names (its objects, its unfinished
+        multipart uploads): the writer sends it when that attempt reported its end too late to
+        count, maybe after the janitor had swept the job. The number of objects and uploads
+        removed. A store that fails is asked again, for about a minute, then the objects are
+        left to the bucket's lifecycle rule with a warning."""
+        prefix = self._prefix(item)
+        pause = DISCARD_FIRST_PAUSE
+        while True:
+            try:
+                keys, uploads = await delete_under(self.store, prefix)
+                break
+            except ExhaustError as exc:
+                if pause > DISCARD_LONGEST_PAUSE:
+                    log.warning(
+                        "could not delete the objects of dead attempt %s: %s", prefix, exc.message
+                    )
+                    return 0
+                await asyncio.sleep(pause)
+                pause *= 2
+        if keys or uploads:
+            if self.metrics is not None:
+                self.metrics.orphans_deleted.inc(keys + uploads)
+            log.info(
+                "%s attempt %d ended after it was superseded: deleted its %d objects and %d "
+                "unfinished uploads", item.request_id, item.attempt, keys, uploads,
+            )  # fmt: skip
+        return keys + uploads
 
     async def _until_stopped(self, work: Awaitable[T], stop: Stop) -> T:
         """``work``, or :class:`Cancelled` as soon as ``stop`` is set (``work`` is cancelled)."""

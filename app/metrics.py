@@ -23,6 +23,7 @@ PipelineCounter = Literal[
     "read_model_records",
     "standard_jobs_submitted",
     "work_items_stopped",
+    "attempts_discarded",
     "legacy_keys_migrated",
     "writer_fenced",
     "writer_batches_abandoned",
@@ -139,7 +140,8 @@ class Metrics:
         )
         self.orphans_deleted = Counter(
             "exhaust_orphans_deleted",
-            "Objects and unfinished uploads of dead attempts deleted by the janitor.",
+            "Objects and unfinished uploads of dead attempts deleted (by the janitor, or by a "
+            "generator when an attempt reported its end after it was superseded).",
             registry=r,
         )
         # Label children are cached: .labels() costs more than the increment itself.

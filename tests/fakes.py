@@ -62,6 +62,15 @@ class MemoryStore:
         for key in keys:
             self.objects.pop(key, None)
 
+    async def list_sizes(self, prefix: str) -> dict[str, int]:
+        return {k: len(v) for k, v in self.objects.items() if k.startswith(prefix)}
+
+    async def unfinished_uploads(self, prefix: str) -> list[tuple[str, str]]:
+        return []
+
+    async def abort_upload(self, key: str, upload_id: str) -> None:
+        return None
+
     async def presign_get(self, key: str, expires_in: int) -> str:
         return f"memory://{key}?expires={expires_in}"
 

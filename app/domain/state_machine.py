@@ -15,7 +15,9 @@ SUBMITTED and dispatched.
 
 Fencing: a generator event names the attempt it is about. An event for another attempt, or for
 a job that is already terminal, is *ignored and counted*, never applied; a late COMPLETED of a
-presumed-dead attempt therefore cannot attach its outputs to the job.
+presumed-dead attempt therefore cannot attach its outputs to the job. Such a report (COMPLETED or
+FAILED) of an attempt that can never be the job's result also *discards* it: the generators
+delete what it uploaded, which may have landed after the janitor's sweep of the job.
 
 ::
 
@@ -119,13 +121,15 @@ class JobPolicy:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What the writer must do: write ``job`` (if any), dispatch ``work`` (if any), tell the
-    generators to stop the attempt of ``stop`` (if any: a cancelled job's)."""
+    generators to stop the attempt of ``stop`` (if any: a cancelled job's) and to delete the
+    objects of the dead attempt ``discard`` (if any)."""
 
     counter: Counter
     job: Job | None = None
     work: WorkItem | None = None
     rejection: ExhaustError | None = None
     stop: WorkItem | None = None
+    discard: WorkItem | None = None
 
 
 def _new_job(
@@ -398,9 +402,9 @@ def on_event(job: Job | None, event: JobEvent, *, now: int, policy: JobPolicy) -
         stop = WorkItem.for_job(job) if job.status in ("SUBMITTED", "PROCESSING") else None
         return Outcome("cancelled", job=cancelled, stop=stop)
     if job.terminal:
-        return Outcome("ignored_terminal")
+        return Outcome("ignored_terminal", discard=_dead_attempt(job, event))
     if event.attempt != job.attempt:
-        return Outcome("ignored_stale_attempt")
+        return Outcome("ignored_stale_attempt", discard=_dead_attempt(job, event))
 
     lease = now + policy.lease_ms
     if event.kind == "STARTED":
@@ -458,6 +462,30 @@ def on_event(job: Job | None, event: JobEvent, *, now: int, policy: JobPolicy) -
             return Outcome("retried", job=retry, work=WorkItem.for_job(retry))
         return Outcome("failed", job=_failed(job, error, now))
     return Outcome("unchanged")
+
+
+DEAD_AT_ITS_ATTEMPT = ("FAILED", "CANCELLED", "EXPIRED")  # statuses that keep no attempt's files
+
+
+def _dead_attempt(job: Job, event: JobEvent) -> WorkItem | None:
+    """The attempt a fenced ``event`` ended, when it can never be ``job``'s result: an attempt
+    before the job's current one (attempt numbers only grow), or the current one of a job that
+    ended without it. Its generator reported after its last upload, so whatever it wrote is in
+    the store now, perhaps after the janitor swept the job: the generators delete it.
+
+    Only the end of an attempt (COMPLETED, FAILED) discards: a STARTED or PROGRESS comes from an
+    attempt still writing, whose own end will discard it. The live attempt of a SUCCESS (a second
+    copy of it reporting) is never discarded, nor an attempt the job has not reached.
+    """
+    if event.kind not in ("COMPLETED", "FAILED") or event.attempt < 1:
+        return None
+    dead = event.attempt < job.attempt or (
+        event.attempt == job.attempt and job.status in DEAD_AT_ITS_ATTEMPT
+    )
+    if not dead:
+        return None
+    # The discard needs the attempt's names only: the job's sealed key does not travel with it.
+    return dataclasses.replace(WorkItem.for_job(job), attempt=event.attempt, sealed_key=None)
 
 
 def dispatch_deadline(job: Job, policy: JobPolicy) -> int:

@@ -70,6 +70,16 @@ class ObjectStore(Protocol):
         """Delete objects (missing ones are not an error)."""
         ...
 
+    async def list_sizes(self, prefix: str) -> dict[str, int]:
+        """Every object under ``prefix``: ``{key: size}``."""
+        ...
+
+    async def unfinished_uploads(self, prefix: str) -> list[tuple[str, str]]:
+        """Multipart uploads under ``prefix`` neither completed nor aborted: (key, upload id)."""
+        ...
+
+    async def abort_upload(self, key: str, upload_id: str) -> None: ...
+
     async def presign_get(self, key: str, expires_in: int) -> str: ...
 
     def link(self, key: str, expires_in: int) -> tuple[str, int]:
@@ -77,6 +87,37 @@ class ObjectStore(Protocol):
         ...
 
     async def presign_put(self, key: str, expires_in: int) -> str: ...
+
+
+class SweepStore(Protocol):
+    """What deleting a dead attempt's objects needs of the store (the janitor's part of it)."""
+
+    async def list_sizes(self, prefix: str) -> dict[str, int]: ...
+
+    async def unfinished_uploads(self, prefix: str) -> list[tuple[str, str]]: ...
+
+    async def delete_keys(self, keys: list[str]) -> None: ...
+
+    async def abort_upload(self, key: str, upload_id: str) -> None: ...
+
+
+async def delete_under(store: SweepStore, prefix: str, keep: str | None = None) -> tuple[int, int]:
+    """Delete every object under ``prefix`` and abort every multipart upload started there,
+    except those under ``keep``: ``(objects deleted, uploads aborted)``. Idempotent, so a
+    sweep interrupted by a crash is simply made again."""
+    keys = [
+        key for key in await store.list_sizes(prefix) if keep is None or not key.startswith(keep)
+    ]
+    uploads = [
+        (key, upload_id)
+        for key, upload_id in await store.unfinished_uploads(prefix)
+        if keep is None or not key.startswith(keep)
+    ]
+    if keys:
+        await store.delete_keys(keys)
+    for key, upload_id in uploads:
+        await store.abort_upload(key, upload_id)
+    return len(keys), len(uploads)
 
 
 class S3ObjectStore:

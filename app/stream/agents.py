@@ -66,7 +66,7 @@ from app.stream.publisher import dead_letter_headers, log_dead_letter
 from app.stream.read_ahead import ReadAhead
 from app.stream.read_model import Materialized
 from app.stream.watchdog import ConsumerStalled, StallDetector
-from app.stream.work_queue import STOP_HEADER, WorkQueueProbe
+from app.stream.work_queue import DISCARD_HEADER, STOP_HEADER, WorkQueueProbe
 
 log = logging.getLogger("exhaust.agents")
 
@@ -333,6 +333,13 @@ class Pipeline:
             value = self.schemas.encode("WorkItem", stop.to_record())
             await self.app.producer.send(
                 self.work_topic, stop.key.encode(), value, None, None, [STOP_HEADER]
+            )
+        for discard in effects.discards:
+            # Same partition as the attempt's work item: its owner stops a copy it runs, then
+            # deletes the attempt's objects (docs/architecture.md, "Dead attempts").
+            value = self.schemas.encode("WorkItem", discard.to_record())
+            await self.app.producer.send(
+                self.work_topic, discard.key.encode(), value, None, None, [DISCARD_HEADER]
             )
 
     async def send_work(self, key: str, attempt: int, value: bytes) -> None:

@@ -17,8 +17,9 @@ and aborts the multipart uploads started under the same prefixes. ``EXPIRED`` jo
 retention's business, not the janitor's.
 
 The grace period lets an attempt that is still running somewhere (a paused process, a host
-cut off that comes back) notice that it lost its lease before its files are swept; it should
-exceed the time a generator needs to see its lease is gone (``EXHAUST_LEASE_SECONDS``).
+cut off that comes back) finish before its files are swept; what such an attempt uploads
+after the sweep is deleted when it reports its end (the writer's *discard*,
+:meth:`app.generator.Generator.discard`).
 Offsets are committed only up to the last record swept, in order, so a restart sweeps again
 rather than forgetting (a sweep is idempotent); the pending sweeps held in memory are bounded
 by ``JANITOR_PENDING``: past it, the consumer waits for the oldest ones.
@@ -31,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -40,6 +41,7 @@ from mode import Service
 from app.catalog.types import Catalog
 from app.domain.errors import ExhaustError, PoisonMessage
 from app.domain.model import attempt_prefix
+from app.engine.storage import SweepStore, delete_under
 from app.metrics import Metrics
 from app.settings import Settings
 from app.stream import aiokafka_compat
@@ -51,18 +53,6 @@ log = logging.getLogger("exhaust.janitor")
 FIELDS = ("request_id", "channel", "dataset", "status", "attempt", "attempts", "last_updated")
 SWEPT = {"SUCCESS", "FAILED", "CANCELLED"}
 JANITOR_PENDING = 10_000  # sweeps held in memory at most (about 200 bytes each)
-
-
-class SweepStore(Protocol):
-    """What the janitor needs of the object store."""
-
-    async def list_sizes(self, prefix: str) -> dict[str, int]: ...
-
-    async def unfinished_uploads(self, prefix: str) -> list[tuple[str, str]]: ...
-
-    async def delete_keys(self, keys: list[str]) -> None: ...
-
-    async def abort_upload(self, key: str, upload_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,25 +216,12 @@ class Janitor(Service):
                 pending.extend(kept)
 
     async def _delete(self, sweep: Sweep) -> None:
-        keys = [
-            key
-            for key in await self.store.list_sizes(sweep.job_prefix)
-            if sweep.keep is None or not key.startswith(sweep.keep)
-        ]
-        uploads = [
-            (key, upload_id)
-            for key, upload_id in await self.store.unfinished_uploads(sweep.job_prefix)
-            if sweep.keep is None or not key.startswith(sweep.keep)
-        ]
-        if keys:
-            await self.store.delete_keys(keys)
-        for key, upload_id in uploads:
-            await self.store.abort_upload(key, upload_id)
+        keys, uploads = await delete_under(self.store, sweep.job_prefix, sweep.keep)
         if keys or uploads:
-            self.metrics.orphans_deleted.inc(len(keys) + len(uploads))
+            self.metrics.orphans_deleted.inc(keys + uploads)
             log.info(
                 "janitor: %s: deleted %d objects and %d unfinished uploads of dead attempts",
-                sweep.job_prefix, len(keys), len(uploads),
+                sweep.job_prefix, keys, uploads,
             )  # fmt: skip
 
 

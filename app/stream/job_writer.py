@@ -64,13 +64,14 @@ class DeadLetter:
 class Effects:
     """What the edge performs for a batch, in this order: ``writes`` to the table (key, job or
     ``None`` to delete the key, and the source of the event the write belongs to), then
-    ``dead_letters``, ``work`` and ``stops`` sends. ``transitions`` and
+    ``dead_letters``, ``work``, ``stops`` and ``discards`` sends. ``transitions`` and
     ``submit_latencies_ms`` are for the metrics."""
 
     writes: list[tuple[str, Job | None, object]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     work: list[WorkItem] = field(default_factory=list)
     stops: list[WorkItem] = field(default_factory=list)  # attempts the generators must stop
+    discards: list[WorkItem] = field(default_factory=list)  # dead attempts whose objects go
     transitions: list[Counter] = field(default_factory=list)
     submit_latencies_ms: list[int] = field(default_factory=list)
     legacy_keys_migrated: int = 0
@@ -228,6 +229,8 @@ class JobWriter:
             effects.work.append(outcome.work)
         if outcome.stop is not None:
             effects.stops.append(outcome.stop)
+        if outcome.discard is not None:
+            effects.discards.append(outcome.discard)
 
     # --- deadlines -------------------------------------------------------------------------------
 

@@ -16,6 +16,9 @@ own group (``{consumer_group}.generators``) does exactly what we need:
 * on revocation, finished offsets of the revoked partitions are committed and their prefetched
   items dropped (the new owner replays them); items still running finish on their own and
   their reports are fenced by attempt if the job has moved on;
+* a *discard* (a work record with :data:`~app.stream.work_queue.DISCARD_HEADER`) names an
+  attempt that reported its end too late to count: a copy of it running here is stopped and
+  the attempt's objects are deleted before its offset is done;
 * on stop, fetching stops, prefetched items are dropped, running generations are told to stop
   (they end at their next progress report and report a retryable failure), and finished
   offsets are committed.
@@ -44,7 +47,7 @@ from app.settings import Settings
 from app.stream import aiokafka_compat
 from app.stream.avro import registry
 from app.stream.connection import client_options
-from app.stream.work_queue import STOP_HEADER
+from app.stream.work_queue import DISCARD_HEADER, STOP_HEADER
 
 log = logging.getLogger("exhaust.work")
 
@@ -105,6 +108,7 @@ class WorkConsumer(Service):
         self.to_commit: dict[TopicPartition, int] = {}
         self.running: set[asyncio.Task[None]] = set()
         self.stops: dict[tuple[str, int], Stop] = {}  # the running attempts, by (job key, attempt)
+        self.discarding: set[asyncio.Task[None]] = set()  # dead attempts' objects being deleted
         self.waiting: deque[tuple[TopicPartition, int, WorkItem]] = deque()
         self.room = asyncio.Event()  # set when a prefetched item started (there is room again)
         self.consumer: AIOKafkaConsumer | None = None
@@ -153,9 +157,17 @@ class WorkConsumer(Service):
             await self.dead_letter(message, exc)
             self._finished(tp, message.offset)
             return
-        if STOP_HEADER in (message.headers or ()):
+        headers = message.headers or ()
+        if STOP_HEADER in headers:
             self.stop_attempt(item)
+            self.metrics.count("work_items_stopped")
             self._finished(tp, message.offset)
+            return
+        if DISCARD_HEADER in headers:
+            self.stop_attempt(item)  # a copy of the dead attempt may still run here
+            task = asyncio.create_task(self._discard(tp, message.offset, item))
+            self.discarding.add(task)
+            task.add_done_callback(self.discarding.discard)
             return
         self.waiting.append((tp, message.offset, item))
         self._start_waiting()
@@ -173,7 +185,6 @@ class WorkConsumer(Service):
         if running is not None:
             log.info("%s attempt %d cancelled: stopping it", item.request_id, item.attempt)
             running.set()
-        self.metrics.count("work_items_stopped")
 
     def _start_waiting(self) -> None:
         """Start prefetched items while there are free slots (no await: called from a task's
@@ -215,6 +226,18 @@ class WorkConsumer(Service):
             self.stops.pop((item.key, item.attempt), None)
             self._finished(tp, offset)
 
+    async def _discard(self, tp: TopicPartition, offset: int, item: WorkItem) -> None:
+        """Delete a dead attempt's objects; its offset is done once they are gone (a crash
+        before that deletes them again: a discard is idempotent). Not a generation: it takes
+        no slot, and it is short (a listing and the deletes)."""
+        with logs.job_context(item.request_id, item.tag, item.channel, item.attempt):
+            try:
+                await self.generator.discard(item)
+                self.metrics.count("attempts_discarded")
+            except Exception:  # a bug must not hold the partition's commits for ever
+                log.exception("discarding %s attempt %d failed", item.request_id, item.attempt)
+        self._finished(tp, offset)
+
     def _finished(self, tp: TopicPartition, offset: int) -> None:
         progress = self.progress.get(tp)
         if progress is None:
@@ -236,10 +259,11 @@ class WorkConsumer(Service):
     async def on_stop(self) -> None:
         self.drop_waiting()
         self.generator.stopping.set()
-        if self.running:
+        if self.running or self.discarding:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    asyncio.gather(*self.running, return_exceptions=True), timeout=DRAIN_SECONDS
+                    asyncio.gather(*self.running, *self.discarding, return_exceptions=True),
+                    timeout=DRAIN_SECONDS,
                 )
         await self.commit_finished()
         if self.consumer is not None:

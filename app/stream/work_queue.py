@@ -39,6 +39,10 @@ log = logging.getLogger("exhaust.work_queue")
 # The header of a work record that stops its attempt instead of running it: the writer sends
 # one, with the job's key, when a dispatched job is cancelled (it lands after the work item).
 STOP_HEADER = ("exhaust-stop", b"1")
+# The header of a work record that deletes its attempt's objects: the writer sends one when a
+# generator reports the end of an attempt that can never be its job's result (superseded, or
+# of a job that ended without it), so what the attempt uploaded late is not left behind.
+DISCARD_HEADER = ("exhaust-discard", b"1")
 
 
 @dataclass(frozen=True, slots=True)

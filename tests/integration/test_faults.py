@@ -1,4 +1,5 @@
-"""Faults on purpose: lost work items, a busy backlog, stalled partitions. Real broker and S3."""
+"""Faults on purpose: lost work items, a busy backlog, stalled partitions, an attempt that ends
+too late. Real broker and S3."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 import pytest
 from rocksdict import Rdict
 
-from app.domain.model import Job
+from app.domain.model import Job, JobEvent, OutputFile, attempt_prefix, job_key
+from app.engine.storage import S3ObjectStore
 from app.settings import Settings
 from app.stream.avro import registry
+from app.stream.work_queue import work_partition
 from tests.integration.harness import (
     Publisher,
     Worker,
@@ -156,4 +159,70 @@ async def test_a_table_write_the_changelog_never_received_is_not_trusted_after_a
         return bool((await latest_jobs(settings))["ghost-1"]["duplicates"] == 1)
 
     await eventually(counted, 60, "the duplicate counted on the topic")
+    assert worker.stop() == 0
+
+
+async def test_an_attempt_that_ends_too_late_to_count_leaves_nothing_in_the_bucket(
+    settings_factory: Callable[..., Settings], workers: list[Worker]
+) -> None:
+    # A generator that ran on after its attempt was given up (a rebalance handed its item to
+    # another, its lease ran out, its job ended) uploads its files after the janitor swept the
+    # job, then reports. The janitor's grace is left at its default (10 minutes), so only the
+    # discard that the late report sends can delete them.
+    settings = settings_factory(**FAST)
+    worker = await start_worker(workers, settings, "w1")
+    n = settings.topic_partitions
+    ids = (f"late-{i}" for i in range(1000))
+    # Two jobs of one tag (one job-events partition: decided in order) and one work partition
+    # (their discards, if any, are performed in order).
+    failed_id = next(ids)
+    same = work_partition(job_key("acme", failed_id), n)
+    live_id = next(i for i in ids if work_partition(job_key("acme", i), n) == same)
+    async with Publisher(settings) as publisher:
+        missing = '{"source": "nowhere"}'  # no such managed dataset: FAILED at once
+        await publisher.request(
+            request("late", request_id=failed_id, dataset="table-export", config=missing)
+        )
+        await publisher.request(request("late", request_id=live_id))
+        await publisher.flush()
+
+    async def ended() -> dict[str, dict[str, Any]] | None:
+        jobs = await latest_jobs(settings)
+        done = [jobs.get(i, {}).get("status") for i in (failed_id, live_id)]
+        return jobs if done == ["FAILED", "SUCCESS"] else None
+
+    jobs = await eventually(ended, 60, "one job FAILED, the other SUCCESS")
+    live = jobs[live_id]
+    live_keys = [o["key"] for o in live["outputs"]] + [live["manifest_key"]]
+    dead = attempt_prefix("acme", "table-export", failed_id, 1)
+    async with S3ObjectStore(settings) as store:
+        await store.put_bytes(dead + "data.csv", b"id\n1\n", "text/csv")
+        await store.put_bytes(dead + "manifest.json", b"{}", "application/json")
+        late = JobEvent(
+            kind="COMPLETED", request_id=failed_id, channel="acme", attempt=1, at=1, worker="w9",
+            outputs=[OutputFile(key=dead + "data.csv", rows=1, bytes=5, sha256="0" * 64)],
+            manifest_key=dead + "manifest.json",
+        )  # fmt: skip
+        again = JobEvent(  # a second copy of the live attempt reporting: its files are the result
+            kind="COMPLETED", request_id=live_id, channel="acme", attempt=1, at=1, worker="w9",
+            outputs=[OutputFile(**{k: o[k] for k in ("key", "rows", "bytes", "sha256")})
+                     for o in live["outputs"]],
+            manifest_key=live["manifest_key"],
+        )  # fmt: skip
+        async with Publisher(settings) as publisher:
+            for event in (again, late):
+                value = registry().encode("JobEvent", event.to_record())
+                await publisher.raw(b"late", value, topic="job-events")
+            await publisher.flush()
+
+        async def swept() -> bool:
+            return not await store.list_sizes(dead)
+
+        await eventually(swept, 30, "the late attempt's objects to be deleted")
+        assert all([await store.exists(key) for key in live_keys]), "the live attempt's stay"
+        _, text = await worker.get("/metrics")
+        assert metric(text, "exhaust_pipeline_total", event="attempts_discarded") == 1
+        assert metric(text, "exhaust_orphans_deleted_total") == 2
+    after = await latest_jobs(settings)
+    assert after[failed_id]["status"] == "FAILED" and after[live_id] == live
     assert worker.stop() == 0

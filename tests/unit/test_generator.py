@@ -5,8 +5,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
+from app import generator as generator_module
 from app.catalog.loader import default_catalog
-from app.domain.errors import StorageError
+from app.domain.errors import StorageError, TransientError
 from app.domain.model import JobEvent, WorkItem
 from app.engine.storage import Uploaded
 from app.generator import Generator, Stop
@@ -136,3 +139,56 @@ async def test_a_stopped_attempt_ends_mid_upload_and_deletes_what_the_store_hold
     events = await stopped_run(ITEM, store, store.uploading)
     assert events[-1].error is not None and events[-1].error.code == "CANCELLED"
     assert store.writes and store.objects == {}, "the stored file and no manifest"
+
+
+class FlakyListing(MemoryStore):
+    """A store whose listing fails ``failures`` times (an outage), then answers."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def list_sizes(self, prefix: str) -> dict[str, int]:
+        if self.failures:
+            self.failures -= 1
+            raise TransientError("object storage did not answer ListObjectsV2")
+        return await super().list_sizes(prefix)
+
+
+async def test_a_discard_deletes_only_the_dead_attempt_and_outlasts_a_short_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(generator_module, "DISCARD_FIRST_PAUSE", 0.01)
+    store = FlakyListing(failures=2)
+    dead, live = "acme/demo-export/R1/2/", "acme/demo-export/R1/3/"
+    for key in (
+        dead + "data.csv",
+        dead + "manifest.json",
+        live + "data.csv",
+        "acme/demo-export/R1/20/x",
+    ):
+        store.objects[key] = b"x"
+
+    async def emit(_: WorkItem, event: JobEvent) -> None:
+        raise AssertionError(f"a discard reports nothing ({event.kind})")
+
+    generator = Generator(default_catalog(), store, emit, worker_id="w")
+    assert await generator.discard(ITEM) == 2
+    assert sorted(store.objects) == sorted([live + "data.csv", "acme/demo-export/R1/20/x"])
+    assert await generator.discard(ITEM) == 0, "a discard made again finds nothing"
+
+
+async def test_a_discard_gives_up_after_about_a_minute_of_failures_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(generator_module, "DISCARD_FIRST_PAUSE", 0.001)
+    monkeypatch.setattr(generator_module, "DISCARD_LONGEST_PAUSE", 0.004)
+    store = FlakyListing(failures=100)
+    store.objects["acme/demo-export/R1/2/data.csv"] = b"x"
+
+    async def emit(_: WorkItem, event: JobEvent) -> None:
+        raise AssertionError(event.kind)
+
+    assert await Generator(default_catalog(), store, emit, worker_id="w").discard(ITEM) == 0
+    assert store.failures == 100 - 4, "asked after 1, 2 and 4 ms, then given up"
+    assert "could not delete the objects of dead attempt acme/demo-export/R1/2/" in caplog.text

@@ -191,6 +191,39 @@ def test_events_for_terminal_or_unknown_jobs_are_ignored() -> None:
     assert on_event(None, ghost, now=1, policy=POLICY).counter == "ignored_unknown_job"
 
 
+def test_the_late_end_of_an_attempt_that_cannot_count_discards_it_and_nothing_else() -> None:
+    started = event(new_job(), "STARTED").job
+    assert started is not None
+    superseded = started.replace(attempt=2, status="PROCESSING")  # attempt 1's lease ran out
+    late = event(superseded, "COMPLETED", attempt=1, outputs=OUT)
+    assert late.counter == "ignored_stale_attempt" and late.job is None
+    assert late.discard is not None and (late.discard.key, late.discard.attempt) == (
+        started.key, 1,
+    )  # fmt: skip
+    assert late.discard.sealed_key is None, "a discard does not carry the job's key"
+    failed = event(superseded, "FAILED", attempt=1, error=JobError("X", "late"))
+    assert failed.discard is not None and failed.discard.attempt == 1
+    # Reports of an attempt still writing, or of one the job has not reached: no discard.
+    assert event(superseded, "PROGRESS", attempt=1, progress=0.5).discard is None
+    assert event(superseded, "STARTED", attempt=1).discard is None
+    assert event(superseded, "COMPLETED", attempt=3, outputs=OUT).discard is None
+    forged = JobEvent(kind="FAILED", request_id=started.request_id, attempt=0, at=3_000)
+    assert on_event(superseded, forged, now=3_000, policy=POLICY).discard is None
+    # A second copy of a SUCCESS's own attempt reporting: its files are the job's result.
+    done = succeeded()
+    assert event(done, "COMPLETED", outputs=OUT).discard is None
+    assert event(done, "FAILED", error=JobError("X", "late")).discard is None
+    earlier = event(done.replace(attempt=2), "COMPLETED", attempt=1, outputs=OUT)
+    assert earlier.discard is not None and earlier.discard.attempt == 1
+    # A job that ended without its attempt keeps none of its files.
+    for status in ("FAILED", "CANCELLED", "EXPIRED"):
+        ended = started.replace(status=status)
+        outcome = event(ended, "COMPLETED", outputs=OUT)
+        assert outcome.counter == "ignored_terminal" and outcome.job is None, status
+        assert outcome.discard is not None and outcome.discard.attempt == 1, status
+    assert event(started.replace(status="CANCELLED"), "CANCEL").discard is None
+
+
 def test_redelivered_started_does_not_count_a_second_attempt() -> None:
     started = event(new_job(), "STARTED").job
     assert started is not None

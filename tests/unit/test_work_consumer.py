@@ -14,7 +14,7 @@ from app.metrics import Metrics
 from app.settings import Settings
 from app.stream.avro import registry
 from app.stream.work_consumer import PartitionProgress, WorkConsumer
-from app.stream.work_queue import STOP_HEADER
+from app.stream.work_queue import DISCARD_HEADER, STOP_HEADER
 
 
 def test_commits_only_past_a_contiguous_finished_prefix() -> None:
@@ -48,6 +48,8 @@ class Generations:
         self.started: asyncio.Queue[str] = asyncio.Queue()
         self.release: dict[str, asyncio.Event] = {}
         self.stops: dict[str, Stop] = {}
+        self.discarded: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self.discards_end = asyncio.Event()
 
     async def run(self, item: WorkItem, stop: Stop) -> None:
         self.release[item.request_id] = asyncio.Event()
@@ -59,11 +61,18 @@ class Generations:
         released.cancel()
         stopped.cancel()
 
+    async def discard(self, item: WorkItem) -> int:
+        await self.discarded.put((item.request_id, item.attempt))
+        await self.discards_end.wait()
+        return 1
 
-def message(offset: int, request_id: str | None = None, stop: bool = False) -> SimpleNamespace:
+
+def message(
+    offset: int, request_id: str | None = None, stop: bool = False, discard: bool = False
+) -> SimpleNamespace:
     item = WorkItem(request_id=request_id or f"r{offset}", attempt=1, tag="t", dataset="noop",
                     channel="acme", requested_by="u", config="{}", submitted_at=0)  # fmt: skip
-    headers = [STOP_HEADER] if stop else []
+    headers = [STOP_HEADER] if stop else [DISCARD_HEADER] if discard else []
     value = registry().encode("WorkItem", item.to_record())
     return SimpleNamespace(offset=offset, value=value, headers=headers)
 
@@ -126,3 +135,20 @@ async def test_a_stop_drops_a_prefetched_attempt_and_stops_a_running_one() -> No
     generations.release["r2"].set()
     await asyncio.wait_for(asyncio.gather(*work.running), 1)
     assert work.to_commit == {tp: 5}, "the stopped, dropped and stop records are all done"
+
+
+async def test_a_discard_stops_a_copy_running_here_and_is_done_once_the_objects_are_gone() -> None:
+    generations, work, tp = await three_taken()
+    await work._take(tp, message(3, "r0", discard=True))  # r0's attempt is dead: a copy runs
+    assert generations.stops["r0"].is_set()
+    assert await asyncio.wait_for(generations.discarded.get(), 1) == ("r0", 1)
+    assert len(work.running) <= 1, "a discard takes no generation slot"
+    assert await asyncio.wait_for(generations.started.get(), 1) == "r1"
+    generations.release["r1"].set()
+    assert await asyncio.wait_for(generations.started.get(), 1) == "r2"
+    generations.release["r2"].set()
+    await asyncio.wait_for(asyncio.gather(*work.running), 1)
+    assert work.to_commit == {tp: 3}, "not past the discard while its deletes run"
+    generations.discards_end.set()
+    await asyncio.wait_for(asyncio.gather(*work.discarding), 1)
+    assert work.to_commit == {tp: 4}
