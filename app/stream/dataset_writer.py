@@ -23,7 +23,9 @@ from app.domain.managed_datasets import (
     due_for_deletion,
 )
 
-Read = Callable[[str], ManagedDataset | None]  # a dataset key -> its entry
+# (a dataset key, the fill it is read for) -> its entry. The fill says which partition's store
+# holds the key: the edge must read there, not wherever its framework's current event is.
+Read = Callable[[str, object], ManagedDataset | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,7 @@ class DatasetWriter:
         for item in batch:
             fill = item.fill
             key = fill.key
-            current = pending[key] if key in pending else read(key)
+            current = pending[key] if key in pending else read(key, item.source)
             outcome = apply_fill(current, fill, item.offset, self.clock(), self.policy)
             effects.counters.append(outcome.counter)
             if outcome.entry is None:
