@@ -288,12 +288,8 @@ class Pipeline:
         of several partitions would read most keys in the wrong database and find no job (a
         repeat then created its job afresh; the cluster's checker caught it after a worker's
         death). Writes are made the same way (:meth:`perform`)."""
-        if source is None:
-            job: Job | None = self.jobs.get(key.encode())
-            return job
-        with faust_compat.acting_for(source):
-            found: Job | None = self.jobs.get(key.encode())
-        return found
+        job: Job | None = faust_compat.read_for(self.jobs, key.encode(), source)
+        return job
 
     async def perform(self, effects: Effects) -> None:
         """Perform a batch's effects in their commit order: every table write, then every send

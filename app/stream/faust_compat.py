@@ -506,6 +506,17 @@ def acting_for(event: object) -> Iterator[None]:
         variable.reset(token)
 
 
+def read_for(table: Any, key: bytes, event: object) -> Any:
+    """``table.get(key)`` in the store of ``event``'s partition (``event`` None: the current
+    event's). Faust's RocksDB store reads the partition of the *current* event, which during a
+    batch's decisions is the batch's last: a batch of several partitions read most keys in
+    the wrong database and found nothing there. Every decision names the event it reads for."""
+    if event is None:
+        return table.get(key)
+    with acting_for(event):
+        return table.get(key)
+
+
 def guarded_producer(app: faust.App) -> GuardedProducer:
     """The app's producer, which must be the guarded one (the app's broker uses :data:`SCHEME`)."""
     producer = app.producer

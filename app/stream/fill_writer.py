@@ -117,12 +117,8 @@ class FillWriter:
         batch's last one (a SWEEP of another partition, say): read there, an append found no
         entry and started the dataset afresh, dropping its earlier rows (an integration test
         read back 6 of 10 streamed rows)."""
-        if source is None:
-            entry: ManagedDataset | None = self.table.get(key.encode())
-            return entry
-        with faust_compat.acting_for(source):
-            found: ManagedDataset | None = self.table.get(key.encode())
-        return found
+        entry: ManagedDataset | None = faust_compat.read_for(self.table, key.encode(), source)
+        return entry
 
     async def _agent(self, stream: Any) -> None:
         await self.pipeline.batches("fills", stream, self.on_fills)
