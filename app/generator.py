@@ -248,7 +248,7 @@ class Generator:
             if self.metrics is not None:
                 self.metrics.orphans_deleted.inc(keys + uploads)
             log.info(
-                "%s attempt %d ended after it was superseded: deleted its %d objects and %d "
+                "%s attempt %d ended too late to count: deleted its %d objects and %d "
                 "unfinished uploads", item.request_id, item.attempt, keys, uploads,
             )  # fmt: skip
         return keys + uploads
