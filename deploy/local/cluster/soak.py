@@ -4,10 +4,16 @@ The resident memory (``VmRSS``) of every worker process is sampled every 10 s. M
 be bounded by configuration, not by the number of jobs (invariant 5): after a warm-up (the
 first 20 % of the run: caches, read-model pages, RocksDB memtables filling), the median of
 each process's last fifth of samples may exceed the median of its second fifth by at most
-``tolerance`` (15 % by default). A process restarted by nothing (none is, here) keeps its
-samples comparable. Every sample is also appended to ``rss.csv`` in the cluster's directory
-as it is taken, and a progress line is printed every minute, so a run stopped early still
-tells what its memory did. The memory verdict is printed before the checker runs.
+``tolerance`` (15 % by default).
+
+A worker that exits on its own is started again, as in the scenarios (a processor exits on
+purpose when it can no longer vouch for its writes), and counted in ``unplanned_restarts``;
+its memory is judged per life (a series per process id), so a restart neither hides growth
+before it nor counts as growth after it.
+
+Every sample is also appended to ``rss.csv`` in the cluster's directory as it is taken, and
+a progress line is printed every minute, so a run stopped early still tells what its memory
+did. The memory verdict is printed before the checker runs.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ MIB = 1024 * 1024
 async def soak(cluster: Cluster, requests: int, rate: float, tolerance: float) -> Report:
     settings = cluster.settings()
     samples: dict[str, list[int]] = {}
+    lives: dict[str, tuple[int | None, int]] = {}  # process -> (its pid, which life)
+    restarts: list[str] = []
     started = time.monotonic()
 
     trace = (cluster.directory / "rss.csv").open("a", buffering=1)  # a line at a time
@@ -41,7 +49,13 @@ async def soak(cluster: Cluster, requests: int, rate: float, tolerance: float) -
             for name, proc in cluster.procs.items():
                 if name.startswith(("w", "api")):
                     rss = proc.rss_bytes()
-                    samples.setdefault(name, []).append(rss)
+                    pid, life = lives.get(name, (proc.pid, 1))
+                    if pid != proc.pid:  # started again: a new life, a new series
+                        life += 1
+                    lives[name] = (proc.pid, life)
+                    series = name if life == 1 else f"{name} (life {life})"
+                    if rss:  # 0: not running at this instant (exited, not yet restarted)
+                        samples.setdefault(series, []).append(rss)
                     trace.write(f"{at:.0f},{name},{rss}\n")
             if load is not None and rounds % PROGRESS_EVERY == 0:
                 _, _, acknowledged = load.ledger.counts()
@@ -55,6 +69,7 @@ async def soak(cluster: Cluster, requests: int, rate: float, tolerance: float) -
             await asyncio.sleep(SAMPLE_SECONDS)  # the sampling period, not a synchronisation
 
     sampler = asyncio.create_task(sample())
+    supervisor = asyncio.create_task(cluster.supervise(restarts.append))
     try:
         async with Load(settings, seed=7, rate=rate, total=requests) as load:
             await load.finished.wait()
@@ -62,6 +77,7 @@ async def soak(cluster: Cluster, requests: int, rate: float, tolerance: float) -
         settled = await wait_settled(settings, ledger, 1800)
     finally:
         sampler.cancel()
+        supervisor.cancel()
         trace.close()
     figures, grown = memory_verdict(samples, tolerance)
     for line in [*figures.values(), *grown] or ["no samples"]:
@@ -73,6 +89,7 @@ async def soak(cluster: Cluster, requests: int, rate: float, tolerance: float) -
         seconds=round(time.monotonic() - started, 1),
         seconds_to_settle_after_load=round(settled, 1),
         rss_tolerance=f"{tolerance:.0%}",
+        unplanned_restarts=len(restarts),
         **figures,
     )
     for growth in grown:
