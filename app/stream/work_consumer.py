@@ -130,7 +130,8 @@ class WorkConsumer(Service):
         assert self.consumer is not None
         consumer = self.consumer
         while not self.should_stop:
-            room = self.prefetch - len(self.waiting)
+            # Discards in flight take room too: they are bounded like the prefetch.
+            room = self.prefetch - len(self.waiting) - len(self.discarding)
             assigned = consumer.assignment()
             if room <= 0:
                 consumer.pause(*assigned)
@@ -167,7 +168,7 @@ class WorkConsumer(Service):
             self.stop_attempt(item)  # a copy of the dead attempt may still run here
             task = asyncio.create_task(self._discard(tp, message.offset, item))
             self.discarding.add(task)
-            task.add_done_callback(self.discarding.discard)
+            task.add_done_callback(self._discarded)
             return
         self.waiting.append((tp, message.offset, item))
         self._start_waiting()
@@ -226,10 +227,15 @@ class WorkConsumer(Service):
             self.stops.pop((item.key, item.attempt), None)
             self._finished(tp, offset)
 
+    def _discarded(self, task: asyncio.Task[None]) -> None:
+        self.discarding.discard(task)
+        self.room.set()  # a fetch paused on a full prefetch may go on
+
     async def _discard(self, tp: TopicPartition, offset: int, item: WorkItem) -> None:
         """Delete a dead attempt's objects; its offset is done once they are gone (a crash
         before that deletes them again: a discard is idempotent). Not a generation: it takes
-        no slot, and it is short (a listing and the deletes)."""
+        no generation slot, and it is short (a listing and the deletes), but it holds a place of
+        the prefetch while it runs, so a burst of them cannot grow without bound."""
         with logs.job_context(item.request_id, item.tag, item.channel, item.attempt):
             try:
                 await self.generator.discard(item)

@@ -143,12 +143,15 @@ async def test_a_discard_stops_a_copy_running_here_and_is_done_once_the_objects_
     assert generations.stops["r0"].is_set()
     assert await asyncio.wait_for(generations.discarded.get(), 1) == ("r0", 1)
     assert len(work.running) <= 1, "a discard takes no generation slot"
+    assert len(work.discarding) == 1, "but a place of the prefetch while it runs"
     assert await asyncio.wait_for(generations.started.get(), 1) == "r1"
     generations.release["r1"].set()
     assert await asyncio.wait_for(generations.started.get(), 1) == "r2"
     generations.release["r2"].set()
     await asyncio.wait_for(asyncio.gather(*work.running), 1)
     assert work.to_commit == {tp: 3}, "not past the discard while its deletes run"
+    work.room.clear()
     generations.discards_end.set()
     await asyncio.wait_for(asyncio.gather(*work.discarding), 1)
     assert work.to_commit == {tp: 4}
+    assert work.room.is_set() and not work.discarding, "its place is free again"
